@@ -51,15 +51,18 @@ def export(checkpoint: Path, out_dir: Path, formats: str | list[str] | None = No
 
 
 def package(checkpoint: Path, out_dir: Path, formats: str | list[str] | None = None,
-            config: PackageConfig | None = None, progress: Progress | None = None):
-    """Export, describe, zip and validate; the zip appears in `out_dir` only if it validates."""
+            config: PackageConfig | dict | None = None, progress: Progress | None = None):
+    """Export, describe, zip and validate; the zip appears in `out_dir` only if it validates. `config`: a
+    PackageConfig, or settings to put over the trainer's defaults (name, description, tags)."""
     from zoo.packaging.export import parse_formats
     from zoo.packaging.package import build_package
+    from zoo.trainers import default_package_config
     from zoo.trainers.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(Path(checkpoint))
-    return build_package(loaded, Path(out_dir), parse_formats(formats, loaded.framework),
-                         config or PackageConfig(), progress)
+    if not isinstance(config, PackageConfig):
+        config = default_package_config(loaded.trainer, **(config or {}))
+    return build_package(loaded, Path(out_dir), parse_formats(formats, loaded.framework), config, progress)
 
 
 def validate(source: Path, *, trust: bool = False, device: str = "cpu", keep_artifacts: Path | None = None,
@@ -106,10 +109,11 @@ def demo(out_dir: Path, trainer: str = "unet2d", quick: bool = False, device: st
     stale = sorted(out_dir.glob("*.zip")) if out_dir.exists() else []
     if stale:
         raise InputError(f"{out_dir} already holds {stale[0].name}: give an empty or new --out folder")
-    settings = dict(trainer=trainer, device=device, out=out_dir / "training")
-    config = TrainConfig.quick(**settings) if quick else TrainConfig(**settings)
+    from zoo.trainers import default_config
+
+    config = default_config(trainer, quick, device=device, out=out_dir / "training")
     trained = train(config, progress)
-    packaged = package(trained.checkpoint, out_dir, None, PackageConfig(), progress)
+    packaged = package(trained.checkpoint, out_dir, None, None, progress)
     report = packaged.report
     report.source = str(packaged.zip_path)
     report_path = report.write_json(out_dir / "validation.json")

@@ -100,7 +100,7 @@ def demo(
     result = _run(lambda: api.demo(out, trainer=trainer, quick=quick, device=device, progress=RichProgress()))
     training = result.training
     console.print(f"trained [bold]{trainer}[/bold] on {training.device} in {training.duration_s:.0f} s "
-                  f"({training.epochs_run} epochs): test IoU [bold]{training.metrics['test_iou']:.3f}[/bold]")
+                  f"({training.epochs_run} epochs): {_headline(training.metrics)}")
     _print_exported(result.package.exported)
     _print_report(result.report)
     console.print(f"package:    {result.zip_path}\nvalidation: {result.report_path}\n"
@@ -108,38 +108,43 @@ def demo(
     raise typer.Exit(result.report.exit_code)
 
 
+def _headline(metrics: dict[str, float]) -> str:
+    """The test-split metrics a trainer reports first (per-class values are in the model card)."""
+    shown = [(k, v) for k, v in metrics.items() if k.startswith("test_")][:3]
+    return ", ".join(f"{k.removeprefix('test_').replace('_', ' ')} [bold]{v:.3f}[/bold]" for k, v in shown)
+
+
 @app.command()
 def train(
-    out: Annotated[Path, typer.Option(help="Folder for checkpoint.pt.")] = Path("runs/unet2d"),
+    out: Annotated[Optional[Path], typer.Option(help="Folder for checkpoint.pt [default: runs/<trainer>].")] = None,
     trainer: Annotated[str, typer.Option(help="Trainer to run (see `zoo trainers`).")] = "unet2d",
-    data: Annotated[Optional[Path], typer.Option(help="Folder with images/ and masks/ TIFF pairs; "
-                                                      "synthetic nuclei when omitted.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Folder of the user's TIFFs (see `zoo trainers` for the layout "
+                                                      "each trainer reads); synthetic data when omitted.")] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1)] = None,
     lr: Annotated[Optional[float], typer.Option(min=0)] = None,
     seed: int = 0,
     quick: bool = False,
+    resume: Annotated[bool, typer.Option(help="Continue the run whose train_state.pt is in --out.")] = False,
     device: DeviceOption = "auto",
     verbose: Verbose = False,
 ) -> None:
     """Train a model and save its checkpoint."""
     _setup_logging(verbose)
     from zoo import api
-    from zoo.config import TrainConfig
 
     def configure():
         from pydantic import ValidationError
 
-        from zoo.config import DataConfig
         from zoo.errors import InputError
+        from zoo.trainers import default_config
 
-        overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr).items() if v is not None}
+        overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, out=out).items()
+                     if v is not None}
         try:
-            values = dict(trainer=trainer, out=out, seed=seed, device=device, **overrides)
-            config = TrainConfig.quick(**values) if quick else TrainConfig(**values)
-            if data is not None:
-                config.data = DataConfig(**{**config.data.model_dump(), "folder": data, "seed": seed})
-            return config
+            data_values = {"seed": seed, **({"folder": data} if data is not None else {})}
+            return default_config(trainer, quick, seed=seed, device=device, resume=resume, data=data_values,
+                                  **overrides)
         except ValidationError as e:
             raise InputError(f"invalid training settings: {e}") from e
 
@@ -198,7 +203,8 @@ def package(
             values["license"] = license_id
         values["target"] = target
         try:
-            return PackageConfig(**values)
+            PackageConfig(**values)
+            return values
         except ValidationError as e:
             raise InputError(f"invalid package settings: {e}") from e
 

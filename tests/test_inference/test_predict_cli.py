@@ -27,20 +27,22 @@ def test_predict_writes_one_file_per_input_and_output_and_exits_0(tiny_package, 
 
 
 def test_one_failing_image_exits_1_and_the_others_are_written(tiny_package, tmp_path, monkeypatch):
-    from zoo.inference import predict as predict_module
+    from zoo.inference.axes import MappedImage
 
-    real_run = predict_module.TileEngine.run
+    real_read = MappedImage.read
 
-    def fail_on_b(self, tiles, batch_size, **kwargs):
-        if self.images["raw"].image.path.name == "b.tif":
-            raise RuntimeError("model crashed")
-        return real_run(self, tiles, batch_size, **kwargs)
+    def fail_on_b(self, region):
+        if self.image.path.name == "b.tif":
+            raise OSError("unreadable strip")
+        return real_read(self, region)
 
-    monkeypatch.setattr(predict_module.TileEngine, "run", fail_on_b)
+    monkeypatch.setattr(MappedImage, "read", fail_on_b)
     result = runner.invoke(app, ["predict", str(tiny_package), str(image(tmp_path / "a.tif")),
-                                 str(image(tmp_path / "b.tif")), "--out", str(tmp_path / "out"), "--device", "cpu"])
+                                 str(image(tmp_path / "b.tif")), str(image(tmp_path / "c.tif")), "--out",
+                                 str(tmp_path / "out"), "--device", "cpu"])
     assert result.exit_code == 1
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_probability.tif"]
+    assert "unreadable strip" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_probability.tif", "c_probability.tif"]
 
 
 def test_bad_arguments_exit_2_with_one_line_and_no_traceback(tiny_package, tmp_path):

@@ -190,27 +190,30 @@ def test_cross_format_agreement_is_measured_on_two_sizes(tiny_package):
     findings = report.by_id("XFM001")
     assert findings and {f.status for f in findings} == {"passed"}
     assert len(findings) == 6  # four formats, every pair
-    assert all(f.details["max_abs"] <= 1e-4 and f.details["cases"] == ["test input", "other size"]
+    assert all(f.details["max_abs"] <= 1e-4 and f.details["cases"] == ["test input", "noise probe"]
                for f in findings)
 
 
 def test_a_format_that_disagrees_with_the_others_fails_cross_format(package_folder, monkeypatch):
     from zoo.validators.checks import cross_format
 
-    real = cross_format.run_on_test_input
+    real = cross_format.probe_outputs
 
-    def skew_onnx(pipeline, sample):
-        outputs = real(pipeline, sample)
-        if "onnx" in type(pipeline._adapter).__name__.lower() and sample.id == "other-size":
-            for tensor in outputs.members.values():
-                tensor.data.values[..., :4] += 0.5
+    def skew_onnx(pkg, descr5, weight_format, name):
+        outputs = real(pkg, descr5, weight_format, name)
+        if weight_format == "onnx":
+            outputs = {key: value.copy() for key, value in outputs.items()}
+            for value in outputs.values():
+                value[..., :4] += 0.5
         return outputs
 
-    monkeypatch.setattr(cross_format, "run_on_test_input", skew_onnx)
+    monkeypatch.setattr(cross_format, "probe_outputs", skew_onnx)
     report = validate_source(package_folder())
     failed = [f for f in report.by_id("XFM001") if f.status == "failed"]
     assert failed and all("onnx" in f.location for f in failed)
-    assert failed[0].details["case"] == "other size"
+    assert failed[0].details["case"] == "noise probe"
+    passed = [f for f in report.by_id("XFM001") if f.status == "passed"]
+    assert [f.location for f in passed] == ["tensorflow_saved_model_bundle vs torchscript"]
 
 
 def test_isolated_run_matches_in_process_run(tiny_package):

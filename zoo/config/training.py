@@ -44,6 +44,7 @@ class TrainConfig(StrictConfig):
     seed: int = 0
     device: Device = "auto"
     early_stopping_patience: int = Field(10, ge=1)
+    resume: bool = Field(False, description="continue the run whose train_state.pt is in `out`")
     out: Path = Path("runs/unet2d")
 
     @classmethod

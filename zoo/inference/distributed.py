@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.errors import InputError
-from zoo.inference.engine import TileEngine
+from zoo.inference.engine import run_tiles
 from zoo.inference.model import PredictionModel, load_model
 from zoo.inference.outputs import ResumeRecord, ZarrSink, output_layout, record_path, run_signature
 from zoo.progress import Progress, SilentProgress
@@ -82,7 +82,8 @@ def predict_distributed(model_source: Path, inputs, out_dir: Path, *, scheduler:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         client, cluster = _client(scheduler)
         options = dict(request=request, budget=budget, batch_size=batch_size, blend=blend)
-        file_jobs = [j for j in jobs if not (j.zarr and not model.deferred_post_ops)]
+        file_jobs = [j for j in jobs if not (j.zarr and not model.deferred_post_ops
+                                             and not model.geometry.non_spatial_outputs)]
         futures = {client.submit(_predict_file, key, dict(j.paths), Path(out_dir), axes, options, pure=False): j
                    for j in file_jobs}
         for job in jobs:
@@ -140,6 +141,9 @@ def _predict_zarr_tiles(client, key: ModelKey, model: PredictionModel, job, axes
     plan = single.make_plan(model, job.mapped, options["request"], options["budget"], options["blend"],
                             options["batch_size"], warnings)
     item.plan = plan.describe()
+    if plan.blended:  # workers would add into each other's chunks: the blended Zarr output is written here
+        warnings.append(f"{job.stem}: blended tiles of a Zarr output run in this process, not on the workers")
+        return single.run_job(model, job, progress=progress, warnings=warnings, **options)
     record = ResumeRecord(job.outputs, record_path(job), run_signature(model, job, plan))
     tiles = [t for t in plan.tiles() if t.index not in record.done]
     item.resumed_tiles = len(record.done)
@@ -175,10 +179,10 @@ def _predict_zarr_tiles(client, key: ModelKey, model: PredictionModel, job, axes
 
 
 def _run_tiles(model, job, plan, stats, tiles, batch_size: int, *, resume: bool) -> None:
-
-    sinks = {o.id: ZarrSink(job.outputs[o.id], output_layout(model, job, o), plan, resume=resume)
+    sinks = {o.id: ZarrSink(job.outputs[o.id], output_layout(model, job, o), plan, model.geometry.output_maps[o.id],
+                            resume=resume)
              for o in model.outputs}
-    TileEngine(model, job.mapped, plan, stats, sinks).run(tiles, batch_size)
+    run_tiles(model, job.mapped, plan, stats, sinks, tiles, batch_size)
 
 
 def _tiles_task(key: ModelKey, paths: dict[str, Path], out_dir: Path, axes, plan, stats, tiles,

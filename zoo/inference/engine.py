@@ -1,17 +1,22 @@
 """The tile pipeline: read + pre-process, run the model, post-process + write, each stage in its own thread(s)
 with small bounded queues between them, so that reading and writing overlap the model's compute and memory is
-bounded by the tiles in flight."""
+bounded by the tiles in flight.
+
+One run takes a stream of targets (images, or groups of images for a multi-input model): a folder of images goes
+through one pipeline, the model loaded once, the next image read while the current one runs, and the tiles of
+consecutive images with the same window shape stacked into one model call."""
 
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from zoo.errors import PredictionError
+from zoo.errors import PredictionError, ZooError
 from zoo.inference.axes import ArrayImage
 from zoo.inference.model import PredictionModel
 from zoo.inference.stats import compute_statistics
@@ -22,23 +27,47 @@ QUEUE_DEPTH = 2  # batches of tiles waiting between two stages
 STATISTICS_BUDGET = 2 * 1024**3  # for statistics of whole outputs, which are in memory already
 
 
+@dataclass(eq=False)
+class TileTarget:
+    """One image (or group of inputs) to predict: its inputs in the model's axis order, how it is cut, the
+    statistics its pre-processing needs, where its outputs go, the tiles still to run, and what to call as they
+    complete. Without `on_error` an error stops the whole run; with it, only this target fails."""
+
+    images: Mapping[str, object]
+    plan: TilePlan
+    stats: dict
+    sinks: Mapping[str, object]
+    tiles: list[Tile]
+    on_done: Callable[[list[int]], None] | None = None  # tile indices stored
+    on_finish: Callable[[], None] | None = None  # every tile stored
+    on_error: Callable[[BaseException], None] | None = None
+    failed: bool = field(default=False, init=False)
+
+
+class _Fatal(Exception):
+    """Wraps an error that must stop the whole run."""
+
+
 class TileEngine:
     """Read + pre-process, run, post-process + write: stages in their own threads (the model stage in
-    `model.workers` threads), bounded queues between."""
+    `model.workers` threads), bounded queues between. `batch_size`: tiles per model call, a number or a function
+    of the plan (tiles of consecutive targets with the same window shape share calls)."""
 
-    def __init__(self, model: PredictionModel, images: Mapping[str, object], plan: TilePlan,
-                 stats: dict, sinks: Mapping[str, object]):
+    def __init__(self, model: PredictionModel, batch_size: int | Callable[[TilePlan], int] = 1):
         self.model = model
-        self.images = images
-        self.plan = plan
-        self.stats = stats
-        self.sinks = sinks
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._remaining: dict[int, int] = {}
 
-    def run(self, tiles: list[Tile], batch_size: int, *, progress: Progress | None = None, task: str = "predict",
-            on_done=None) -> None:
+    def run(self, targets: Iterable[TileTarget], *, progress: Progress | None = None, task: str = "predict",
+            total: int | None = None) -> None:
+        """Predict every target's tiles. `targets` may be a generator: it is consumed by the reading thread, so
+        the work it does per target (statistics, opening outputs) overlaps the model's compute."""
         progress = progress or SilentProgress()
-        chunks = [tiles[i:i + batch_size] for i in range(0, len(tiles), batch_size)]
-        workers = max(1, min(self.model.workers, len(chunks)))
+        if total is None:
+            targets = list(targets)
+            total = sum(len(t.tiles) for t in targets)
+        workers = max(1, self.model.workers)
         to_model: queue.Queue = queue.Queue(QUEUE_DEPTH + workers - 1)
         to_writer: queue.Queue = queue.Queue(QUEUE_DEPTH + workers - 1)
         stop = threading.Event()
@@ -46,46 +75,82 @@ class TileEngine:
         started = time.perf_counter()
         written = [0]
 
+        def fatal(e: BaseException, first: bool = False) -> None:
+            e = e.__cause__ if isinstance(e, _Fatal) else e
+            if first:
+                failures.insert(0, e)
+            else:
+                failures.append(e)
+            stop.set()
+
+        def send(chunk: list[tuple[TileTarget, Tile]]) -> None:
+            arrays = self.prepare([(t, tile) for t, tile in chunk if not t.failed], progress)
+            if arrays is not None:
+                _put(to_model, arrays, stop)
+
         def read() -> None:
             try:
-                for chunk in chunks:
+                pending: list[tuple[TileTarget, Tile]] = []
+                for target in targets:
                     if stop.is_set():
                         return
-                    _put(to_model, (chunk, self.prepare(chunk)), stop)
+                    if not target.tiles:
+                        self._finish(target, progress)
+                        continue
+                    self._remaining[id(target)] = len(target.tiles)
+                    limit = self._limit(target.plan)
+                    if pending and (pending[0][0].plan.window_shape != target.plan.window_shape
+                                    or len(pending) >= limit):
+                        send(pending)
+                        pending = []
+                    for tile in target.tiles:
+                        pending.append((target, tile))
+                        if len(pending) >= limit:
+                            send(pending)
+                            pending = []
+                if pending and not stop.is_set():
+                    send(pending)
             except BaseException as e:
-                failures.append(e)
-                stop.set()
+                fatal(e)
             finally:
                 for _ in range(workers):
                     _put(to_model, None, stop)
 
         def compute() -> None:
-            try:
-                while (got := _get(to_model, stop)) is not None:
-                    chunk, arrays = got
-                    _put(to_writer, (chunk, self.model.run(arrays)), stop)
-            except BaseException as e:
-                failures.insert(0, e)
-                stop.set()
+            while (got := _get(to_model, stop)) is not None:
+                chunk, arrays = got
+                chunk = [(t, tile) for t, tile in chunk if not t.failed]
+                if not chunk:
+                    continue
+                try:
+                    outputs = self.model.run(arrays)
+                except Exception as e:
+                    self._fail_all(chunk, e, progress)
+                    continue
+                _put(to_writer, (chunk, outputs), stop)
 
         def write() -> None:
             try:
                 while (got := _get(to_writer, stop)) is not None:
                     chunk, outputs = got
-                    self.store(chunk, outputs)
-                    if on_done is not None:
-                        on_done([t.index for t in chunk])
+                    self.store(chunk, outputs, progress)
                     written[0] += len(chunk)
                     rate = written[0] / max(time.perf_counter() - started, 1e-9)
                     progress.advance(len(chunk), **{"tiles/s": f"{rate:.2f}"})
             except BaseException as e:
-                failures.append(e)
-                stop.set()
+                fatal(e)
 
-        progress.start(task, len(tiles))
+        progress.start(task, total)
         reader = threading.Thread(target=read, name="zoo-predict-read", daemon=True)
         writer = threading.Thread(target=write, name="zoo-predict-write", daemon=True)
-        models = [threading.Thread(target=compute, name=f"zoo-predict-model-{i}", daemon=True)
+
+        def model_worker() -> None:
+            try:
+                compute()
+            except BaseException as e:
+                fatal(e, first=True)
+
+        models = [threading.Thread(target=model_worker, name=f"zoo-predict-model-{i}", daemon=True)
                   for i in range(workers - 1)]
         for thread in (reader, writer, *models):
             thread.start()
@@ -94,8 +159,7 @@ class TileEngine:
             for thread in models:
                 thread.join()
         except BaseException as e:
-            failures.insert(0, e)
-            stop.set()
+            fatal(e, first=True)
         finally:
             _put(to_writer, None, stop)
             reader.join()
@@ -106,45 +170,89 @@ class TileEngine:
         if failures:
             raise failures[0]
 
-    # read side
-    def prepare(self, chunk: list[Tile]) -> list[np.ndarray]:
-        """Pre-processed input windows for a batch of tiles, stacked along each input's batch axis."""
-        from bioimageio.core import Sample, Tensor
-        from bioimageio.core.axis import AxisId
-        from bioimageio.core.common import MemberId
+    def _limit(self, plan: TilePlan) -> int:
+        return max(1, self.batch_size(plan) if callable(self.batch_size) else self.batch_size)
 
+    # failures of one target
+    def _fail(self, target: TileTarget, error: BaseException, progress: Progress) -> None:
+        """Mark a target failed (its other tiles are skipped), or stop the run when it takes no errors."""
+        if target.on_error is None or isinstance(error, ZooError) or not isinstance(error, Exception):
+            raise _Fatal() from error
+        with self._lock:
+            if target.failed:
+                return
+            target.failed = True
+            left = self._remaining.pop(id(target), 0)
+        progress.advance(left)
+        target.on_error(error)
+
+    def _fail_all(self, chunk: list[tuple[TileTarget, Tile]], error: BaseException, progress: Progress) -> None:
+        for target in dict.fromkeys(t for t, _ in chunk):
+            self._fail(target, error, progress)
+
+    def _finish(self, target: TileTarget, progress: Progress) -> None:
+        if target.on_finish is None:
+            return
+        try:
+            target.on_finish()
+        except Exception as e:
+            self._fail(target, e, progress)
+
+    # read side
+    def prepare(self, chunk: list[tuple[TileTarget, Tile]], progress: Progress):
+        """(chunk, pre-processed input windows stacked along each input's batch axis), or None when every target
+        in the chunk failed; a window that cannot be read fails its own target only."""
         per_input: dict[str, list[np.ndarray]] = {spec.id: [] for spec in self.model.inputs}
-        for tile in chunk:
-            members, stat = {}, {}
-            for spec in self.model.inputs:
-                data, regions, index_maps = self.window(spec, tile)
-                members[MemberId(spec.id)] = Tensor.from_numpy(data, dims=[AxisId(a) for a in spec.axis_ids])
-                for measure, value in self.stats.items():
-                    if str(measure.member_id) == spec.id:
-                        stat[measure] = value.window(regions, index_maps)
-            sample = Sample(members=members, stat=stat, id=None)
-            for op in self.model.pre_ops:
-                op(sample)
-            for spec in self.model.inputs:
-                tensor = sample.members[MemberId(spec.id)]
-                per_input[spec.id].append(tensor.transpose([AxisId(a) for a in spec.axis_ids]).data.to_numpy())
+        kept = []
+        for target, tile in chunk:
+            if target.failed:
+                continue
+            try:
+                windows = self.preprocess(target, tile)
+            except Exception as e:
+                self._fail(target, e, progress)
+                continue
+            kept.append((target, tile))
+            for spec, window in zip(self.model.inputs, windows):
+                per_input[spec.id].append(window)
+        if not kept:
+            return None
         arrays = []
         for spec in self.model.inputs:
             batch = spec.of_kind("batch")
             parts = per_input[spec.id]
             stacked = np.concatenate(parts, axis=spec.axis_ids.index(batch[0].id)) if batch else parts[0]
             arrays.append(np.ascontiguousarray(stacked))
-        return arrays
+        return kept, arrays
 
-    def window(self, spec, tile: Tile) -> tuple[np.ndarray, dict, dict]:
+    def preprocess(self, target: TileTarget, tile: Tile) -> list[np.ndarray]:
+        """One tile's pre-processed input windows, in the rdf's input order."""
+        from bioimageio.core import Sample, Tensor
+        from bioimageio.core.axis import AxisId
+        from bioimageio.core.common import MemberId
+
+        members, stat = {}, {}
+        for spec in self.model.inputs:
+            data, regions, index_maps = self.window(target, spec, tile)
+            members[MemberId(spec.id)] = Tensor.from_numpy(data, dims=[AxisId(a) for a in spec.axis_ids])
+            for measure, value in target.stats.items():
+                if str(measure.member_id) == spec.id:
+                    stat[measure] = value.window(regions, index_maps)
+        sample = Sample(members=members, stat=stat, id=None)
+        for op in self.model.pre_ops:
+            op(sample)
+        return [sample.members[MemberId(spec.id)].transpose([AxisId(a) for a in spec.axis_ids]).data.to_numpy()
+                for spec in self.model.inputs]
+
+    def window(self, target: TileTarget, spec, tile: Tile) -> tuple[np.ndarray, dict, dict]:
         """The raw input window of a tile, padded by the model's padding mode where it leaves the image."""
-        image = self.images[spec.id]
+        image = target.images[spec.id]
         regions: dict[str, tuple[int, int]] = {}
         index_maps: dict[str, np.ndarray] = {}
         batch = spec.of_kind("batch")
         if batch:
             regions[batch[0].id] = (tile.batch, tile.batch + 1)
-        for tiling, k in zip(self.plan.axes, tile.grid):
+        for tiling, k in zip(target.plan.axes, tile.grid):
             if tiling.axis not in image.shape:
                 continue
             start, stop = tiling.window(k)
@@ -168,43 +276,87 @@ class TileEngine:
         return data, regions, index_maps
 
     # write side
-    def store(self, chunk: list[Tile], outputs: list[np.ndarray]) -> None:
-        outputs = self.postprocess(outputs)
-        by_axis = {a.axis: (i, a) for i, a in enumerate(self.plan.axes)}
-        for j, tile in enumerate(chunk):
-            for spec, data in zip(self.model.outputs, outputs):
-                index: list = [slice(None)] * data.ndim
-                region: dict[str, tuple[int, int]] = {}
-                weights = []
-                batch = spec.of_kind("batch")
-                if batch:
-                    position = spec.axis_ids.index(batch[0].id)
-                    index[position] = slice(j, j + 1)
-                    region[batch[0].id] = (tile.batch, tile.batch + 1)
-                for axis_map in self.model.geometry.output_maps[spec.id]:
-                    i, tiling = by_axis[axis_map.input_axis]
-                    k = tile.grid[i]
-                    start, _ = tiling.window(k)
-                    lo, hi = tiling.kept(k)
-                    ratio = axis_map.ratio
-                    bounds = [(lo - start) * ratio, (hi - start) * ratio, lo * ratio, hi * ratio]
-                    if any(b.denominator != 1 for b in bounds):
-                        raise PredictionError(f"output {spec.id} axis {axis_map.output_axis} is scaled by {ratio}, "
-                                              f"which does not map tile {tile.grid} onto whole pixels")
-                    position = spec.axis_ids.index(axis_map.output_axis)
-                    index[position] = slice(int(bounds[0]), int(bounds[1]))
-                    region[axis_map.output_axis] = (int(bounds[2]), int(bounds[3]))
-                    if tiling.overlap:
-                        weights.append((position, tiling.blend_weights(k)))
-                piece = data[tuple(index)]
-                weight = None
-                if weights:
-                    weight = np.ones([1] * piece.ndim, dtype=np.float32)
-                    for position, w in weights:
-                        shape = [1] * piece.ndim
-                        shape[position] = w.size
-                        weight = weight * w.reshape(shape)
-                self.sinks[spec.id].write(region, piece, weight, self.full_shape(spec, data))
+    def store(self, chunk: list[tuple[TileTarget, Tile]], outputs: list[np.ndarray], progress: Progress) -> None:
+        """Post-process a model call's outputs and hand every tile's part to its target's sinks."""
+        try:
+            outputs = self.postprocess(outputs)
+        except Exception as e:
+            self._fail_all(chunk, e, progress)
+            return
+        by_target: dict[int, list[tuple[int, Tile]]] = {}
+        targets: dict[int, TileTarget] = {}
+        for j, (target, tile) in enumerate(chunk):
+            by_target.setdefault(id(target), []).append((j, tile))
+            targets[id(target)] = target
+        for key, placed in by_target.items():
+            target = targets[key]
+            if target.failed:
+                continue
+            try:
+                for j, tile in placed:
+                    self.store_tile(target, tile, j, outputs)
+                if target.on_done is not None:
+                    target.on_done([tile.index for _, tile in placed])
+            except Exception as e:
+                self._fail(target, e, progress)
+                continue
+            with self._lock:
+                left = self._remaining.get(key, 0) - len(placed)
+                self._remaining[key] = left
+            if left == 0:
+                self._remaining.pop(key, None)
+                self._finish(target, progress)
+
+    def store_tile(self, target: TileTarget, tile: Tile, j: int, outputs: list[np.ndarray]) -> None:
+        """Crop entry `j` of the outputs to what `tile` owns and write it into the target's sinks."""
+        by_axis = {a.axis: (i, a) for i, a in enumerate(target.plan.axes)}
+        for spec, data in zip(self.model.outputs, outputs):
+            index: list = [slice(None)] * data.ndim
+            region: dict[str, tuple[int, int]] = {}
+            weights = []
+            batch = spec.of_kind("batch")
+            if batch:
+                position = spec.axis_ids.index(batch[0].id)
+                index[position] = slice(j, j + 1)
+                region[batch[0].id] = (tile.batch, tile.batch + 1)
+            empty = False
+            for axis_map in self.model.geometry.output_maps[spec.id]:
+                i, tiling = by_axis[axis_map.input_axis]
+                k = tile.grid[i]
+                start, stop = tiling.window(k)
+                lo, hi = tiling.kept(k)
+                ratio, length = axis_map.ratio, axis_map.length(tiling.length)
+                # the last tile owns the output's end, however the rdf's offset and rounding place it
+                out_lo, out_hi = lo * ratio, (length if k == tiling.count - 1 else hi * ratio)
+                out_lo, out_hi = max(out_lo, 0), min(out_hi, length)
+                origin = start * ratio
+                if any(b.denominator != 1 for b in (out_lo, origin)):
+                    raise PredictionError(f"output {spec.id} axis {axis_map.output_axis} is scaled by {ratio}, "
+                                          f"which does not map tile {tile.grid} onto whole pixels")
+                position = spec.axis_ids.index(axis_map.output_axis)
+                first, last = int(out_lo - origin), int(out_hi - origin)
+                if out_hi > out_lo and last > data.shape[position]:
+                    expected = axis_map.length(stop - start)
+                    raise PredictionError(
+                        f"output {spec.id} axis {axis_map.output_axis}: the model returned {data.shape[position]} "
+                        f"pixels for a window of {stop - start}, the rdf's size (·{ratio}{axis_map.offset:+d}) "
+                        f"promises {expected}: correct the output's size in the rdf")
+                empty = empty or out_hi <= out_lo
+                index[position] = slice(first, last)
+                region[axis_map.output_axis] = (int(out_lo), int(out_hi))
+                if tiling.overlap:
+                    weights.append((position, tiling.blend_weights(k)))
+            if empty:
+                continue  # a model that crops more than this tile owns (only at the image's end)
+            piece = data[tuple(index)]
+            weight = None
+            if weights:
+                weight = np.ones([1] * piece.ndim, dtype=np.float32)
+                for position, w in weights:
+                    shape = [1] * piece.ndim
+                    shape[position] = w.size
+                    weight = weight * w.reshape(shape)
+            target.sinks[spec.id].write(region, piece, weight, self.full_shape(target, spec, data))
 
     def postprocess(self, outputs: list[np.ndarray]) -> list[np.ndarray]:
         if not self.model.tile_post_ops:
@@ -220,18 +372,26 @@ class TileEngine:
         return [sample.members[MemberId(s.id)].transpose([AxisId(a) for a in s.axis_ids]).data.to_numpy()
                 for s in self.model.outputs]
 
-    def full_shape(self, spec, data: np.ndarray) -> tuple[int, ...]:
-        lengths = {a.axis: a.length for a in self.plan.axes}
+    def full_shape(self, target: TileTarget, spec, data: np.ndarray) -> tuple[int, ...]:
+        lengths = {a.axis: a.length for a in target.plan.axes}
         maps = {m.output_axis: m for m in self.model.geometry.output_maps[spec.id]}
         shape = []
         for i, axis in enumerate(spec.axes):
             if axis.kind == "batch":
-                shape.append(self.plan.batch)
+                shape.append(target.plan.batch)
             elif axis.id in maps:
-                shape.append(int(lengths[maps[axis.id].input_axis] * maps[axis.id].ratio))
+                shape.append(maps[axis.id].length(lengths[maps[axis.id].input_axis]))
             else:
                 shape.append(data.shape[i])
         return tuple(shape)
+
+
+def run_tiles(model: PredictionModel, images: Mapping[str, object], plan: TilePlan, stats: dict,
+              sinks: Mapping[str, object], tiles: list[Tile], batch_size: int, *, progress: Progress | None = None,
+              task: str = "predict", on_done: Callable[[list[int]], None] | None = None) -> None:
+    """The tiles of one image through the pipeline; any error stops the run."""
+    target = TileTarget(images, plan, stats, sinks, tiles, on_done=on_done)
+    TileEngine(model, batch_size).run([target], progress=progress, task=task)
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> None:
@@ -277,4 +437,4 @@ def apply_deferred(model: PredictionModel, arrays: dict[str, np.ndarray]) -> dic
             for k in arrays}
 
 
-__all__ = ["QUEUE_DEPTH", "TileEngine", "apply_deferred"]
+__all__ = ["QUEUE_DEPTH", "TileEngine", "TileTarget", "apply_deferred", "run_tiles"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +40,42 @@ def image_stem(path: Path) -> str:
     return Path(path).stem
 
 
-@dataclass
 class ImageSource:
     """An image as stored: `data` is array-like (numpy, memory map or zarr array), `axes` one letter per
-    dimension (tifffile's letters: T Z C Y X S, Q for unknown) or None when the file does not say."""
+    dimension (tifffile's letters: T Z C Y X S, Q for unknown) or None when the file does not say.
 
-    path: Path
-    data: Any
-    axes: str | None
-    kind: str  # tiff | png | npy | zarr
-    closers: list[Callable[[], None]] = field(default_factory=list)
+    With a `loader`, only the header has been read: `shape` and `dtype` are known, the pixels are read on the first
+    use of `data` and dropped again by close(), so that a folder of many images holds one at a time."""
+
+    def __init__(self, path: Path, data: Any, axes: str | None, kind: str,
+                 closers: list[Callable[[], None]] | None = None, *, shape: tuple[int, ...] | None = None,
+                 dtype=None, loader: Callable[[], tuple[Any, list[Callable[[], None]]]] | None = None):
+        self.path = Path(path)
+        self.axes = axes
+        self.kind = kind  # tiff | png | npy | zarr
+        self.closers = list(closers or [])
+        self._data = data
+        self._shape = tuple(int(n) for n in shape) if shape is not None else None
+        self._dtype = np.dtype(dtype) if dtype is not None else None
+        self._loader = loader
+
+    @property
+    def data(self) -> Any:
+        if self._data is None and self._loader is not None:
+            self._data, closers = self._loader()
+            self.closers.extend(closers)
+        return self._data
 
     @property
     def shape(self) -> tuple[int, ...]:
+        if self._data is None and self._shape is not None:
+            return self._shape
         return tuple(int(n) for n in self.data.shape)
 
     @property
     def dtype(self) -> np.dtype:
+        if self._data is None and self._dtype is not None:
+            return self._dtype
         return np.dtype(self.data.dtype)
 
     @property
@@ -71,10 +89,13 @@ class ImageSource:
             except Exception:  # closing is best effort
                 logger.debug("closing %s failed", self.path, exc_info=True)
         self.closers.clear()
+        if self._loader is not None:
+            self._data = None  # read again if used again
 
 
-def open_image(path: Path, *, lazy_above_bytes: int = 1 << 30) -> ImageSource:
-    """Open an image; TIFFs larger than `lazy_above_bytes` are read box by box through zarr."""
+def open_image(path: Path, *, lazy_above_bytes: int = 1 << 30, defer: bool = False) -> ImageSource:
+    """Open an image; TIFFs larger than `lazy_above_bytes` are read box by box through zarr. `defer`: read only
+    the header of TIFF and PNG files now, the pixels on first use."""
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path} does not exist: give a TIFF, PNG, .npy or Zarr image")
@@ -83,12 +104,9 @@ def open_image(path: Path, *, lazy_above_bytes: int = 1 << 30) -> ImageSource:
             return _open_zarr(path)
         suffix = path.suffix.lower()
         if suffix in (".tif", ".tiff"):
-            return _open_tiff(path, lazy_above_bytes)
+            return _open_tiff(path, lazy_above_bytes, defer)
         if suffix == ".png":
-            import imageio.v3 as iio
-
-            data = np.asarray(iio.imread(path))
-            return ImageSource(path, data, "YX" if data.ndim == 2 else "YXS", "png")
+            return _open_png(path, defer)
         if suffix == ".npy":
             data = np.load(path, mmap_mode="r", allow_pickle=False)
             return ImageSource(path, data, None, "npy")
@@ -100,26 +118,50 @@ def open_image(path: Path, *, lazy_above_bytes: int = 1 << 30) -> ImageSource:
                      "or a .zarr folder")
 
 
-def _open_tiff(path: Path, lazy_above_bytes: int) -> ImageSource:
+def _open_png(path: Path, defer: bool) -> ImageSource:
+    import imageio.v3 as iio
+
+    def load():
+        return np.asarray(iio.imread(path)), []
+
+    if not defer:
+        data = load()[0]
+        return ImageSource(path, data, "YX" if data.ndim == 2 else "YXS", "png")
+    props = iio.improps(path)
+    return ImageSource(path, None, "YX" if len(props.shape) == 2 else "YXS", "png", shape=props.shape,
+                       dtype=props.dtype, loader=load)
+
+
+def _open_tiff(path: Path, lazy_above_bytes: int, defer: bool = False) -> ImageSource:
     import tifffile
 
-    tif = tifffile.TiffFile(path)
-    try:
-        series = tif.series[0]
-        axes = series.axes.replace("I", "Q")
-        nbytes = int(np.prod(series.shape, dtype=np.int64)) * np.dtype(series.dtype).itemsize
-        if nbytes <= lazy_above_bytes:
-            data = series.asarray()
-            tif.close()
-            return ImageSource(path, data, axes, "tiff")
-        import zarr
+    def load():
+        tif = tifffile.TiffFile(path)
+        try:
+            series = tif.series[0]
+            if _nbytes(series) <= lazy_above_bytes:
+                data = series.asarray()
+                tif.close()
+                return data, []
+            import zarr
 
-        store = series.aszarr(level=0)
-        data = zarr.open(store, mode="r")
-        return ImageSource(path, data, axes, "tiff", [tif.close, store.close])
-    except BaseException:
-        tif.close()
-        raise
+            store = series.aszarr(level=0)
+            return zarr.open(store, mode="r"), [tif.close, store.close]
+        except BaseException:
+            tif.close()
+            raise
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes, shape, dtype = series.axes.replace("I", "Q"), series.shape, series.dtype
+    if defer:
+        return ImageSource(path, None, axes, "tiff", shape=shape, dtype=dtype, loader=load)
+    data, closers = load()
+    return ImageSource(path, data, axes, "tiff", closers)
+
+
+def _nbytes(series) -> int:
+    return int(np.prod(series.shape, dtype=np.int64)) * np.dtype(series.dtype).itemsize
 
 
 def _open_zarr(path: Path) -> ImageSource:
@@ -176,6 +218,25 @@ def write_tiff(path: Path, array: np.ndarray, axes: str) -> Path:
     return path
 
 
+def write_csv(path: Path, header: list[str], rows: np.ndarray) -> Path:
+    """A table with one header line, written atomically like the TIFFs."""
+    import csv
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            for row in np.asarray(rows):
+                writer.writerow([repr(v.item()) if isinstance(v, np.floating) else v.item() for v in row])
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def create_zarr(path: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], axes: str):
     """A new OME-Zarr (NGFF 0.4, Zarr format 2, readable by zarr 2 and 3) with one scale level `0`."""
     group = _open_group(path, "w")
@@ -219,4 +280,4 @@ def _create_array(group, name: str, shape, chunks, dtype):
 
 
 __all__ = ["ImageSource", "create_zarr", "image_stem", "is_image", "is_zarr", "open_image", "open_zarr_output",
-           "write_tiff"]
+           "write_csv", "write_tiff"]

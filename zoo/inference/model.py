@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -75,11 +76,19 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class OutputAxisMap:
-    """How an output axis follows a tiled input axis: output index = input index · ratio."""
+    """How an output axis follows a tiled input axis: output index = input index · ratio, and the output is
+    `offset` pixels longer (negative: shorter) than the input · ratio (bioimageio.spec's SizeReference). A window
+    starting at input index s yields output from index s · ratio on: a translation-equivariant model crops (or
+    pads) the same border from every window as from the whole image."""
 
     output_axis: str
     input_axis: str
     ratio: Fraction
+    offset: int = 0
+
+    def length(self, input_length: int) -> int:
+        """The output's length for an input of `input_length` (the spec's int(size · scale ratio + offset))."""
+        return int(input_length * self.ratio + self.offset)
 
 
 @dataclass
@@ -88,11 +97,21 @@ class Geometry:
 
     tiled_axes: tuple[str, ...]  # input axes cut into tiles, in the first input's order
     sizes: dict[str, ValidSizes]  # valid window sizes per tiled axis, common to all inputs
-    halo: dict[str, int]  # input pixels of context per side per tiled axis
+    halo: dict[str, int]  # input pixels of context before each tile, per tiled axis
     align: dict[str, int]  # tile strides are multiples of this (the pooling grid)
     output_maps: dict[str, list[OutputAxisMap]]  # output id -> its axes that follow tiled axes
     batch_fixed: bool  # the model takes exactly one batch entry
     tileable: str | None = None  # None, or why the model cannot be tiled
+    halo_after: dict[str, int] = field(default_factory=dict)  # context after each tile (default: `halo`)
+    non_spatial_outputs: tuple[str, ...] = ()  # outputs with no axis that follows the image (classifiers)
+
+    def after(self, axis: str) -> int:
+        return self.halo_after.get(axis, self.halo[axis])
+
+    @property
+    def resized_outputs(self) -> bool:
+        """Some output is scaled or offset relative to its input (blending needs outputs the input's size)."""
+        return any(m.ratio != 1 or m.offset for maps in self.output_maps.values() for m in maps)
 
 
 def resolve_device(device: str) -> str:
@@ -164,8 +183,17 @@ def load_model(source: Path, *, weights: str | None = None, device: str = "auto"
         inputs = [_tensor_spec(t, is_input=True) for t in descr.inputs]
         outputs = [_tensor_spec(t, is_input=False) for t in descr.outputs]
         geometry = derive_geometry(inputs, outputs)
-        device = resolve_device(device)
-        weight_format, backend, not_used, workers = _load_weights(descr, opened, weights, device, trust)
+        requested, device = device, resolve_device(device)
+        try:
+            weight_format, backend, not_used, workers = _load_weights(descr, opened, weights, device, trust)
+        except WeightsError as e:
+            if requested != "auto" or device == "cpu":
+                raise
+            # --device auto on a GPU machine: weights that cannot run on CUDA here still run on the CPU
+            logger.warning("no weights usable on CUDA (%s); predicting on the CPU", e)
+            device = "cpu"
+            weight_format, backend, not_used, workers = _load_weights(descr, opened, weights, device, trust)
+            not_used["cuda"] = str(e)
         pre_ops, post_ops, measures = _processing(descr)
         tile_post, deferred = _split_post(post_ops)
         return PredictionModel(
@@ -266,28 +294,51 @@ def derive_geometry(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> Geom
                 reasons.append(f"the inputs take no common size along {axis_id}")
                 break
         sizes[axis_id] = common or ValidSizes(1, 1)
-    halo = dict.fromkeys(tiled, 0)
+    before = dict.fromkeys(tiled, 0)
+    after = dict.fromkeys(tiled, 0)
+    quantum = dict.fromkeys(tiled, 1)  # input pixels that make whole output pixels on every output
     output_maps: dict[str, list[OutputAxisMap]] = {}
+    non_spatial = []
     for tensor in outputs:
         maps = []
         for axis in tensor.axes:
             if axis.kind in ("batch", "channel"):
+                continue
+            if axis.kind == "index":
+                reasons.append(f"output {tensor.id} has an index axis ({axis.id}) whose size the data decides")
                 continue
             if axis.reference is None or axis.reference[0] not in by_id or axis.reference[1] not in tiled:
                 reasons.append(f"output {tensor.id} axis {axis.id} does not follow an input's spatial axis")
                 continue
             reference = by_id[axis.reference[0]].axis(axis.reference[1])
             ratio = Fraction(reference.scale).limit_denominator(1000) / Fraction(axis.scale).limit_denominator(1000)
-            if axis.offset:
-                reasons.append(f"output {tensor.id} axis {axis.id} is offset by {axis.offset} from its input")
-            maps.append(OutputAxisMap(axis.id, axis.reference[1], ratio))
-            halo[axis.reference[1]] = max(halo[axis.reference[1]], math_ceil(Fraction(axis.halo) / ratio))
+            input_axis = axis.reference[1]
+            maps.append(OutputAxisMap(axis.id, input_axis, ratio, axis.offset))
+            # a window [s, s + w) yields output [s·r, (s + w)·r + offset), of which `halo` is unreliable at each end
+            before[input_axis] = max(before[input_axis], math_ceil(Fraction(axis.halo) / ratio))
+            after[input_axis] = max(after[input_axis], math_ceil(Fraction(axis.halo - min(axis.offset, 0)) / ratio))
+            quantum[input_axis] = math.lcm(quantum[input_axis], ratio.denominator)
         output_maps[tensor.id] = maps
-    align = {a: _alignment(sizes[a], halo[a]) for a in tiled}
+        missing = [a for a in tiled if maps and a not in {m.input_axis for m in maps}]
+        if missing:
+            reasons.append(f"output {tensor.id} has no axis that follows input axis {', '.join(missing)}")
+        if not maps and tiled:
+            non_spatial.append(tensor.id)
+            reasons.append(f"output {tensor.id} has no axis that follows the image (e.g. a classifier's classes): "
+                           "each image goes through the model whole")
+    halo = {a: _round_up(before[a], quantum[a]) for a in tiled}
+    halo_after = {a: _round_up(after[a], quantum[a]) for a in tiled}
+    align = {a: math.lcm(_alignment(sizes[a], halo[a] + halo_after[a]), quantum[a]) for a in tiled}
     batch = first.of_kind("batch")
     return Geometry(tiled, sizes, halo, align, output_maps,
                     batch_fixed=bool(batch and batch[0].sizes is not None),
-                    tileable="; ".join(dict.fromkeys(reasons)) or None)
+                    tileable="; ".join(dict.fromkeys(reasons)) or None,
+                    halo_after={a: n for a, n in halo_after.items() if n != halo[a]},
+                    non_spatial_outputs=tuple(non_spatial))
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def math_ceil(value: Fraction) -> int:
@@ -302,12 +353,12 @@ def _resolve_sizes(axis: AxisSpec, inputs: dict[str, TensorSpec], depth: int = 0
     return _resolve_sizes(target, inputs, depth + 1) if target is not None else None
 
 
-def _alignment(sizes: ValidSizes, halo: int) -> int:
+def _alignment(sizes: ValidSizes, context: int) -> int:
     """Tile strides are multiples of this: the size step (a U-Net's pooling factor), or for fixed sizes the
-    largest power of two up to 64 that leaves room for the halo."""
+    largest power of two up to 64 that leaves room for the halo (`context`: before and after together)."""
     if sizes.step:
         return sizes.step
-    room = sizes.min - 2 * halo
+    room = sizes.min - context
     power = 64
     while power > 1 and room < power:
         power //= 2

@@ -3,6 +3,7 @@ tiles written straight into OME-Zarr chunks, with a small record that lets a res
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -16,9 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zoo.errors import InputError
 from zoo.inference.image_io import create_zarr, open_zarr_output
-from zoo.inference.tiling import TilePlan
+from zoo.inference.tiling import Tile, TilePlan
 
 if TYPE_CHECKING:
     from zoo.inference.model import PredictionModel
@@ -112,43 +112,139 @@ def output_layout(model: PredictionModel, job: Job, output) -> FileLayout:
         elif axis.kind == "channel":
             letters.append("C")
         elif axis.id in maps:
-            letters.append(input_letters.get(maps[axis.id], axis.id[0].upper()))
+            letter = input_letters.get(maps[axis.id], axis.id[0].upper())
+            # pages of unknown meaning read as the model's z are written as z
+            letters.append("Z" if letter == "Q" and maps[axis.id] == "z" else letter)
         else:
             letters.append("Q")
     return FileLayout(output.axis_ids, tuple(letters))
 
 
-class ZarrSink:
-    """Tiles written straight into an OME-Zarr output whose chunks are the tiles' output boxes, so that
-    every tile writes whole chunks of its own."""
+def output_table(output, data: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """An output without spatial axes (a classifier's) as a table: one row per batch entry, one column per
+    channel (named by the rdf's channel names), other axes flattened into more columns."""
+    batch = output.of_kind("batch")
+    if batch:
+        data = np.moveaxis(data, output.axis_ids.index(batch[0].id), 0)
+        rest = [a for a in output.axes if a.kind != "batch"]
+    else:
+        data = data[None]
+        rest = list(output.axes)
+    rows = data.reshape(data.shape[0], -1)
+    if len(rest) == 1 and rest[0].kind == "channel" and len(rest[0].channel_names) == rows.shape[1]:
+        header = list(rest[0].channel_names)
+    elif rows.shape[1] == 1:
+        header = [output.id]
+    else:
+        header = [f"{output.id}[{','.join(map(str, i))}]" for i in np.ndindex(*data.shape[1:])]
+    return header, rows
 
-    def __init__(self, path: Path, layout: FileLayout, plan: TilePlan, *, resume: bool):
+
+class ZarrSink:
+    """Tiles written straight into an OME-Zarr output whose chunks are the tiles' own output boxes, so that every
+    tile writes whole chunks of its own.
+
+    Blended tiles reach into their neighbours' chunks: a chunk's weighted sum is kept in memory until the last
+    tile that reaches into it is in, then written once. Tiles come in raster order, so at most about three rows
+    of tiles (slabs, for 3D) are held. `done`: chunks an interrupted run has written already (they are left as
+    they are); completed() tells which chunks have been written since it was last asked."""
+
+    def __init__(self, path: Path, layout: FileLayout, plan: TilePlan, maps=(), *, resume: bool,
+                 done: set[int] | None = None):
         self.path = path
         self.layout = layout
         self.plan = plan
+        self.ratios = {m.output_axis: m.ratio for m in maps}
+        self.inputs = {m.output_axis: m.input_axis for m in maps}
         self.array = open_zarr_output(path) if resume else None
+        self.done = set(done or ())
+        self.pending: dict[int, list] = {}  # chunk index -> [weighted sum, tiles still to come]
+        self._completed: set[int] = set()
 
     def write(self, region, data: np.ndarray, weight, full_shape) -> None:
-        if weight is not None:
-            raise InputError("blending overlapping tiles is not supported for Zarr outputs: give --blend 0 or a "
-                             "model with a halo")
         if self.array is None:
             if self.path.exists():
                 shutil.rmtree(self.path)
+            dtype = np.float32 if weight is not None and data.dtype.kind != "f" else data.dtype
             chunks = self._chunks(full_shape, data.shape)
-            self.array = create_zarr(self.path, self.layout.file_shape(full_shape), data.dtype,
+            self.array = create_zarr(self.path, self.layout.file_shape(full_shape), dtype,
                                      self.layout.file_shape(chunks), self.layout.axes)
-        self.array[self.layout.file_index(region)] = self.layout.to_file(data)
+        if weight is None:
+            self.array[self.layout.file_index(region)] = self.layout.to_file(data)
+            return
+        self._accumulate(region, data * weight, full_shape)
+
+    def completed(self) -> set[int]:
+        """Chunks (numbered like the tiles whose own range they are) written since the last call."""
+        finished, self._completed = self._completed, set()
+        return finished
+
+    def _accumulate(self, region, weighted: np.ndarray, full_shape) -> None:
+        """Add a blended tile (output = input coordinates: blending is refused for resized outputs) to the chunks
+        it reaches into; write each chunk whose last contribution this was."""
+        axes = self.plan.axes
+        model_axes = self.layout.model_axes
+        output_of = {i: o for o, i in self.inputs.items()}
+        batch = next((region[a][0] for a in model_axes if a in region and a not in self.inputs), 0)
+        touched = [range(region[output_of[t.axis]][0] // t.stride, (region[output_of[t.axis]][1] - 1) // t.stride + 1)
+                   for t in axes]
+        for grid in itertools.product(*touched):
+            chunk = self.plan.index(batch, grid)
+            if chunk in self.done:
+                continue
+            box = dict(region)
+            for tiling, k in zip(axes, grid):
+                box[output_of[tiling.axis]] = (k * tiling.stride, min((k + 1) * tiling.stride, tiling.length))
+            entry = self.pending.get(chunk)
+            if entry is None:
+                shape = [box[a][1] - box[a][0] if a in self.inputs else n for a, n in zip(model_axes, weighted.shape)]
+                contributions = len(self.plan.neighbours(Tile(chunk, batch, tuple(grid))))
+                entry = [np.zeros(shape, dtype=np.result_type(weighted, np.float32)), contributions, box]
+                self.pending[chunk] = entry
+            in_piece, in_chunk = [], []
+            for a in model_axes:
+                if a in self.inputs:
+                    lo, hi = max(box[a][0], region[a][0]), min(box[a][1], region[a][1])
+                    in_piece.append(slice(lo - region[a][0], hi - region[a][0]))
+                    in_chunk.append(slice(lo - box[a][0], hi - box[a][0]))
+                else:
+                    in_piece.append(slice(None))
+                    in_chunk.append(slice(None))
+            entry[0][tuple(in_chunk)] += weighted[tuple(in_piece)]
+            entry[1] -= 1
+            if entry[1] == 0:
+                total, _, where = self.pending.pop(chunk)
+                self.array[self.layout.file_index(where)] = self.layout.to_file(total.astype(self.array.dtype))
+                self._completed.add(chunk)
 
     def _chunks(self, full_shape, piece_shape) -> tuple[int, ...]:
         strides = {a.axis: a.stride for a in self.plan.axes}
         chunks = []
         for axis, size, piece in zip(self.layout.model_axes, full_shape, piece_shape):
-            chunks.append(max(1, min(size, strides.get(axis, piece))))
+            if axis in self.inputs:
+                chunk = strides[self.inputs[axis]] * self.ratios[axis]
+                chunk = int(chunk) if chunk.denominator == 1 else piece
+            else:
+                chunk = piece
+            chunks.append(max(1, min(size, chunk)))
         return tuple(chunks)
 
+    @property
+    def held_bytes(self) -> int:
+        return sum(entry[0].nbytes for entry in self.pending.values())
+
     def close(self) -> None:
-        pass
+        self.pending.clear()
+
+
+def blend_buffer_bytes(plan: TilePlan, output_shapes: list[tuple[int, ...]]) -> int:
+    """About the most a blended Zarr output holds in memory: three rows (slabs) of tiles along the slowest tiled
+    axis, for every output (float32)."""
+    if not plan.axes:
+        return 0
+    first = plan.axes[0]
+    share = min(1.0, 3 * (first.stride + 2 * first.overlap) / max(first.length, 1))
+    return int(sum(math.prod(shape) / plan.batch * share * 4 for shape in output_shapes))
 
 
 def write_zarr_whole(path: Path, data: np.ndarray, axes: str) -> None:
@@ -225,5 +321,5 @@ class ResumeRecord:
         self._last_write = time.monotonic()
 
 
-__all__ = ["FileLayout", "MemorySink", "ResumeRecord", "ZarrSink", "output_layout", "record_path", "run_signature",
-           "scratch_file", "write_zarr_whole"]
+__all__ = ["FileLayout", "MemorySink", "ResumeRecord", "ZarrSink", "blend_buffer_bytes", "output_layout",
+           "output_table", "record_path", "run_signature", "scratch_file", "write_zarr_whole"]

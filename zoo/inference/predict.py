@@ -3,9 +3,11 @@
 For each input image: map its axes onto the model's, compute the statistics the pre-processing needs once
 over the whole image, cut it into windows of a valid size that overlap by the halo, and stream them through
 the stages of zoo.inference.engine (read + pre-process, model, post-process + write, side by side, joined by
-small bounded queues): memory is bounded by the tile size, not the image size. Zarr outputs are written chunk
-by chunk and a restarted run skips the tiles a small record says are done; TIFF outputs are written
-atomically."""
+small bounded queues): memory is bounded by the tile size, not the image size. All images of a run go through
+one pipeline: the model is loaded once, the next image is read and normalised while the current one runs, and
+small whole images are stacked into one model call where the model takes a batch. Zarr outputs are written
+chunk by chunk and a restarted run skips the tiles a small record says are done; TIFF and CSV outputs are
+written atomically."""
 
 from __future__ import annotations
 
@@ -20,13 +22,14 @@ import numpy as np
 
 from zoo.errors import ImageError, InputError, ZooError
 from zoo.inference.axes import ArrayImage, MappedImage, map_axes
-from zoo.inference.engine import QUEUE_DEPTH, TileEngine, apply_deferred
+from zoo.inference.engine import QUEUE_DEPTH, TileEngine, TileTarget, apply_deferred, run_tiles
 from zoo.inference.image_io import (
     ImageSource,
     image_stem,
     is_image,
     is_zarr,
     open_image,
+    write_csv,
     write_tiff,
 )
 from zoo.inference.model import PredictionModel, load_model
@@ -34,14 +37,16 @@ from zoo.inference.outputs import (
     MemorySink,
     ResumeRecord,
     ZarrSink,
+    blend_buffer_bytes,
     output_layout,
+    output_table,
     record_path,
     run_signature,
     scratch_file,
     write_zarr_whole,
 )
 from zoo.inference.stats import compute_statistics
-from zoo.inference.tiling import AxisTiling, TilePlan, plan_axis
+from zoo.inference.tiling import AxisTiling, Tile, TilePlan, plan_axis
 from zoo.progress import Progress, SilentProgress
 
 logger = logging.getLogger(__name__)
@@ -55,6 +60,9 @@ GPU_WINDOW_PIXELS = 2048 * 2048
 ACTIVATION_BYTES_PER_PIXEL = 600
 WINDOW_SHARE = 0.75  # of the memory budget for model activations and windows in flight; the rest for statistics
 DEFAULT_BLEND = 32
+# small whole images stacked into one model call, at most: on 2 CPU cores batches of 2-4 small images ran up to
+# 1.3× faster per image than one by one (benchmarks/predict_folder.py); larger ones were slower again
+MAX_IMAGES_PER_CALL = {"cpu": 4, "cuda": 16}
 
 
 @dataclass
@@ -133,7 +141,8 @@ def predict(model_source, inputs, out_dir, *, weights: str | None = None, device
             trust: bool = False, progress: Progress | None = None, axes: str | None = None,
             blend: int | None = None) -> PredictionResult:
     """Predict every input with the package at `model_source`; one file per input and output tensor in
-    `out_dir`: `<input stem>_<output id>.tif`, or `.zarr` for Zarr inputs."""
+    `out_dir`: `<input stem>_<output id>.tif` (`.zarr` for Zarr inputs; `.csv` for outputs without spatial axes,
+    such as a classifier's classes)."""
     started = time.perf_counter()
     budget = parse_memory(memory_limit)
     request = parse_tile(tile)
@@ -146,11 +155,11 @@ def predict(model_source, inputs, out_dir, *, weights: str | None = None, device
     jobs: list[Job] = []
     try:
         jobs = plan_jobs(model, inputs, Path(out_dir), axes, lazy_above_bytes=budget // 4)
+        runs = plan_runs(model, jobs, request=request, budget=budget, blend=blend, batch_size=batch_size,
+                         warnings=result.warnings)
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        for job in jobs:
-            result.items.append(run_job(model, job, request=request, budget=budget, batch_size=batch_size,
-                                        blend=blend, progress=progress or SilentProgress(),
-                                        warnings=result.warnings))
+        run_jobs(model, runs, batch_size=batch_size, progress=progress or SilentProgress())
+        result.items = [run.item for run in runs]
     finally:
         for job in jobs:
             job.close()
@@ -166,14 +175,13 @@ def predict_arrays(model: PredictionModel, arrays: Mapping[str, np.ndarray] | np
     if isinstance(arrays, np.ndarray):
         arrays = {model.inputs[0].id: arrays}
     images = {spec.id: ArrayImage(np.asarray(arrays[spec.id]), spec.axis_ids) for spec in model.inputs}
-    plan = make_plan(model, images, parse_tile(tile), parse_memory(memory_limit), blend, batch_size,
+    budget = parse_memory(memory_limit)
+    plan = make_plan(model, images, parse_tile(tile), budget, blend, batch_size,
                      warnings if warnings is not None else [])
-    stats = compute_statistics(model.input_measures, {k: [v] for k, v in images.items()},
-                               parse_memory(memory_limit))
+    stats = compute_statistics(model.input_measures, {k: [v] for k, v in images.items()}, budget)
     sinks = {spec.id: MemorySink(spec.axis_ids, plan.blended) for spec in model.outputs}
-    TileEngine(model, images, plan, stats, sinks).run(plan.tiles(), tiles_per_call(model, batch_size))
-    finished = apply_deferred(model, {k: s.array for k, s in sinks.items()})
-    return finished
+    run_tiles(model, images, plan, stats, sinks, plan.tiles(), tiles_per_call(model, batch_size, plan))
+    return apply_deferred(model, {k: s.array for k, s in sinks.items()})
 
 
 # ------------------------------------------------------------------------------------------------- jobs
@@ -233,24 +241,28 @@ def expand_inputs(model: PredictionModel, inputs) -> list[dict[str, Path]]:
 
 def plan_jobs(model: PredictionModel, inputs, out_dir: Path, axes: str | None, *,
               lazy_above_bytes: int = DEFAULT_MEMORY_LIMIT // 4) -> list[Job]:
-    """Open and map every input before any compute: a bad image is reported before hours are spent. Images
-    larger than `lazy_above_bytes` are read box by box."""
+    """Open and map every input before any compute: a bad image is reported before hours are spent. Only the
+    headers are read here; the pixels when the image's turn comes (images larger than `lazy_above_bytes`
+    box by box)."""
     jobs: list[Job] = []
     names: dict[Path, Path] = {}
     opened: list[ImageSource] = []
+    spatial = {o.id: bool(model.geometry.output_maps[o.id]) for o in model.outputs}
     try:
         for group in expand_inputs(model, inputs):
             images: dict[str, ImageSource] = {}
             mapped: dict[str, MappedImage] = {}
             for spec in model.inputs:
-                image = open_image(group[spec.id], lazy_above_bytes=lazy_above_bytes)
+                image = open_image(group[spec.id], lazy_above_bytes=lazy_above_bytes, defer=True)
                 opened.append(image)
                 images[spec.id] = image
                 mapped[spec.id] = MappedImage(image, map_axes(image, spec, axes))
             first = group[model.inputs[0].id]
             zarr_out = is_zarr(first)
             stem = image_stem(first)
-            outputs = {o.id: out_dir / f"{stem}_{o.id}{'.zarr' if zarr_out else '.tif'}" for o in model.outputs}
+            image_suffix = ".zarr" if zarr_out else ".tif"
+            outputs = {o.id: out_dir / f"{stem}_{o.id}{image_suffix if spatial[o.id] else '.csv'}"
+                       for o in model.outputs}
             for path in outputs.values():
                 if path in names:
                     raise ImageError(f"{first} and {names[path]} would both write {path.name}: rename one of them")
@@ -275,75 +287,204 @@ def _check_same_extent(model: PredictionModel, mapped: Mapping[str, object]) -> 
                                  f"{other.shape[axis]}): give images of the same size")
 
 
-def run_job(model: PredictionModel, job: Job, *, request, budget: int, batch_size: int | None,
-            blend: int | None, progress: Progress, warnings: list[str]) -> ItemResult:
-    item = ItemResult(dict(job.paths))
-    started = time.perf_counter()
+# -------------------------------------------------------------------------------------------------- runs
+
+
+@dataclass(eq=False)
+class JobRun:
+    """One job on its way through the pipeline: its plan, where its outputs go, its resume record, its result."""
+
+    job: Job
+    plan: TilePlan
+    streaming: bool  # Zarr outputs written chunk by chunk as tiles come, resumable
+    budget: int
+    item: ItemResult = field(init=False)
     record: ResumeRecord | None = None
-    try:
-        if blend is None and job.zarr and not model.deferred_post_ops:
-            blend = 0  # Zarr outputs are written tile by tile, chunk by chunk: no overlaps to blend
-        plan = make_plan(model, job.mapped, request, budget, blend, batch_size, warnings)
-        item.plan = plan.describe()
-        streaming = job.zarr and not model.deferred_post_ops
-        if job.zarr and model.deferred_post_ops:
-            warnings.append(f"{job.stem}: post-processing needs the whole output; it is assembled in memory and "
-                            "written at the end (no resume)")
+    sinks: dict = field(default_factory=dict)
+    started: float = 0.0
+    closed: bool = False
+
+    def __post_init__(self) -> None:
+        self.item = ItemResult(dict(self.job.paths), plan=self.plan.describe())
+
+    def start(self, model: PredictionModel) -> TileTarget:
+        """Outputs opened, tiles left to run chosen, statistics computed: the job ready for the engine."""
+        self.started = time.perf_counter()
+        job, plan = self.job, self.plan
         tiles = plan.tiles()
-        if streaming:
-            record = ResumeRecord(job.outputs, record_path(job), run_signature(model, job, plan))
-            done = record.done
-            item.resumed_tiles = len(done)
-            tiles = [t for t in tiles if t.index not in done]
-            sinks = {o.id: ZarrSink(job.outputs[o.id], output_layout(model, job, o), plan, resume=bool(done))
-                     for o in model.outputs}
+        if self.streaming:
+            self.record = ResumeRecord(job.outputs, record_path(job), run_signature(model, job, plan))
+            done = self.record.done
+            tiles = tiles_to_run(plan, done)
+            self.item.resumed_tiles = plan.count - len(tiles)
+            self.sinks = {o.id: ZarrSink(job.outputs[o.id], output_layout(model, job, o), plan,
+                                         model.geometry.output_maps[o.id], resume=bool(done),
+                                         done=done if plan.blended else None)
+                          for o in model.outputs}
         else:
-            sinks = {o.id: MemorySink(o.axis_ids, plan.blended, scratch_file(job, o.id), budget // 2)
-                     for o in model.outputs}
-        item.tiles = len(tiles)
-        if tiles:
-            stats = compute_statistics(model.input_measures, {k: [v] for k, v in job.mapped.items()}, budget)
-            engine = TileEngine(model, job.mapped, plan, stats, sinks)
-            engine.run(tiles, tiles_per_call(model, batch_size), progress=progress, task=f"predict {job.stem}",
-                       on_done=record.mark if record else None)
-        if record is not None:
-            record.complete()
+            self.sinks = {o.id: MemorySink(o.axis_ids, plan.blended, scratch_file(job, o.id), self.budget // 2)
+                          for o in model.outputs}
+        self.item.tiles = len(tiles)
+        stats = (compute_statistics(model.input_measures, {k: [v] for k, v in job.mapped.items()}, self.budget)
+                 if tiles else {})
+        return TileTarget(job.mapped, plan, stats, self.sinks, tiles, on_done=self.done,
+                          on_finish=lambda: self.finish(model), on_error=self.fail)
+
+    def done(self, indices: list[int]) -> None:
+        if self.record is None:
+            return
+        if self.plan.blended:  # a blended chunk is done once every tile reaching into it is in
+            finished = [sink.completed() for sink in self.sinks.values()]
+            indices = sorted(set.intersection(*finished)) if finished else []
+        self.record.mark(indices)
+
+    def finish(self, model: PredictionModel) -> None:
+        """Every tile is in: write what is still in memory, complete the record."""
+        job = self.job
+        if self.record is not None:
+            self.record.complete()
         else:
-            arrays = apply_deferred(model, {k: s.array for k, s in sinks.items()})
+            arrays = apply_deferred(model, {k: s.array for k, s in self.sinks.items()})
             for output in model.outputs:
+                path = job.outputs[output.id]
+                if path.suffix == ".csv":
+                    header, rows = output_table(output, arrays[output.id])
+                    write_csv(path, header, rows)
+                    continue
                 layout = output_layout(model, job, output)
                 data = layout.to_file(arrays[output.id])
                 if job.zarr:
-                    write_zarr_whole(job.outputs[output.id], data, layout.axes)
+                    write_zarr_whole(path, data, layout.axes)
                 else:
-                    write_tiff(job.outputs[output.id], data, layout.axes)
-            for sink in sinks.values():
-                sink.close()
-        item.outputs = dict(job.outputs)
-    except (ZooError, KeyboardInterrupt):
-        raise
-    except Exception as e:
-        logger.debug("predicting %s failed", job.stem, exc_info=True)
-        item.error = f"{type(e).__name__}: {str(e).strip()[:500]}"
-        logger.warning("%s: prediction failed: %s", job.stem, item.error)
+                    write_tiff(path, data, layout.axes)
+        self.item.outputs = dict(job.outputs)
+        self.close()
+
+    def fail(self, error: BaseException) -> None:
+        logger.debug("predicting %s failed", self.job.stem, exc_info=error)
+        self.item.error = f"{type(error).__name__}: {str(error).strip()[:500]}"
+        logger.warning("%s: prediction failed: %s", self.job.stem, self.item.error)
+        self.close()
+
+    def close(self) -> None:
+        """Free the job's memory (its image, its outputs, scratch files); the record keeps what was finished."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.record is not None:
+            self.record.flush()
+        for sink in self.sinks.values():
+            sink.close()
+        self.job.close()
+        if self.started:
+            self.item.duration_s = time.perf_counter() - self.started
+
+
+def tiles_to_run(plan: TilePlan, done: set[int]) -> list[Tile]:
+    """The tiles a restarted run still needs: those not done, or for blended outputs (where `done` numbers the
+    chunks written) every tile that reaches into a chunk not yet written."""
+    if not done:
+        return plan.tiles()
+    if not plan.blended:
+        return [t for t in plan.tiles() if t.index not in done]
+    return [t for t in plan.tiles() if any(n not in done for n in plan.neighbours(t))]
+
+
+def plan_runs(model: PredictionModel, jobs: list[Job], *, request, budget: int, blend: int | None,
+              batch_size: int | None, warnings: list[str]) -> list[JobRun]:
+    """A tile plan for every job, before any compute: an image the model cannot take stops the run here."""
+    runs = []
+    for job in jobs:
+        streaming = job.zarr and not model.deferred_post_ops and not model.geometry.non_spatial_outputs
+        if job.zarr and model.deferred_post_ops:
+            warnings.append(f"{job.stem}: post-processing needs the whole output; it is assembled in memory and "
+                            "written at the end (no resume)")
+        plan = make_plan(model, job.mapped, request, budget, blend, batch_size, warnings, name=job.stem)
+        if streaming and plan.blended:
+            held = blend_buffer_bytes(plan, [output_shape(model, o, plan) for o in model.outputs])
+            if held > budget // 2:
+                raise InputError(f"{job.stem}: blending tiles into the Zarr output would hold about "
+                                 f"{held / 2**20:.0f} MB of overlapping chunks (more than half of --memory-limit "
+                                 f"{budget / 2**20:.0f} MB): give --blend 0, a larger --memory-limit, or smaller "
+                                 "tiles along the first axis with --tile")
+            warnings.append(f"{job.stem}: overlapping tiles are blended into the Zarr output; each chunk is written "
+                            f"once every tile reaching into it is in (at most about {held / 2**20:.0f} MB held)")
+        runs.append(JobRun(job, plan, streaming, budget))
+    return runs
+
+
+def output_shape(model: PredictionModel, output, plan: TilePlan) -> tuple[int, ...]:
+    """The whole output's shape in the model's axis order."""
+    lengths = {a.axis: a.length for a in plan.axes}
+    maps = {m.output_axis: m for m in model.geometry.output_maps[output.id]}
+    shape = []
+    for axis in output.axes:
+        if axis.kind == "batch":
+            shape.append(plan.batch)
+        elif axis.kind == "channel":
+            shape.append(len(axis.channel_names))
+        elif axis.id in maps:
+            shape.append(maps[axis.id].length(lengths[maps[axis.id].input_axis]))
+        else:
+            shape.append(1)
+    return tuple(shape)
+
+
+def run_jobs(model: PredictionModel, runs: list[JobRun], *, batch_size: int | None, progress: Progress) -> None:
+    """Every job through one pipeline: the next job is started (read, normalised) while the current one runs."""
+
+    def targets():
+        for run in runs:
+            try:
+                target = run.start(model)
+            except (ZooError, KeyboardInterrupt):
+                raise
+            except Exception as e:  # this image fails, the others go on
+                run.fail(e)
+                progress.advance(run.plan.count)
+                continue
+            if run.item.resumed_tiles:
+                progress.advance(run.item.resumed_tiles)
+            yield target
+
+    task = f"predict {runs[0].job.stem}" if len(runs) == 1 else f"predict {len(runs)} images"
+    engine = TileEngine(model, lambda plan: tiles_per_call(model, batch_size, plan))
+    try:
+        engine.run(targets(), progress=progress, task=task, total=sum(run.plan.count for run in runs))
     finally:
-        if record is not None:
-            record.flush()  # an interrupted run keeps what it finished
-    item.duration_s = time.perf_counter() - started
-    return item
+        for run in runs:
+            run.close()
 
 
-def tiles_per_call(model: PredictionModel, requested: int | None) -> int:
+def run_job(model: PredictionModel, job: Job, *, request, budget: int, batch_size: int | None,
+            blend: int | None, progress: Progress, warnings: list[str]) -> ItemResult:
+    """One job on its own (a Dask worker's share of a folder)."""
+    (run,) = plan_runs(model, [job], request=request, budget=budget, blend=blend, batch_size=batch_size,
+                       warnings=warnings)
+    run_jobs(model, [run], batch_size=batch_size, progress=progress)
+    return run.item
+
+
+def tiles_per_call(model: PredictionModel, requested: int | None, plan: TilePlan | None = None) -> int:
+    """Tiles stacked into one model call: 1 where the model takes no batch; what was asked for; or, for small
+    whole images, as many as fill the window a tile would have (at most MAX_IMAGES_PER_CALL)."""
     if model.geometry.batch_fixed or not model.inputs[0].of_kind("batch"):
         return 1
-    return requested or (4 if model.device == "cuda" else 1)
+    if requested:
+        return requested
+    base = 4 if model.device == "cuda" else 1
+    if plan is None or plan.count != plan.batch:
+        return base
+    window = max(1, int(np.prod(list(plan.window_shape.values()), dtype=np.int64)))
+    speed = CPU_WINDOW_PIXELS if model.device == "cpu" else GPU_WINDOW_PIXELS
+    return max(base, min(MAX_IMAGES_PER_CALL.get(model.device, 1), speed // window))
 
 
 # ------------------------------------------------------------------------------------------------- plan
 
 
 def make_plan(model: PredictionModel, images: Mapping[str, object], request, budget: int, blend: int | None,
-              batch_size: int | None, warnings: list[str]) -> TilePlan:
+              batch_size: int | None, warnings: list[str], *, name: str = "") -> TilePlan:
     geometry = model.geometry
     first = images[model.inputs[0].id]
     batch_axis = model.inputs[0].of_kind("batch")
@@ -357,32 +498,56 @@ def make_plan(model: PredictionModel, images: Mapping[str, object], request, bud
     if isinstance(request, dict) and set(request) - set(geometry.tiled_axes):
         raise InputError(f"--tile gives sizes for {', '.join(request)}, the model's input is tiled along "
                          f"{', '.join(geometry.tiled_axes) or 'no axis'}")
+    if geometry.non_spatial_outputs:
+        _check_whole_size(model, lengths, name, warnings)
+    can_blend = not geometry.resized_outputs
+    if blend and not can_blend:
+        raise InputError(f"--blend {blend}: blending needs outputs the size of the input, and this model's are "
+                         "scaled or offset: give --blend 0")
     target = _target_lengths(model, lengths, budget, batch_size)
     axes: list[AxisTiling] = []
     for axis in geometry.tiled_axes:
-        halo = geometry.halo[axis]
-        overlap = blend if blend is not None else (DEFAULT_BLEND if halo == 0 else 0)
+        halo, after = geometry.halo[axis], geometry.after(axis)
+        no_context = halo == 0 and after == 0
+        overlap = blend if blend is not None else (DEFAULT_BLEND if no_context and can_blend else 0)
         tiling = plan_axis(axis, lengths[axis], geometry.sizes[axis], halo, geometry.align[axis],
                            whole=request == "none",
                            requested=request.get(axis) if isinstance(request, dict) else None,
-                           target=target.get(axis), overlap=overlap)
+                           target=target.get(axis), overlap=overlap, halo_after=after)
         message = ""
-        if tiling.count > 1 and halo == 0 and not tiling.overlap:
+        if tiling.count > 1 and no_context and not tiling.overlap:
             message = (f"the model declares no halo along {axis}: tiles are cut without overlap and may show "
-                       "seams (give --tile none, or --blend PX for a TIFF output)")
-        elif tiling.count > 1 and halo == 0 and blend is None:
+                       "seams (give --tile none" + (", or --blend PX)" if can_blend else ")"))
+        elif tiling.count > 1 and no_context and blend is None:
             message = (f"the model declares no halo along {axis}: tiles overlap by {tiling.overlap} px and are "
                        "blended; seams are softened, not exact (give --tile none to avoid tiling)")
         if message and message not in warnings:
             warnings.append(message)
             logger.warning(message)
         axes.append(tiling)
-    plan = TilePlan(tuple(axes), batch)
-    if plan.blended:
-        for maps in geometry.output_maps.values():
-            if any(m.ratio != 1 for m in maps):
-                raise InputError("blending needs outputs the size of the input: give --blend 0")
-    return plan
+    return TilePlan(tuple(axes), batch)
+
+
+def _check_whole_size(model: PredictionModel, lengths: dict[str, int], name: str, warnings: list[str]) -> None:
+    """A model with outputs that do not follow the image (a classifier) sees each image whole and untouched: a
+    fixed input size must be met exactly; a parameterized one is padded up to the next valid size."""
+    geometry = model.geometry
+    axes = [a for a in geometry.tiled_axes if not geometry.sizes[a].is_valid(lengths[a])]
+    if not axes:
+        return
+    where = f"{name}: " if name else ""
+    if any(geometry.sizes[a].step == 0 for a in axes):
+        need = "×".join(str(geometry.sizes[a]) for a in geometry.tiled_axes)
+        have = "×".join(str(lengths[a]) for a in geometry.tiled_axes)
+        order = "×".join(geometry.tiled_axes)
+        raise ImageError(f"{where}the image is {have} ({order}), model input {model.inputs[0].id!r} takes exactly "
+                         f"{need}; its output {', '.join(geometry.non_spatial_outputs)} does not follow the image, "
+                         f"so it cannot be tiled or padded: crop or resize the image to {need}")
+    padded = ", ".join(f"{a} {lengths[a]} → {geometry.sizes[a].at_least(lengths[a])}" for a in axes)
+    message = (f"{where}padded to a size the model takes ({padded}); the padding ({model.inputs[0].pad_mode}) "
+               f"is part of what {', '.join(geometry.non_spatial_outputs)} sees")
+    warnings.append(message)
+    logger.warning(message)
 
 
 def _target_lengths(model: PredictionModel, lengths: dict[str, int], budget: int,
@@ -398,10 +563,11 @@ def _target_lengths(model: PredictionModel, lengths: dict[str, int], budget: int
     per_pixel = model.workers * batch * ACTIVATION_BYTES_PER_PIXEL + in_flight * 4 * (channels_in + channels_out)
     memory_pixels = max(1, int(budget * WINDOW_SHARE) // per_pixel)
     speed_pixels = CPU_WINDOW_PIXELS if model.device == "cpu" else GPU_WINDOW_PIXELS
-    halo = model.geometry.halo
+    geometry = model.geometry
+    context = {a: geometry.halo[a] + geometry.after(a) for a in lengths}
     inner = _split_area(speed_pixels, {a: n for a, n in lengths.items()})
-    cap = _split_area(memory_pixels, {a: n + 2 * halo[a] for a, n in lengths.items()})
-    return {a: min(inner[a] + 2 * halo[a], cap[a]) for a in lengths}
+    cap = _split_area(memory_pixels, {a: n + context[a] for a, n in lengths.items()})
+    return {a: min(inner[a] + context[a], cap[a]) for a in lengths}
 
 
 def _split_area(pixels: int, lengths: dict[str, int]) -> dict[str, int]:
@@ -416,5 +582,5 @@ def _split_area(pixels: int, lengths: dict[str, int]) -> dict[str, int]:
     return sides
 
 
-__all__ = ["ItemResult", "PredictionResult", "make_plan", "parse_memory", "parse_tile", "predict",
-           "predict_arrays"]
+__all__ = ["ItemResult", "JobRun", "PredictionResult", "make_plan", "parse_memory", "parse_tile", "plan_runs",
+           "predict", "predict_arrays", "run_jobs", "tiles_per_call"]

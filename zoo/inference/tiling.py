@@ -1,10 +1,11 @@
 """Exact tiling: windows of a size the model accepts, overlapping by the declared halo, cropped and stitched.
 
 Along one axis of length L, tile k owns the output range [k·stride, (k+1)·stride) and reads the input window
-[k·stride − halo − overlap, … + tile). Windows that stick out of the image are filled by the model's padding
-mode through an index map, so every window sees exactly what a whole-image run sees. Strides are multiples of
-the model's size step, so a U-Net's pooling grid lines up in every tile; with a sufficient halo the stitched
-output equals the whole-image output.
+[k·stride − halo − overlap, … + tile), with at least `halo_after` pixels of context after its range (more than
+`halo` for a model that crops its output, fewer never). Windows that stick out of the image are filled by the
+model's padding mode through an index map, so every window sees exactly what a whole-image run sees. Strides are
+multiples of the model's size step, so a U-Net's pooling grid lines up in every tile; with a sufficient halo the
+stitched output equals the whole-image output.
 """
 
 from __future__ import annotations
@@ -71,8 +72,13 @@ class AxisTiling:
     length: int
     tile: int
     stride: int
-    halo: int
+    halo: int  # input context before each tile's range
     overlap: int = 0  # extra context blended with the neighbours (0: exact crop)
+    halo_after: int | None = None  # input context after each tile's range; None: the same as `halo`
+
+    @property
+    def after(self) -> int:
+        return self.halo if self.halo_after is None else self.halo_after
 
     @property
     def count(self) -> int:
@@ -140,27 +146,49 @@ class TilePlan:
         grids = itertools.product(range(self.batch), *(range(a.count) for a in self.axes))
         return [Tile(i, g[0], tuple(g[1:])) for i, g in enumerate(grids)]
 
+    def index(self, batch: int, grid: tuple[int, ...]) -> int:
+        """The index of the tile at (batch, grid), as tiles() numbers them."""
+        index = batch
+        for axis, k in zip(self.axes, grid):
+            index = index * axis.count + k
+        return index
+
+    def neighbours(self, tile: Tile) -> list[int]:
+        """Indices of the tiles whose blended ranges reach into this tile's own range (itself included): one
+        step along every axis that is blended, none along the others."""
+        ranges = [range(max(0, k - 1), min(a.count, k + 2)) if a.overlap else (k,)
+                  for a, k in zip(self.axes, tile.grid)]
+        return [self.index(tile.batch, grid) for grid in itertools.product(*ranges)]
+
     def describe(self) -> str:
-        parts = [f"{a.axis}: {a.count}×{a.tile} (stride {a.stride}, halo {a.halo}"
-                 + (f", blend {a.overlap}" if a.overlap else "") + ")" for a in self.axes]
+        parts = []
+        for a in self.axes:
+            halo = f"{a.halo}" if a.after == a.halo else f"{a.halo} before, {a.after} after"
+            parts.append(f"{a.axis}: {a.count}×{a.tile} (stride {a.stride}, halo {halo}"
+                         + (f", blend {a.overlap}" if a.overlap else "") + ")")
         return f"{self.count} tiles; " + ", ".join(parts)
 
     def signature(self) -> dict:
         """What must be equal for a restarted run to reuse finished tiles."""
-        return {"batch": self.batch, "axes": [[a.axis, a.length, a.tile, a.stride, a.halo, a.overlap]
+        return {"batch": self.batch, "axes": [[a.axis, a.length, a.tile, a.stride, a.halo, a.after, a.overlap]
                                               for a in self.axes]}
 
 
 def plan_axis(axis: str, length: int, sizes: ValidSizes, halo: int, align: int, *, requested: int | None = None,
-              whole: bool = False, target: int | None = None, overlap: int = 0) -> AxisTiling:
+              whole: bool = False, target: int | None = None, overlap: int = 0,
+              halo_after: int | None = None) -> AxisTiling:
     """Cut one axis. `whole`: one window over everything; `requested`: this window size (rounded up to a
-    valid one); otherwise windows of at most `target` pixels, as few as possible, balanced."""
-    single = sizes.at_least(length + 2 * halo)
+    valid one); otherwise windows of at most `target` pixels, as few as possible, balanced. `halo` pixels of
+    context before each tile's range, `halo_after` (default: `halo`) after it."""
+    after = halo if halo_after is None else halo_after
+    after_field = None if after == halo else after
+    context_in = halo + after
+    single = sizes.at_least(length + context_in)
     if whole:
         if single is None:
             raise InputError(f"axis {axis}: the model takes exactly {sizes.min} pixels, the image needs "
-                             f"{length} + 2·{halo} (halo): tile the image (--tile auto) instead of --tile none")
-        return AxisTiling(axis, length, single, length, halo)
+                             f"{length} + {context_in} (halo): tile the image (--tile auto) instead of --tile none")
+        return AxisTiling(axis, length, single, length, halo, 0, after_field)
     if requested is not None:
         tile = sizes.at_least(requested)
         if tile is None:
@@ -168,18 +196,18 @@ def plan_axis(axis: str, length: int, sizes: ValidSizes, halo: int, align: int, 
                              f"({sizes.min}): give --tile {sizes.min} or auto")
     else:
         tile = sizes.at_most(max(target or 0, sizes.min))
-    overlap = min(overlap, max(0, (tile - 2 * halo - max(align, 1)) // 4))  # blending may not eat the tile
-    context = 2 * (halo + overlap)
+    overlap = min(overlap, max(0, (tile - context_in - max(align, 1)) // 4))  # blending may not eat the tile
+    context = context_in + 2 * overlap
     stride = tile - context
     if stride < 1:
         least = sizes.at_least(context + max(align, 1))
-        raise InputError(f"axis {axis}: a tile of {tile} leaves nothing once the halo of {halo}"
-                         + (f" and blending overlap {overlap}" if overlap else "")
-                         + f" is cut from each side: give a tile of at least {least}")
+        raise InputError(f"axis {axis}: a tile of {tile} leaves nothing once the halo of {context_in} in all"
+                         + (f" and blending overlap {overlap} per side" if overlap else "")
+                         + f" is cut off: give a tile of at least {least}")
     if single is not None and single <= tile and requested is None:
-        return AxisTiling(axis, length, single, length, halo)
+        return AxisTiling(axis, length, single, length, halo, 0, after_field)
     if stride >= length and single is not None:
-        return AxisTiling(axis, length, single, length, halo)
+        return AxisTiling(axis, length, single, length, halo, 0, after_field)
     if stride >= align:
         stride = stride // align * align
     count = _ceil_div(length, stride)
@@ -187,8 +215,8 @@ def plan_axis(axis: str, length: int, sizes: ValidSizes, halo: int, align: int, 
     balanced = _ceil_div(_ceil_div(length, count), align) * align if stride >= align else stride
     if count > 1:
         overlap = min(overlap, balanced // 2)
-    tile = sizes.at_least(balanced + 2 * (halo + overlap)) or tile
-    return AxisTiling(axis, length, tile, balanced, halo, overlap if count > 1 else 0)
+    tile = sizes.at_least(balanced + context_in + 2 * overlap) or tile
+    return AxisTiling(axis, length, tile, balanced, halo, overlap if count > 1 else 0, after_field)
 
 
 def _ceil_div(a: int, b: int) -> int:

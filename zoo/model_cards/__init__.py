@@ -1,5 +1,23 @@
-"""Model cards: the package README and cover image, filled from the training run and the export."""
+"""Model cards: the package README, its loss plot and cover, and the rdf's `config.bioimageio`, filled from the
+trainer's Card and the training run."""
 
-from zoo.model_cards.render import render_cover, render_readme
+from zoo.model_cards.cards import CARDS, Card, card_for
+from zoo.model_cards.diagnosis import VERDICTS, Diagnosis, diagnose
+from zoo.model_cards.plots import loss_plot_svg
+from zoo.model_cards.rdf_config import bioimageio_config
+from zoo.model_cards.render import LOSS_PLOT, card_files, render_cover, render_readme
 
-__all__ = ["render_cover", "render_readme"]
+__all__ = [
+    "CARDS",
+    "LOSS_PLOT",
+    "VERDICTS",
+    "Card",
+    "Diagnosis",
+    "bioimageio_config",
+    "card_files",
+    "card_for",
+    "diagnose",
+    "loss_plot_svg",
+    "render_cover",
+    "render_readme",
+]

@@ -1,12 +1,19 @@
+"""The package's README (its model card) and cover, filled from the trainer's Card and the training run."""
+
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from zoo.config import PackageConfig
-from zoo.packaging.export import ExportResult
+from zoo.model_cards.facts import RunFacts, run_facts
+from zoo.model_cards.plots import loss_plot_svg
+from zoo.packaging.export import INPUT_ID, OUTPUT_ID, ExportResult
 from zoo.trainers.checkpoint import Checkpoint
+
+LOSS_PLOT = "loss.svg"  # written beside the README; packaging ships it as an attachment (see card_files)
 
 
 def _to_uint8(image: np.ndarray, low: float | None = None, high: float | None = None) -> np.ndarray:
@@ -27,46 +34,164 @@ def render_cover(image: np.ndarray, prediction: np.ndarray, path: Path) -> Path:
 
 
 def render_readme(checkpoint: Checkpoint, exported: ExportResult, config: PackageConfig, path: Path) -> Path:
-    """The package's documentation; its `## Validation` section says how the copies were proven."""
-    metrics = checkpoint.metrics
-    data = checkpoint.data
-    history = checkpoint.history
-    train_cfg = checkpoint.config
-    geometry = exported.geometry
+    """Write the package's documentation to `path` and the loss plot `loss.svg` beside it; returns `path`.
+    Its `## Validation` section says how the weight copies were proven. `card_files(path)` lists the
+    other files written, which the rdf must ship as attachments."""
+    path = Path(path)
+    facts = run_facts(checkpoint)
+    loss_plot_svg(checkpoint.history, path.parent / LOSS_PLOT, facts.diagnosis)
+    card = facts.card
     lines = [
         f"# {config.name}",
         "",
         config.description,
         "",
+        f"*{card.title}.* {card.summary}",
+        "",
         "## Intended use",
-        "Foreground/background segmentation of nuclei in 2D fluorescence microscopy images (one channel). "
-        "The output is a probability map; threshold it at 0.5 and split touching nuclei downstream "
-        "(e.g. watershed) if instances are needed.",
+        card.intended_use,
+        "",
+        *(["Out of scope: " + card.out_of_scope, ""] if card.out_of_scope else []),
+        f"- Task: {card.task or 'not described'}",
+        f"- Input: {card.inputs}",
+        f"- Output: {card.outputs}",
         "",
         "## Limitations",
-        "- Trained on the data described below only: images from other microscopes, stains or "
-        "magnifications (dataset shift) can give confident but wrong masks. Check on your own images.",
-        "- Touching nuclei are not separated: this is a semantic, not an instance, segmentation.",
+        *[f"- {item}" for item in card.limitations],
         "",
+        "### Failure modes",
+        *[f"- {item}" for item in card.failure_modes],
+        "",
+        *_training_section(checkpoint, facts),
+        *_evaluation_section(facts),
+        *_usage_section(checkpoint, exported, facts),
+        *_validation_section(exported),
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def card_files(path: Path) -> list[Path]:
+    """The files render_readme wrote beside the README at `path` (the loss plot), for the rdf's attachments."""
+    plot = Path(path).parent / LOSS_PLOT
+    return [plot] if plot.is_file() else []
+
+
+def _training_section(checkpoint: Checkpoint, facts: RunFacts) -> list[str]:
+    card = facts.card
+    split = ", ".join(f"{k} {v}" for k, v in facts.split.items()) or "not recorded"
+    lines = [
         "## Training",
-        f"- Trainer: `{checkpoint.trainer}` ({_framework_line(checkpoint.environment)}), "
-        f"device {checkpoint.environment.get('device')}, {checkpoint.environment.get('duration_s')} s.",
-        f"- Data: {data.get('source')} ({_data_line(data)}); split {data.get('split')}.",
-        f"- Hyper-parameters: epochs {train_cfg['epochs']} (ran {len(history)}), batch size "
-        f"{train_cfg['batch_size']}, patch {train_cfg['patch_size']}, learning rate {train_cfg['lr']}, "
-        f"Adam, BCE + Dice loss, seed {train_cfg['seed']}.",
-        "- Augmentation: random crops, flips, 90° rotations, intensity jitter.",
+        f"- Trainer: `{checkpoint.trainer}` ({_framework_line(facts.versions)}); "
+        f"device {facts.device or 'not recorded'}; duration {_duration(facts.duration_s)}.",
+        f"- Data: {facts.data_description}.",
+        f"- Split (images): {split}. The test images were used neither for training nor for choosing the epoch.",
+        f"- Epochs: {_epochs_line(facts)}",
+    ]
+    recipe = [
+        f"loss {card.loss}" if card.loss else "",
+        f"optimizer {card.optimizer}" if card.optimizer else "",
+        f"learning-rate schedule {card.lr_schedule}" if card.lr_schedule else "",
+    ]
+    if any(recipe):
+        lines.append(f"- Recipe: {', '.join(r for r in recipe if r)}.")
+    if card.augmentation:
+        lines.append(f"- Augmentation: {card.augmentation}. Pre-processing: {card.preprocessing}.")
+    if facts.versions:
+        lines.append(f"- Software: {', '.join(f'{k} {v}' for k, v in facts.versions.items())}.")
+    if facts.hyper_parameters:
+        lines += ["", "| hyper-parameter | value |", "|---|---|"]
+        lines += [f"| {k} | {_cell(_value(v))} |" for k, v in facts.hyper_parameters.items()]
+    lines += [
         "",
-        "## Evaluation",
-        f"- IoU on the held-out test split: **{metrics.get('test_iou', float('nan')):.3f}**.",
-        f"- Best validation loss {metrics.get('best_val_loss', float('nan')):.4f} at epoch "
-        f"{int(metrics.get('best_epoch', 0))}.",
+        "### Training curves",
         "",
+        f"![training and validation loss]({LOSS_PLOT})",
+        "",
+        f"**Diagnosis: {facts.diagnosis.verdict}.** {facts.diagnosis.explanation}",
+        "",
+    ]
+    return lines
+
+
+def _epochs_line(facts: RunFacts) -> str:
+    asked = "not recorded" if facts.epochs_asked is None else str(facts.epochs_asked)
+    text = f"ran {facts.epochs_run} of {asked} asked"
+    if facts.resumed_after_epoch:
+        text += f" (resumed after epoch {facts.resumed_after_epoch})"
+    if facts.early_stopped:
+        patience = f" for {facts.patience} epochs" if facts.patience else ""
+        text += f"; stopped early: the validation loss had not improved{patience}"
+    if facts.best_epoch is not None:
+        text += f"; the weights are those of epoch {facts.best_epoch} (lowest validation loss)"
+    return text + "."
+
+
+def _evaluation_section(facts: RunFacts) -> list[str]:
+    card = facts.card
+    n_test = f"{facts.n_test} images" if facts.n_test is not None else "images"
+    lines = ["## Evaluation", ""]
+    if facts.metrics:
+        lines += [f"On the held-out test split ({n_test}):", "", "| metric | value | definition |", "|---|---|---|"]
+        lines += [
+            f"| {label} | **{_value(v)}** | {card.metric_descriptions.get(n, '')} |" for n, label, v in facts.metrics
+        ]
+    else:
+        lines.append("No test metrics were recorded for this model.")
+    if facts.per_class:
+        labels = [card.per_class[n][1] for n in facts.per_class]
+        lines += ["", "Per class:", "", f"| class | {' | '.join(labels)} |", "|---" * (len(labels) + 1) + "|"]
+        for i, name in enumerate(facts.classes):
+            lines.append(f"| {_cell(name)} | {' | '.join(_value(values[i]) for values in facts.per_class.values())} |")
+    if facts.confusion_matrix is not None:
+        names = facts.confusion_classes
+        lines += [
+            "",
+            "Confusion matrix on the test split (rows: true class, columns: predicted class):",
+            "",
+            f"| true \\ predicted | {' | '.join(map(_cell, names))} |",
+            "|---" * (len(names) + 1) + "|",
+        ]
+        lines += [
+            f"| {_cell(name)} | {' | '.join(_value(v) for v in row)} |"
+            for name, row in zip(names, facts.confusion_matrix)
+        ]
+    if facts.other_metrics:
+        lines += [
+            "",
+            "Also recorded: " + ", ".join(f"{label} {_value(v)}" for _, label, v in facts.other_metrics) + ".",
+        ]
+    return [*lines, ""]
+
+
+def _usage_section(checkpoint: Checkpoint, exported: ExportResult, facts: RunFacts) -> list[str]:
+    input_id = facts.task.get("input_id", INPUT_ID)
+    output_id = facts.task.get("output_id", OUTPUT_ID)
+    output_layout = getattr(exported, "output_layout", None) or exported.layout
+    return [
         "## Usage",
-        f"Input `raw`: one-channel image (axes {', '.join(exported.layout)}), spatial size "
-        f"{geometry.min_size} + n·{geometry.step}; "
-        f"tiles must overlap by the halo of {geometry.halo} px. Pre-processing: zero mean, unit variance per image.",
+        f"- Input `{input_id}`: {facts.card.inputs}; axes {', '.join(exported.layout)}; {_sizes(exported.geometry)}. "
+        f"Pre-processing (in the rdf): {facts.card.preprocessing}.",
+        f"- Output `{output_id}`: {facts.card.outputs}; axes {', '.join(output_layout)}.",
+        "- Run it with `zoo predict <package>.zip <images> --out <folder>`, in Fiji with deepImageJ, or with "
+        "bioimageio.core.",
         "",
+    ]
+
+
+def _sizes(geometry) -> str:
+    if geometry is None:
+        return "valid sizes as given in the rdf"
+    step = getattr(geometry, "step", 0)
+    if not step:
+        return f"exactly {geometry.min_size} px along each spatial axis"
+    text = f"spatial size {geometry.min_size} + n·{step} px"
+    halo = getattr(geometry, "halo", 0)
+    return text + (f"; tiles must overlap by the halo of {halo} px" if halo else "")
+
+
+def _validation_section(exported: ExportResult) -> list[str]:
+    lines = [
         "## Validation",
         "Every weight format was run on the test input and on random inputs of other valid sizes and "
         "compared with the trained model it was exported from:",
@@ -76,22 +201,46 @@ def render_readme(checkpoint: Checkpoint, exported: ExportResult, config: Packag
     ]
     for weights in exported.weights:
         a = weights.agreement
-        lines.append(f"| {weights.weight_format} | {a.max_abs:.2e} | {a.max_rel:.2e} | {a.mismatched} |")
+        if a is None:
+            lines.append(f"| {weights.weight_format} | not compared | | |")
+        else:
+            lines.append(f"| {weights.weight_format} | {a.max_abs:.2e} | {a.max_rel:.2e} | {a.mismatched} |")
     for weight_format, reason in exported.failures.items():
         lines.append(f"| {weight_format} | not shipped: {reason} | | |")
-    lines += ["", "The package was then checked with `zoo validate` (bioimage.io format, file hashes and "
-              "reproduction of the test output for every weight format) before it was written.", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return [
+        *lines,
+        "",
+        "The package was then checked with `zoo validate` (bioimage.io format, file hashes and "
+        "reproduction of the test output for every weight format) before it was written.",
+        "",
+    ]
 
 
-def _framework_line(environment: dict) -> str:
-    if "torch" in environment:
-        return f"PyTorch {environment['torch']}"
-    return f"Keras {environment.get('keras')} on TensorFlow {environment.get('tensorflow')}"
+def _framework_line(versions: dict[str, str]) -> str:
+    if "torch" in versions:
+        return f"PyTorch {versions['torch']}"
+    if "keras" in versions or "tensorflow" in versions:
+        return f"Keras {versions.get('keras', '?')} on TensorFlow {versions.get('tensorflow', '?')}"
+    return "framework not recorded"
 
 
-def _data_line(data: dict) -> str:
-    if data.get("source") == "synthetic":
-        return f"{data['n_images']} images {data['image_size']} px, seed {data['seed']}"
-    return f"{data.get('n_files')} files, sha256 {str(data.get('sha256'))[:12]}…"
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "not recorded"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes = seconds / 60
+    return f"{minutes:.1f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def _value(value) -> str:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "n/a"
+        return str(int(value)) if value.is_integer() and abs(value) < 1e6 else f"{value:.4g}"
+    return str(value)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -97,20 +97,26 @@ def measure_agreement(
 def agreement_inputs(test_input: np.ndarray, min_size: int, step: int, layout: str = "bcyx",
                      seed: int = 0) -> dict[str, np.ndarray]:
     """The test input plus random inputs at the smallest allowed size, a non-square size and a middle size
-    with batch 2, in the model's layout ("bcyx" or "byxc")."""
+    with batch 2, in the model's layout ("bcyx", "bczyx" or "byxc"). `step` 0 means the model takes exactly
+    `min_size`: then the random inputs only vary the batch."""
     rng = np.random.default_rng(seed)
     channels = test_input.shape[layout.index("c")]
 
-    def shape(batch: int, height: int, width: int) -> tuple[int, ...]:
-        sizes = {"b": batch, "c": channels, "y": height, "x": width}
-        return tuple(sizes[axis] for axis in layout)
+    def shape(batch: int, *sizes: int) -> tuple[int, ...]:
+        spatial = [a for a in layout if a in "zyx"]
+        by_axis = {"b": batch, "c": channels, **dict(zip(spatial, sizes[-len(spatial):]))}
+        return tuple(by_axis[axis] for axis in layout)
 
-    shapes = {
-        "smallest": shape(1, min_size, min_size),
-        "non-square": shape(1, min_size + step, min_size + 3 * step),
-        "middle, batch 2": shape(2, min_size + 2 * step, min_size + 2 * step),
-    }
+    if step == 0:
+        shapes = {"random": shape(1, min_size, min_size, min_size), "random, batch 2": shape(2, min_size, min_size,
+                                                                                                min_size)}
+    else:
+        shapes = {
+            "smallest": shape(1, min_size, min_size, min_size),
+            "non-square": shape(1, min_size, min_size + step, min_size + 3 * step),
+            "middle, batch 2": shape(2, min_size + step, min_size + 2 * step, min_size + 2 * step),
+        }
     inputs = {"test input": test_input.astype(np.float32)}
-    for name, shape in shapes.items():
-        inputs[name] = rng.standard_normal(shape).astype(np.float32)
+    for name, input_shape in shapes.items():
+        inputs[name] = rng.standard_normal(input_shape).astype(np.float32)
     return inputs

@@ -11,7 +11,7 @@ import numpy as np
 from zoo.errors import ExportError, InputError
 from zoo.packaging.agreement import AGREEMENT_ATOL, agreement_inputs, measure_agreement
 from zoo.packaging.exporters import EXPORTERS, FORMAT_ALIASES, ExportContext, ExportedWeights, get_exporter
-from zoo.packaging.halo import HaloMeasurement, measure_halo
+from zoo.packaging.halo import TILING_ATOL, HaloMeasurement, measure_halo
 from zoo.packaging.source_model import SourceModel
 from zoo.progress import Progress, SilentProgress
 from zoo.trainers.architectures import architecture_source
@@ -25,12 +25,17 @@ OUTPUT_ID = "probability"
 
 @dataclass(frozen=True)
 class Geometry:
-    """Valid spatial sizes (min + n*step) and the halo that tiles must overlap by."""
+    """Valid spatial sizes (min + n*step along every spatial axis; step 0: exactly min) and the halo that tiles
+    must overlap by."""
 
     min_size: int
     step: int
     halo: int
     halo_measurement: HaloMeasurement | None = None
+
+    @property
+    def fixed(self) -> bool:
+        return self.step == 0
 
     @classmethod
     def for_unet(cls, depth: int, source: SourceModel | None = None) -> Geometry:
@@ -38,13 +43,27 @@ class Geometry:
         of the receptive field, 8·step); the smallest size leaves one step inside the halos."""
         step = 2**depth
         bound = 8 * step
-        measurement = measure_halo(source.predict, source.layout, step, bound) if source is not None else None
+        measurement = None
+        if source is not None:
+            core = 8 * step if len(source.spatial) == 2 else 4 * step  # a 3D window grows with the cube
+            # a 10x margin below the tiling tolerance: runtimes' float noise must not push a tile over it
+            measurement = measure_halo(source.predict, source.layout, step, bound, atol=TILING_ATOL / 10, core=core)
         halo = measurement.halo if measurement is not None else bound
         return cls(min_size=2 * halo + step, step=step, halo=halo, halo_measurement=measurement)
 
+    @classmethod
+    def for_checkpoint(cls, checkpoint: Checkpoint, source: SourceModel | None = None) -> Geometry:
+        """A fixed input size for models that take one (classifiers), else the U-Net rule from the depth."""
+        task = checkpoint.task_spec
+        if task.fixed_size is not None:
+            return cls(min_size=int(task.fixed_size[-1]), step=0, halo=0)
+        return cls.for_unet(int(checkpoint.architecture_kwargs["depth"]), source)
+
     def largest_valid(self, size: int) -> int | None:
         """The largest valid size ≤ `size`, or None when `size` is below the minimum."""
-        return None if size < self.min_size else size - (size - self.min_size) % self.step
+        if size < self.min_size:
+            return None
+        return self.min_size if self.fixed else size - (size - self.min_size) % self.step
 
 
 @dataclass
@@ -53,7 +72,8 @@ class ExportResult:
     failures: dict[str, str] = field(default_factory=dict)  # weight format -> why it is not shipped
     geometry: Geometry | None = None
     layout: str = "bcyx"
-    test_image: np.ndarray | None = None  # the raw 2D test image, cropped to a valid size
+    test_image: np.ndarray | None = None  # the raw test image (2D or 3D), cropped to a valid size
+    output_layout: str = "bcyx"
 
 
 def parse_formats(formats: str | list[str] | tuple[str, ...] | None, framework: str = "pytorch") -> list[str]:
@@ -89,21 +109,23 @@ def export_checkpoint(
 
     progress = progress or SilentProgress()
     source = source or SourceModel.from_checkpoint(checkpoint)  # callers that hold the model pass it
-    geometry = Geometry.for_unet(int(checkpoint.architecture_kwargs["depth"]), source)
+    geometry = Geometry.for_checkpoint(checkpoint, source)
     test_image = _crop_to_valid(np.asarray(test_image, dtype=np.float32), geometry)
     test_input = source.batch_of_one(normalize_image(test_image))
     context = ExportContext(
         architecture_file=architecture_source(checkpoint.architecture),
         architecture_callable=checkpoint.architecture_class,
         architecture_kwargs=checkpoint.architecture_kwargs,
-        input_id=INPUT_ID,
-        output_id=OUTPUT_ID,
+        input_id=source.task.input_id,
+        output_id=source.task.output_id,
         layout=source.layout,
+        output_layout=source.output_layout if source.output_layout != source.layout else None,
     )
     inputs = agreement_inputs(test_input, geometry.min_size, geometry.step, source.layout)
     model, reference = source.model, source.predict
 
-    result = ExportResult(weights=[], geometry=geometry, layout=source.layout, test_image=test_image)
+    result = ExportResult(weights=[], geometry=geometry, layout=source.layout, test_image=test_image,
+                          output_layout=source.output_layout)
     progress.start("exporting", len(formats))
     for weight_format in formats:
         try:
@@ -131,14 +153,14 @@ def export_checkpoint(
 
 
 def _crop_to_valid(image: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """The centre of `image` at the largest size the model accepts."""
-    height, width = (geometry.largest_valid(s) for s in image.shape)
-    if height is None or width is None:
-        raise ExportError(f"the test image is {image.shape[0]}x{image.shape[1]} px, smaller than the model's "
+    """The centre of `image` at the largest size the model accepts, along every (spatial) axis."""
+    sizes = [geometry.largest_valid(s) for s in image.shape]
+    if any(size is None for size in sizes):
+        raise ExportError(f"the test image is {'x'.join(map(str, image.shape))} px, smaller than the model's "
                           f"minimum of {geometry.min_size} px (halo {geometry.halo} on each side): train on "
                           "larger images")
-    top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
-    return image[top : top + height, left : left + width]
+    window = tuple(slice((s - size) // 2, (s - size) // 2 + size) for s, size in zip(image.shape, sizes))
+    return image[window]
 
 
 def prove_agreement(exported: ExportedWeights, reference, inputs: dict[str, np.ndarray]):

@@ -6,7 +6,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,14 +77,19 @@ def build_package(
 
 def _write_tensors_and_card(checkpoint, source, exported, config, folder: Path, raw: np.ndarray) -> PackageFiles:
     """Test tensors (the raw image and the model's output on it after the rdf's pre-processing), sample
-    TIFFs, cover and README."""
+    TIFFs, cover and README (with the files it shows)."""
     import tifffile
 
-    from zoo.model_cards import render_cover, render_readme
+    from zoo.model_cards import render_readme
+    from zoo.model_cards.covers import render_task_cover
 
     test_input = source.batch_of_one(raw)
     test_output = source.predict(source.batch_of_one(normalize_image(raw))).astype(np.float32)
-    output_image = test_output[0, 0] if source.layout == "bcyx" else test_output[0, :, :, 0]
+    sample = test_output[0]
+    if source.task.dense and source.output_layout[-1] == "c":
+        sample = np.moveaxis(sample, -1, 0)  # channels first, like the other layouts
+    if source.task.dense and sample.shape[0] == 1:
+        sample = sample[0]
     files = PackageFiles(
         test_input=Path("test_input.npy"),
         test_output=Path("test_output.npy"),
@@ -96,10 +101,12 @@ def _write_tensors_and_card(checkpoint, source, exported, config, folder: Path, 
     np.save(folder / files.test_input, test_input)
     np.save(folder / files.test_output, test_output)
     tifffile.imwrite(folder / files.sample_input, raw)
-    tifffile.imwrite(folder / files.sample_output, output_image)
-    render_cover(raw, output_image, folder / files.cover)
+    tifffile.imwrite(folder / files.sample_output, sample if source.task.dense else test_output)
+    render_task_cover(source.task.kind, raw, sample, folder / files.cover)
+    before = set(folder.iterdir())
     render_readme(checkpoint, exported, config, folder / files.documentation)
-    return files
+    shown = sorted(p.relative_to(folder) for p in set(folder.iterdir()) - before if p.name != files.documentation.name)
+    return replace(files, attachments=tuple(shown))
 
 
 def _describe(checkpoint, exported, files, config, folder: Path):

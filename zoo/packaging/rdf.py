@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.config import PackageConfig
-from zoo.packaging.export import INPUT_ID, OUTPUT_ID, ExportResult
+from zoo.packaging.export import ExportResult
 from zoo.trainers.checkpoint import Checkpoint
 
 UNET_CITATION = {"text": "Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image "
@@ -27,6 +27,22 @@ class PackageFiles:
     sample_output: Path
     cover: Path
     documentation: Path
+    attachments: tuple[Path, ...] = ()  # e.g. the loss plot the README shows
+
+
+CITATIONS = {
+    "unet2d": UNET_CITATION,
+    "unet3d": {"text": "Çiçek, Abdulkadir, Lienkamp, Brox, Ronneberger. 3D U-Net: Learning Dense Volumetric "
+                       "Segmentation from Sparse Annotation. MICCAI 2016.", "doi": "10.1007/978-3-319-46723-8_49"},
+    "classifier2d": {"text": "LeCun, Bengio, Hinton. Deep learning. Nature 521, 436–444 (2015).",
+                     "doi": "10.1038/nature14539"},
+}
+TRAINER_CITATIONS = {
+    "care2d": {"text": "Weigert et al. Content-aware image restoration: pushing the limits of fluorescence "
+                       "microscopy. Nature Methods 15, 1090–1097 (2018).", "doi": "10.1038/s41592-018-0216-7"},
+    "n2v2d": {"text": "Krull, Buchholz, Jug. Noise2Void - Learning Denoising From Single Noisy Images. CVPR 2019.",
+              "doi": "10.1109/CVPR.2019.00223"},
+}
 
 
 def build_model_descr(
@@ -35,57 +51,62 @@ def build_model_descr(
     """A validated bioimageio.spec 0.5 ModelDescr for the package folder `root`."""
     from bioimageio.spec.model import v0_5
 
+    task = checkpoint.task_spec
     geometry = exported.geometry
-    spatial = v0_5.ParameterizedSize(min=geometry.min_size, step=geometry.step)
-    space_in = {a: v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=spatial) for a in ("y", "x")}
-    space_out = {
-        a: v0_5.SpaceOutputAxisWithHalo(
-            id=v0_5.AxisId(a), halo=geometry.halo,
-            size=v0_5.SizeReference(tensor_id=v0_5.TensorId(INPUT_ID), axis_id=v0_5.AxisId(a)),
-        )
-        for a in ("y", "x")
-    }
+    input_id = v0_5.TensorId(task.input_id)
+    spatial_size = (geometry.min_size if geometry.fixed
+                    else v0_5.ParameterizedSize(min=geometry.min_size, step=geometry.step))
+    spatial = [a for a in exported.layout if a in "zyx"]
+    space_in = {a: v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=spatial_size) for a in spatial}
 
-    def axes(space: dict, channel_name: str) -> list:
-        by_letter = {"b": v0_5.BatchAxis(), "c": v0_5.ChannelAxis(channel_names=[v0_5.Identifier(channel_name)]),
-                     **space}
-        return [by_letter[letter] for letter in exported.layout]
+    def space_out(a: str):
+        size = v0_5.SizeReference(tensor_id=input_id, axis_id=v0_5.AxisId(a))
+        if geometry.halo:
+            return v0_5.SpaceOutputAxisWithHalo(id=v0_5.AxisId(a), halo=geometry.halo, size=size)
+        return v0_5.SpaceOutputAxis(id=v0_5.AxisId(a), size=size)
 
-    input_axes = axes(space_in, "raw")
-    output_axes = axes(space_out, "foreground")
+    def axes(layout: str, space: dict, channel_names) -> list:
+        by_letter = {"b": v0_5.BatchAxis(),
+                     "c": v0_5.ChannelAxis(channel_names=[v0_5.Identifier(n) for n in channel_names]), **space}
+        return [by_letter[letter] for letter in layout]
+
     input_tensor = v0_5.InputTensorDescr(
-        id=v0_5.TensorId(INPUT_ID),
-        description="raw fluorescence image, any intensity range (normalised by the pre-processing)",
-        axes=input_axes,
+        id=input_id,
+        description=task.input_description,
+        axes=axes(exported.layout, space_in, task.input_channels),
         test_tensor=v0_5.FileDescr(source=files.test_input),
         sample_tensor=v0_5.FileDescr(source=files.sample_input),
         data=v0_5.IntervalOrRatioDataDescr(type="float32"),
         preprocessing=[
             v0_5.ZeroMeanUnitVarianceDescr(
-                kwargs=v0_5.ZeroMeanUnitVarianceKwargs(axes=[v0_5.AxisId("y"), v0_5.AxisId("x")], eps=ZMUV_EPSILON)
+                kwargs=v0_5.ZeroMeanUnitVarianceKwargs(axes=[v0_5.AxisId(a) for a in spatial], eps=ZMUV_EPSILON)
             )
         ],
     )
     output_tensor = v0_5.OutputTensorDescr(
-        id=v0_5.TensorId(OUTPUT_ID),
-        description="probability that a pixel belongs to a nucleus",
-        axes=output_axes,
+        id=v0_5.TensorId(task.output_id),
+        description=task.output_description,
+        axes=axes(exported.output_layout, {a: space_out(a) for a in spatial}, task.output_channels),
         test_tensor=v0_5.FileDescr(source=files.test_output),
         sample_tensor=v0_5.FileDescr(source=files.sample_output),
-        data=v0_5.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+        data=v0_5.IntervalOrRatioDataDescr(type="float32", **({"range": task.output_range} if task.output_range
+                                                               else {})),
     )
+    citation = TRAINER_CITATIONS.get(checkpoint.trainer) or CITATIONS.get(checkpoint.architecture.removesuffix(
+        "_keras"), UNET_CITATION)
     descr = v0_5.ModelDescr(
         id=v0_5.ModelId(model_id(config.name)),
         name=config.name,
         description=config.description,
         authors=[v0_5.Author(**a.model_dump(exclude_none=True)) for a in config.authors],
-        cite=[v0_5.CiteEntry(**UNET_CITATION)],
+        cite=[v0_5.CiteEntry(**citation)],
         license=config.license,
         tags=list(dict.fromkeys([*config.tags, checkpoint.framework])),
         **({"git_repo": config.git_repo} if config.git_repo else {}),
         version=config.version,
         covers=[v0_5.FileDescr(source=files.cover)],
         documentation=v0_5.FileDescr(source=files.documentation),
+        **({"attachments": [v0_5.FileDescr(source=a) for a in files.attachments]} if files.attachments else {}),
         inputs=[input_tensor],
         outputs=[output_tensor],
         weights=_weights_descr(exported, v0_5),
@@ -142,21 +163,24 @@ def _training_data(checkpoint: Checkpoint, documentation: Path, v0_5):
     from bioimageio.spec.dataset import v0_3
 
     data = checkpoint.data
-    if data.get("source") == "synthetic":
+    synthetic = data.get("source") == "synthetic"
+    if synthetic and "description" in data:
+        description = data["description"]
+    elif synthetic:
         description = (f"Synthetic nuclei: {data['n_images']} images of {data['image_size']}x{data['image_size']} px "
                        f"from {data['generator']} with seed {data['seed']} (blobs of varied size, touching "
                        "objects, background gradient, Poisson-Gaussian noise), exact masks.")
     else:
         folder = Path(data.get("folder", "")).name
-        description = (f"{data.get('n_files')} image/mask TIFF pairs from the folder {folder}"
-                       f" (sha256 of all files {data.get('sha256')}).")
+        description = (f"{data.get('n_files')} {data.get('files_kind', 'image/mask TIFF pairs')} from the folder "
+                       f"{folder} (sha256 of all files {data.get('sha256')}).")
     return v0_3.DatasetDescr(
-        name="zoo synthetic nuclei" if data.get("source") == "synthetic" else "user training data",
+        name=data.get("name", "zoo synthetic nuclei") if synthetic else "user training data",
         description=description + f" Split: {data.get('split')}.",
         authors=[v0_5.Author(name="zoo")],
         cite=[v0_5.CiteEntry(text="zoo synthetic data generator", url="https://bioimage.io")],
         license="CC0-1.0",
-        tags=["nuclei", "fluorescence-light-microscopy", "2d", data.get("source", "folder")],
+        tags=[*data.get("tags", ["nuclei", "fluorescence-light-microscopy", "2d"]), data.get("source", "folder")],
         documentation=v0_5.FileDescr(source=documentation),
     )
 
@@ -171,16 +195,32 @@ def _halo_proof(geometry) -> dict[str, Any]:
 
 def _config(checkpoint: Checkpoint, exported: ExportResult, v0_5) -> dict[str, Any]:
     geometry = exported.geometry
-    return {
+    if geometry.fixed:
+        sizes = {"kind": f"fixed: the model takes inputs of exactly {geometry.min_size} px per spatial axis",
+                 "size": geometry.min_size}
+    else:
+        sizes = {"kind": "parameterized (every shipped format keeps dynamic batch and spatial axes)",
+                 "min": geometry.min_size, "step": geometry.step, "halo": geometry.halo, **_halo_proof(geometry)}
+    values = {
         "zoo": {
             "trainer": checkpoint.trainer,
+            "task": checkpoint.task_spec.kind,
             "metrics": {k: float(v) for k, v in checkpoint.metrics.items()},
             "environment": dict(checkpoint.environment),
             "agreement": {w.weight_format: w.agreement.to_dict() for w in exported.weights if w.agreement},
             "not_shipped": dict(exported.failures),
-            "sizes": {"kind": "parameterized (every shipped format keeps dynamic batch and spatial axes)",
-                      "min": geometry.min_size, "step": geometry.step, "halo": geometry.halo,
-                      **_halo_proof(geometry)},
+            "sizes": sizes,
         },
-        "deepimagej": {"allow_tiling": True, "pyramidal_model": False},
+        "deepimagej": {"allow_tiling": not geometry.fixed, "pyramidal_model": False},
     }
+    bioimageio = _bioimageio_config(checkpoint)
+    if bioimageio:
+        values["bioimageio"] = bioimageio
+    return values
+
+
+def _bioimageio_config(checkpoint: Checkpoint) -> dict[str, Any]:
+    """`config.bioimageio.training` and `.evaluations` filled from the training run (zoo.model_cards)."""
+    from zoo.model_cards import bioimageio_config
+
+    return bioimageio_config(checkpoint)

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from zoo.trainers.checkpoint import Checkpoint
-
-LAYOUTS = {"pytorch": "bcyx", "keras": "byxc"}
+from zoo.trainers.task import Task
 
 
 @dataclass
 class SourceModel:
     framework: str
-    layout: str  # axis order of input and output tensors: "bcyx" or "byxc"
+    layout: str  # axis order of the input tensor: "bcyx", "bczyx" (PyTorch) or "byxc" (Keras)
     model: Any
+    task: Task = field(default_factory=Task)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> SourceModel:
-        return cls(checkpoint.framework, LAYOUTS[checkpoint.framework], checkpoint.build_model())
+        task = checkpoint.task_spec
+        return cls(checkpoint.framework, task.input_layout(checkpoint.framework), checkpoint.build_model(), task)
+
+    @property
+    def output_layout(self) -> str:
+        return self.task.output_layout(self.framework)
+
+    @property
+    def spatial(self) -> str:
+        return self.task.spatial
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Run the model on one array in its layout (no pre- or post-processing)."""
@@ -32,8 +41,11 @@ class SourceModel:
             return self.model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
     def batch_of_one(self, image: np.ndarray) -> np.ndarray:
-        """A 2D one-channel image as a batch of one in the model's layout."""
-        return image[None, None] if self.layout == "bcyx" else image[None, :, :, None]
+        """A one-channel spatial image (2D or 3D) as a batch of one in the model's layout."""
+        return image[None, None] if self.layout.startswith("bc") else image[None, ..., None]
 
-    def shape(self, batch: int, channels: int, height: int, width: int) -> tuple[int, ...]:
-        return (batch, channels, height, width) if self.layout == "bcyx" else (batch, height, width, channels)
+    def first_output(self, output: np.ndarray) -> np.ndarray:
+        """The first sample's first channel of an output: the spatial image (dense tasks) or the class vector."""
+        if not self.task.dense:
+            return output[0]
+        return output[0, 0] if self.output_layout.startswith("bc") else output[0, ..., 0]

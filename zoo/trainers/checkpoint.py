@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,15 @@ class Checkpoint:
     sample: dict[str, Any]  # a held-out test image (raw) and its mask, for packaging
     framework: str = "pytorch"  # or "keras"
     model_file: str | None = None  # the .keras file beside the checkpoint, for Keras models
+    task: dict[str, Any] = field(default_factory=dict)  # zoo.trainers.task.Task.to_dict(); empty = unet2d's task
     folder: Path | None = None  # where the checkpoint was read from (not saved)
+
+    @property
+    def task_spec(self):
+        """The Task this model was trained for (binary 2D segmentation for checkpoints that record none)."""
+        from zoo.trainers.task import Task
+
+        return Task.from_dict(self.task)
 
     def build_model(self):
         """The trained model: a torch module in eval mode, or a Keras model."""

@@ -29,6 +29,8 @@ class SegmentationSplits:
     test_masks: list[np.ndarray]
     test_raw: list[np.ndarray]  # un-normalised test images, as a user would feed them
     provenance: dict[str, Any] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)  # pixel or image classes, where the task has them
+    test_clean: list[np.ndarray] = field(default_factory=list)  # ground truth a self-supervised run never trains on
 
 
 def _crop_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
@@ -75,6 +77,57 @@ def load_segmentation_splits(config: DataConfig, multiple_of: int) -> Segmentati
         val_masks=[masks[i] for i in val],
         test_images=[normalized[i] for i in test],
         test_masks=[masks[i] for i in test],
+        test_raw=[raw[i].astype(np.float32) for i in test],
+        provenance=provenance,
+    )
+
+
+def split_indices(n: int, config: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded (train, validation, test) indices; every split holds at least one item."""
+    if n < 3:
+        raise DataError(f"{n} image(s) given, expected at least 3 for train, validation and test splits")
+    order = np.random.default_rng(config.seed).permutation(n)
+    n_test = max(1, round(config.test_fraction * n))
+    n_val = max(1, round(config.validation_fraction * n))
+    if n_test + n_val >= n:
+        raise DataError(f"{n} images leave none for training after {n_val} for validation and {n_test} for test: "
+                        "give more images")
+    return order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]
+
+
+def crop_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
+    """The array cropped (at the end of every axis) to a multiple of `multiple` along each axis."""
+    return array[tuple(slice(0, s - s % multiple) for s in array.shape)]
+
+
+def make_splits(raw: list[np.ndarray], targets: list, config: DataConfig, provenance: dict[str, Any],
+                multiple_of: int = 1, target_kind: str = "mask") -> SegmentationSplits:
+    """Split paired data and normalise the inputs. `target_kind`: "mask"/"labels" (kept as integers), "image"
+    (a restoration target, normalised with its input's statistics so both share units), "class" (one label per
+    image) or "none" (self-supervised: the target is the input itself)."""
+    small = [i for i, image in enumerate(raw) if min(image.shape) < multiple_of]
+    if small:
+        raise DataError(f"{len(small)} image(s) are smaller than {multiple_of} px along some axis (first: index "
+                        f"{small[0]}, shape {raw[small[0]].shape}): use images of at least {multiple_of} px")
+    if multiple_of > 1:
+        raw = [crop_to_multiple(image, multiple_of) for image in raw]
+        if target_kind in ("mask", "labels", "image"):
+            targets = [crop_to_multiple(t, multiple_of) for t in targets]
+    train, val, test = split_indices(len(raw), config)
+    provenance = {**provenance, "split": {"train": len(train), "validation": len(val), "test": len(test)}}
+    normalized = [normalize_image(image) for image in raw]
+    if target_kind == "image":
+        targets = [((t.astype(np.float32) - image.mean()) / (image.std() + EPSILON)).astype(np.float32)
+                   for t, image in zip(targets, raw)]
+    elif target_kind == "none":
+        targets = normalized
+    return SegmentationSplits(
+        train_images=[normalized[i] for i in train],
+        train_masks=[targets[i] for i in train],
+        val_images=[normalized[i] for i in val],
+        val_masks=[targets[i] for i in val],
+        test_images=[normalized[i] for i in test],
+        test_masks=[targets[i] for i in test],
         test_raw=[raw[i].astype(np.float32) for i in test],
         provenance=provenance,
     )

@@ -11,12 +11,15 @@ from zoo.progress import Progress, SilentProgress
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import CHECKS, RULES, Finding, failed, skipped
 from zoo.validators.report import ValidationReport
-from zoo.validators.source import UnsafeArchive, open_source
+from zoo.validators.source import ExtractionTimeout, UnsafeArchive, open_source
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("safety", "format", "files", "tensors", "reproduction", "cross-format", "deepimagej", "deepimagej-emulation")
-RUNTIME_STAGES = ("reproduction", "cross-format", "deepimagej-emulation")  # checks that execute the model: run isolated
+STAGES = ("safety", "format", "files", "tensors", "reproduction", "cross-format", "sizes", "determinism", "tiling",
+          "outputs", "devices", "performance", "deepimagej", "deepimagej-emulation")
+# checks that execute the model: run isolated
+RUNTIME_STAGES = ("reproduction", "cross-format", "sizes", "determinism", "tiling", "outputs", "devices", "performance",
+                  "deepimagej-emulation")
 
 
 def validate_source(
@@ -29,63 +32,77 @@ def validate_source(
     isolate: bool = True,
     time_limit_s: float | None = None,
     memory_limit_mb: float | None = None,
+    extract_time_limit_s: float | None = None,
 ) -> ValidationReport:
     """Run every registered check on a package folder, rdf file or zip. Raises SourceError (exit 2) only
     when there is nothing to validate; everything wrong with a package becomes a finding.
 
     With `isolate`, the checks that run the model do so in a child process bounded by `time_limit_s`
-    and `memory_limit_mb`; without it they run in this process (faster, for trusted packages and tests)."""
+    and `memory_limit_mb`; without it they run in this process (faster, for trusted packages and tests).
+    A zip that takes longer than `extract_time_limit_s` to unpack is a finding (SAF002)."""
     import zoo.validators.checks  # noqa: F401  (registers the rules)
 
     progress = progress or SilentProgress()
     started = time.perf_counter()
     report = ValidationReport(source=str(source), artifacts=str(keep_artifacts) if keep_artifacts else None)
     try:
-        opened = open_source(Path(source))
+        opened = open_source(Path(source), extract_time_limit_s)
+    except ExtractionTimeout as e:
+        report.findings.append(failed(RULES["SAF002"], str(e), Path(source).name, seconds=e.seconds,
+                                      limit_s=e.limit_s, members_done=e.members_done, members=e.members))
+        report.duration_s = time.perf_counter() - started
+        return report
     except UnsafeArchive as e:
         report.findings.append(failed(RULES["SAF001"], str(e), Path(source).name))
         report.duration_s = time.perf_counter() - started
         return report
     with opened:
-        pkg = PackageUnderTest(opened, trust=trust, device=device, keep_artifacts=keep_artifacts)
-        _load(pkg)
-        if pkg.descr is not None:
-            report.name = str(getattr(pkg.descr, "name", "") or "")
-            report.format_version = str(pkg.descr.format_version)
-            report.weight_formats = pkg.weight_formats
         ordered = sorted(CHECKS.items(), key=lambda item: (STAGES.index(RULES[item[0]].stage), item[0]))
         runtime = [rule_id for rule_id, _ in ordered if RULES[rule_id].stage in RUNTIME_STAGES]
+        child = None
+        if isolate and runtime:  # started first: it works on the other core while this process checks the rest
+            child = _start_runtime_child(opened, trust, device, keep_artifacts, runtime, time_limit_s,
+                                         memory_limit_mb)
+        pkg = PackageUnderTest(opened, trust=trust, device=device, keep_artifacts=keep_artifacts)
         progress.start("validating", len(ordered))
         try:
+            _load(pkg)
+            if pkg.descr is not None:
+                report.name = str(getattr(pkg.descr, "name", "") or "")
+                report.format_version = str(pkg.descr.format_version)
+                report.weight_formats = pkg.weight_formats
             for rule_id, check in ordered:
                 if rule_id in runtime and isolate:
                     continue
                 report.findings.extend(_run_check(pkg, rule_id, check))
                 progress.advance(1, rule=rule_id)
             if isolate:
-                report.findings.extend(_run_runtime_isolated(pkg, runtime, time_limit_s, memory_limit_mb))
+                report.findings.extend(_runtime_findings(pkg, runtime, child))
                 progress.advance(len(runtime), rule="model runs")
         finally:
+            if child is not None:
+                child.stop()
             pkg.close()
             progress.finish()
     report.duration_s = time.perf_counter() - started
     return report
 
 
-def _run_runtime_isolated(pkg: PackageUnderTest, rule_ids: list[str], time_limit_s, memory_limit_mb):
-    from zoo.validators.isolation import (
-        DEFAULT_MEMORY_LIMIT_MB,
-        DEFAULT_TIME_LIMIT_S,
-        IsolationFailure,
-        RuntimeJob,
-        run_isolated,
-    )
+def _start_runtime_child(opened, trust: bool, device: str, keep_artifacts: Path | None, rule_ids: list[str],
+                         time_limit_s: float | None, memory_limit_mb: float | None):
+    from zoo.validators.isolation import DEFAULT_MEMORY_LIMIT_MB, DEFAULT_TIME_LIMIT_S, RuntimeChild, RuntimeJob
+
+    job = RuntimeJob(opened.source, opened.root, opened.rdf_path, trust, device, keep_artifacts, None, rule_ids)
+    return RuntimeChild(job, time_limit_s or DEFAULT_TIME_LIMIT_S, memory_limit_mb or DEFAULT_MEMORY_LIMIT_MB)
+
+
+def _runtime_findings(pkg: PackageUnderTest, rule_ids: list[str], child) -> list[Finding]:
+    from zoo.validators.isolation import IsolationFailure
 
     if pkg.descr is None:  # nothing can run: report the same skips as in-process
+        child.stop()
         return [finding for rule_id in rule_ids for finding in _run_check(pkg, rule_id, CHECKS[rule_id])]
-    job = RuntimeJob(pkg.opened.source, pkg.root, pkg.opened.rdf_path, pkg.trust, pkg.device, pkg.keep_artifacts,
-                     dict(pkg.file_problems), rule_ids)
-    result = run_isolated(job, time_limit_s or DEFAULT_TIME_LIMIT_S, memory_limit_mb or DEFAULT_MEMORY_LIMIT_MB)
+    result = child.result()
     if isinstance(result, IsolationFailure):
         return [failed(RULES[rule_ids[0]], result.message, "model run", reason=result.reason)] + [
             skipped(RULES[rule_id], "not run: the model run was stopped (see REP001)") for rule_id in rule_ids[1:]
@@ -94,15 +111,20 @@ def _run_runtime_isolated(pkg: PackageUnderTest, rule_ids: list[str], time_limit
 
 
 def run_runtime_checks(job) -> list[Finding]:
-    """The model-running checks on a package, as a child process of validate_source runs them."""
+    """The model-running checks on a package, as the isolated child runs them. Without the parent's list of
+    unusable files (`job.file_problems` None) the child finds them itself with the FIL rules."""
     import zoo.validators.checks  # noqa: F401
     from zoo.validators.source import OpenedSource
 
     pkg = PackageUnderTest(OpenedSource(job.source, job.root, job.rdf_path), trust=job.trust, device=job.device,
                            keep_artifacts=job.keep_artifacts)
-    _load(pkg)
-    pkg.file_problems.update(job.file_problems)
     try:
+        _load(pkg)
+        if job.file_problems is None:
+            for rule_id in sorted(r for r in CHECKS if RULES[r].stage == "files"):
+                _run_check(pkg, rule_id, CHECKS[rule_id])  # fills pkg.file_problems; the parent reports them
+        else:
+            pkg.file_problems.update(job.file_problems)
         return [finding for rule_id in job.rule_ids for finding in _run_check(pkg, rule_id, CHECKS[rule_id])]
     finally:
         pkg.close()

@@ -1,4 +1,5 @@
-"""What every check sees: the opened package, its raw rdf, the parsed description, and a model cache."""
+"""What every check sees: the opened package, its raw rdf, the parsed description, and a cache of loaded models
+and of their outputs, so that each weight format is loaded once and each input is run once per format."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.validators.measure import Measurement, measure
 from zoo.validators.source import OpenedSource
 
 logger = logging.getLogger(__name__)
@@ -31,7 +33,10 @@ class PackageUnderTest:
     other_resource: Any = None  # a valid description of something that is not a model
     file_problems: dict[str, str] = field(default_factory=dict)  # location -> why the file is unusable
     test_outputs: dict[str, Any] = field(default_factory=dict)  # weight format -> outputs on the test input
-    _pipelines: dict[str, Any] = field(default_factory=dict)
+    # weight format -> {"load" | "first inference" | "inference": Measurement} (PRF001 reports them)
+    performance: dict[str, dict[str, Measurement]] = field(default_factory=dict)
+    _pipelines: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _memo: dict[Any, tuple[bool, Any]] = field(default_factory=dict)
     _workdir: tempfile.TemporaryDirectory | None = None
 
     @property
@@ -52,12 +57,15 @@ class PackageUnderTest:
             and (self.trust or wf not in CODE_EXECUTING_FORMATS)
         ]
 
-    def pipeline(self, weight_format: str):
-        """A bioimageio.core prediction pipeline for one weight format, loaded once and reused.
+    def pipeline(self, weight_format: str, device: str | None = None):
+        """A bioimageio.core prediction pipeline for one weight format on `device` (default: the package's
+        device), loaded once and reused; the first load on the package's device is measured.
 
         Loading runs in a private working folder: bioimageio.core unzips TF weights into
         `./bioimageio_unzipped_tf_weights`, which would litter the user's folder and mix up packages."""
-        if weight_format not in self._pipelines:
+        device = device or self.device
+        key = (weight_format, device)
+        if key not in self._pipelines:
             from bioimageio.core import create_prediction_pipeline
 
             if self._workdir is None:
@@ -65,12 +73,93 @@ class PackageUnderTest:
             previous = os.getcwd()
             os.chdir(self._workdir.name)
             try:
-                self._pipelines[weight_format] = create_prediction_pipeline(
-                    self.descr, weight_format=weight_format, devices=[self.device]
-                )
+                with measure(cuda=device.startswith("cuda")) as loading:
+                    self._pipelines[key] = create_prediction_pipeline(
+                        self.descr, weight_format=weight_format, devices=[device]
+                    )
             finally:
                 os.chdir(previous)
-        return self._pipelines[weight_format]
+            if device == self.device:
+                self.performance.setdefault(weight_format, {})["load"] = loading
+        return self._pipelines[key]
+
+    def memo(self, key, compute):
+        """`compute()` once per key: its value, or the exception it raised (raised again on every call)."""
+        if key not in self._memo:
+            try:
+                self._memo[key] = (True, compute())
+            except Exception as e:
+                self._memo[key] = (False, e)
+        ok, value = self._memo[key]
+        if not ok:
+            raise value
+        return value
+
+    @property
+    def descr_v05(self):
+        """The description in format 0.5 (a 0.4 one converted by bioimageio.spec), None if it cannot be."""
+
+        def convert():
+            from bioimageio.spec import load_description
+            from bioimageio.spec.model import v0_5
+
+            if isinstance(self.descr, v0_5.ModelDescr):
+                return self.descr
+            converted = load_description(self.opened.rdf_path, perform_io_checks=False, format_version="latest")
+            return converted if isinstance(converted, v0_5.ModelDescr) else None
+
+        try:
+            return self.memo("descr_v05", convert)
+        except Exception:
+            logger.debug("converting the description to format 0.5 failed", exc_info=True)
+            return None
+
+    def test_input_sample(self):
+        from bioimageio.core.digest_spec import get_test_input_sample
+
+        return self.memo("test inputs", lambda: get_test_input_sample(self.descr))
+
+    def test_output(self, weight_format: str):
+        """Outputs of `weight_format` on the test input through the rdf's processing (REP001 compares them with
+        the test outputs), run and measured once; a failure is raised again on every call."""
+
+        def run():
+            from zoo.validators.checks.reproduction import run_on_test_input
+
+            pipeline = self.pipeline(weight_format)
+            with measure(cuda=self.device.startswith("cuda")) as running:
+                outputs = run_on_test_input(pipeline, self.test_input_sample())
+            self.performance.setdefault(weight_format, {})["first inference"] = running
+            self.test_outputs[weight_format] = outputs
+            return outputs
+
+        return self.memo(("test output", weight_format), run)
+
+    def repeated_test_output(self, weight_format: str):
+        """A second run of the test input, on the warm model: DET001 compares it with the first, PRF001 reports
+        its time."""
+
+        def run():
+            from zoo.validators.checks.reproduction import run_on_test_input
+
+            self.test_output(weight_format)
+            with measure(cuda=self.device.startswith("cuda")) as running:
+                outputs = run_on_test_input(self.pipeline(weight_format), self.test_input_sample())
+            self.performance.setdefault(weight_format, {})["inference"] = running
+            return outputs
+
+        return self.memo(("repeated test output", weight_format), run)
+
+    def working_formats(self) -> list[str]:
+        """Runnable weight formats that ran on the test input (REP001 reports the others)."""
+        working = []
+        for weight_format in self.runnable_formats():
+            try:
+                self.test_output(weight_format)
+            except Exception:
+                continue
+            working.append(weight_format)
+        return working
 
     def close(self) -> None:
         for pipeline in self._pipelines.values():
@@ -79,6 +168,7 @@ class PackageUnderTest:
             except Exception:  # unloading is best effort
                 logger.debug("unloading a pipeline failed", exc_info=True)
         self._pipelines.clear()
+        self._memo.clear()
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None

@@ -59,6 +59,12 @@ class ValidationReport:
     def by_id(self, rule_id: str) -> list[Finding]:
         return [f for f in self.findings if f.id == rule_id]
 
+    @property
+    def performance(self) -> list[dict[str, Any]]:
+        """Time and peak memory of one inference per weight format (PRF001), for the report's table."""
+        return [{key: _jsonable(value) for key, value in f.details.items()}
+                for f in self.findings if f.id == "PRF001" and f.status == "passed" and f.details]
+
     def to_dict(self) -> dict[str, Any]:
         from zoo import __version__
 
@@ -74,6 +80,7 @@ class ValidationReport:
             "zoo_version": __version__,
             "duration_s": round(self.duration_s, 3),
             "counts": counts,
+            "performance": self.performance,
             "deepimagej": {
                 "verdict": self.deepimagej_verdict,
                 "rules": sorted({f.id for f in self.findings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -13,10 +14,19 @@ from zoo.errors import SourceError
 RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 MAX_UNPACKED_BYTES = 8 * 1024**3  # a model package larger than this is refused before extraction
 MAX_MEMBERS = 10_000
+MAX_EXTRACT_SECONDS = 300.0  # unpacking slower than this (a decompression bomb, a stalled disk) is stopped
 
 
 class UnsafeArchive(SourceError):
     """The zip holds members that would escape the target folder, links, or absurd sizes."""
+
+
+class ExtractionTimeout(UnsafeArchive):
+    """Unpacking the zip took longer than its deadline; what was unpacked is removed."""
+
+    def __init__(self, message: str, seconds: float, limit_s: float, members_done: int, members: int) -> None:
+        super().__init__(message)
+        self.seconds, self.limit_s, self.members_done, self.members = seconds, limit_s, members_done, members
 
 
 @dataclass
@@ -25,6 +35,8 @@ class OpenedSource:
     root: Path  # folder that relative paths in the rdf are resolved against
     rdf_path: Path
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+    extract_s: float | None = None  # seconds the zip took to unpack (None: not an archive)
+    extract_limit_s: float | None = None  # the deadline it was given (None: the default)
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -48,7 +60,9 @@ def find_rdf(folder: Path) -> Path:
     raise SourceError(f"{folder} holds no rdf.yaml (nor bioimageio.yaml): give a package folder, its rdf.yaml or a zip")
 
 
-def open_source(source: Path) -> OpenedSource:
+def open_source(source: Path, extract_time_limit_s: float | None = None) -> OpenedSource:
+    """The package at `source`, a zip unpacked into a temporary folder (refused when unsafe, stopped after
+    `extract_time_limit_s`, default MAX_EXTRACT_SECONDS)."""
     source = Path(source)
     if not source.exists():
         raise SourceError(f"{source} does not exist: give a package folder, an rdf.yaml or a .zip")
@@ -57,8 +71,11 @@ def open_source(source: Path) -> OpenedSource:
     if zipfile.is_zipfile(source):
         tmp = tempfile.TemporaryDirectory(prefix="zoo-validate-")
         try:
-            safe_extract(source, Path(tmp.name))
-            return OpenedSource(source, Path(tmp.name), find_rdf(Path(tmp.name)), tmp)
+            started = time.monotonic()
+            safe_extract(source, Path(tmp.name), extract_time_limit_s)
+            seconds = time.monotonic() - started
+            return OpenedSource(source, Path(tmp.name), find_rdf(Path(tmp.name)), tmp, extract_s=seconds,
+                                extract_limit_s=extract_time_limit_s)
         except BaseException:
             tmp.cleanup()
             raise
@@ -67,8 +84,12 @@ def open_source(source: Path) -> OpenedSource:
     raise SourceError(f"{source} is neither a folder, a yaml file nor a zip archive: give a bioimage.io package")
 
 
-def safe_extract(archive_path: Path, target: Path) -> None:
-    """Extract after checking every member: no absolute paths, no `..`, no links, bounded total size."""
+def safe_extract(archive_path: Path, target: Path, time_limit_s: float | None = None) -> None:
+    """Extract after checking every member: no absolute paths, no `..`, no links, bounded total size, and
+    within `time_limit_s` (default MAX_EXTRACT_SECONDS): the deadline is checked between chunks of 1 MiB, so a
+    member that decompresses slowly is stopped too; ExtractionTimeout says how far it got."""
+    limit_s = MAX_EXTRACT_SECONDS if time_limit_s is None else time_limit_s
+    started = time.monotonic()
     try:
         archive = zipfile.ZipFile(archive_path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -92,7 +113,8 @@ def safe_extract(archive_path: Path, target: Path) -> None:
             raise UnsafeArchive(f"{archive_path} declares {total} bytes unpacked, more than the limit of "
                                 f"{MAX_UNPACKED_BYTES}; refused")
         written = 0
-        for member in members:
+        for done, member in enumerate(members):
+            _check_deadline(archive_path, started, limit_s, done, len(members))
             destination = target / member.filename
             if member.is_dir():
                 destination.mkdir(parents=True, exist_ok=True)
@@ -104,6 +126,15 @@ def safe_extract(archive_path: Path, target: Path) -> None:
                     if written > MAX_UNPACKED_BYTES:
                         raise UnsafeArchive(f"{archive_path} unpacks to more than {MAX_UNPACKED_BYTES} bytes; refused")
                     dst.write(chunk)
+                    _check_deadline(archive_path, started, limit_s, done, len(members))
+        _check_deadline(archive_path, started, limit_s, len(members), len(members))
 
 
-__all__ = ["OpenedSource", "UnsafeArchive", "find_rdf", "open_source", "safe_extract"]
+def _check_deadline(archive_path: Path, started: float, limit_s: float, done: int, total: int) -> None:
+    seconds = time.monotonic() - started
+    if seconds > limit_s:
+        raise ExtractionTimeout(f"{archive_path}: unpacking took more than {limit_s:g} s ({done} of {total} members "
+                                f"done after {seconds:.1f} s); stopped", seconds, limit_s, done, total)
+
+
+__all__ = ["ExtractionTimeout", "OpenedSource", "UnsafeArchive", "find_rdf", "open_source", "safe_extract"]

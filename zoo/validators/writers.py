@@ -114,11 +114,38 @@ def render_markdown(report: ValidationReport, target: str = "bioimageio", level:
     if report.weight_formats:
         meta.append("weights " + ", ".join(report.weight_formats))
     lines += ["", " · ".join(meta), ""]
+    lines += markdown_performance_lines(report, level + 1)
     for stage, findings in by_stage(report.findings):
         lines += [f"{heading}# {md_text(stage)}", ""]
         lines += [_markdown_line(finding) for finding in findings]
         lines.append("")
     return "\n".join(lines)
+
+
+PERFORMANCE_COLUMNS = (("weights", "weight_format", "{}"), ("device", "device", "{}"), ("input", "input_shape", "{}"),
+                       ("load s", "load_s", "{:.2f}"), ("first inference s", "first_inference_s", "{:.3f}"),
+                       ("inference s", "inference_s", "{:.3f}"), ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
+                       ("+MB during inference", "inference_increase_mb", "{:.0f}"),
+                       ("GPU peak MB", "gpu_peak_mb", "{:.0f}"))
+
+
+def performance_rows(report: ValidationReport) -> tuple[list[str], list[list[str]], str]:
+    """(headers, rows, how memory was measured) of the performance table; no rows when nothing was measured."""
+    entries = report.performance
+    columns = [c for c in PERFORMANCE_COLUMNS if c[1] != "gpu_peak_mb" or any(e.get("gpu_peak_mb") for e in entries)]
+    rows = [[fmt.format(entry[key]) if entry.get(key) is not None else "—" for _, key, fmt in columns]
+            for entry in entries]
+    method = next((e.get("memory_method", "") for e in entries), "")
+    return [header for header, _, _ in columns], rows, method
+
+
+def markdown_performance_lines(report: ValidationReport, level: int = 2) -> list[str]:
+    headers, rows, method = performance_rows(report)
+    if not rows:
+        return []
+    lines = [f"{'#' * level} performance", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in rows]
+    return lines + ["", f"Memory: {md_text(method)}.", ""]
 
 
 def _markdown_line(finding: Finding) -> str:
@@ -262,6 +289,7 @@ def render_html(report: ValidationReport, target: str = "bioimageio") -> str:
         f'<div class="meta muted">{html_text(" · ".join(meta))}</div></header><main>',
     ]
     figures = _reproduction_figures(report)
+    parts.append(_performance_html(report))
     for stage, findings in by_stage(report.findings):
         problems = sum(f.status in ("failed", "warning") for f in findings)
         stage_counts = ", ".join(f"{n} {s}" for s, n in _tally(findings).items())
@@ -285,6 +313,17 @@ def render_html(report: ValidationReport, target: str = "bioimageio") -> str:
         parts.append("</tbody></table></details>")
     parts.append("</main>")
     return html_page(f"zoo validation: {display_name(report)}", "\n".join(parts))
+
+
+def _performance_html(report: ValidationReport) -> str:
+    headers, rows, method = performance_rows(report)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html_text(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html_text(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return (f'<details id="performance" open><summary><h2>performance</h2> <span class="muted">one inference per '
+            f"weight format</span></summary><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f'<div class="fix">Memory: {html_text(method)}.</div></details>')
 
 
 def render_error_html(name: str, source: str, message: str) -> str:

@@ -26,8 +26,11 @@ EXPORTERS: dict[str, dict[str, str]] = {
         "onnx": "zoo.packaging.exporters.keras_tensorflow:export_onnx_from_keras",
     },
 }
-FORMAT_ALIASES = {"tensorflow": "tensorflow_saved_model_bundle", "state_dict": "pytorch_state_dict",
-                  "keras": "keras_v3"}
+FORMAT_ALIASES = {
+    "tensorflow": "tensorflow_saved_model_bundle",
+    "state_dict": "pytorch_state_dict",
+    "keras": "keras_v3",
+}
 
 
 @dataclass
@@ -52,7 +55,12 @@ class ExportContext:
     architecture_kwargs: dict[str, Any]
     input_id: str
     output_id: str
-    layout: str = "bcyx"
+    layout: str = "bcyx"  # the input's axes: "bcyx" or "bczyx" (PyTorch), "byxc" (Keras)
+    output_layout: str | None = None  # the output's axes when they differ from the input's, e.g. "bc" (classifier)
+
+    @property
+    def output_axes(self) -> str:
+        return self.output_layout or self.layout
 
 
 class Exporter(Protocol):

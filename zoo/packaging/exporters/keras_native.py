@@ -13,5 +13,10 @@ def export_keras_v3(model, example, workdir: Path, context: ExportContext) -> Ex
     model.save(path)
     backend = keras.backend.backend()
     backend_version = __import__({"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}[backend]).__version__
-    return ExportedWeights("keras_v3", path, "keras", keras.__version__,
-                           details={"backend": backend, "backend_version": backend_version.split("+")[0]})
+    return ExportedWeights(
+        "keras_v3",
+        path,
+        "keras",
+        keras.__version__,
+        details={"backend": backend, "backend_version": backend_version.split("+")[0]},
+    )

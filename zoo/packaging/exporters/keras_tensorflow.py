@@ -31,8 +31,14 @@ def export_tensorflow_from_keras(model, example, workdir: Path, context: ExportC
     with tempfile.TemporaryDirectory(prefix="zoo-tf-") as tmp:
         save_serving_module(model, Path(tmp) / "saved_model", context, channels=example.shape[-1])
         write_zip_from_folder(Path(tmp) / "saved_model", path)
-    return ExportedWeights("tensorflow_saved_model_bundle", path, "tensorflow", tf.__version__, parent="keras_v3",
-                           details={"signature": "serving_default", "tag": "serve"})
+    return ExportedWeights(
+        "tensorflow_saved_model_bundle",
+        path,
+        "tensorflow",
+        tf.__version__,
+        parent="keras_v3",
+        details={"signature": "serving_default", "tag": "serve"},
+    )
 
 
 def export_onnx_from_keras(model, example, workdir: Path, context: ExportContext) -> ExportedWeights:
@@ -52,18 +58,25 @@ def export_onnx_from_keras(model, example, workdir: Path, context: ExportContext
         return tf.identity(model(x, training=False), name=context.output_id)
 
     try:
-        proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=ONNX_OPSET,
-                                                 output_path=None)
+        proto, _ = tf2onnx.convert.from_function(forward, input_signature=spec, opset=ONNX_OPSET, output_path=None)
     except Exception as e:
-        raise ExportError(f"onnx: tf2onnx could not convert the Keras model at opset {ONNX_OPSET} "
-                          f"({type(e).__name__}: {e}); check for layers without an ONNX equivalent") from e
+        raise ExportError(
+            f"onnx: tf2onnx could not convert the Keras model at opset {ONNX_OPSET} "
+            f"({type(e).__name__}: {e}); check for layers without an ONNX equivalent"
+        ) from e
     proto.graph.output[0].name = _rename_output(proto, context.output_id)
     if proto.ir_version > ONNX_MAX_IR_VERSION:
         proto.ir_version = ONNX_MAX_IR_VERSION
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
-    return ExportedWeights("onnx", path, "onnx", onnx.__version__, parent="keras_v3",
-                           details={"opset_version": ONNX_OPSET, "ir_version": proto.ir_version})
+    return ExportedWeights(
+        "onnx",
+        path,
+        "onnx",
+        onnx.__version__,
+        parent="keras_v3",
+        details={"opset_version": ONNX_OPSET, "ir_version": proto.ir_version},
+    )
 
 
 def _rename_output(proto, name: str) -> str:

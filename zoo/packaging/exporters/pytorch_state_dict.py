@@ -15,7 +15,13 @@ def export_pytorch_state_dict(model, example, workdir: Path, context: ExportCont
     architecture = workdir / context.architecture_file.name
     shutil.copyfile(context.architecture_file, architecture)
     return ExportedWeights(
-        "pytorch_state_dict", path, "pytorch", torch.__version__.split("+")[0],
-        details={"architecture_file": architecture, "callable": context.architecture_callable,
-                 "kwargs": dict(context.architecture_kwargs)},
+        "pytorch_state_dict",
+        path,
+        "pytorch",
+        torch.__version__.split("+")[0],
+        details={
+            "architecture_file": architecture,
+            "callable": context.architecture_callable,
+            "kwargs": dict(context.architecture_kwargs),
+        },
     )

@@ -31,8 +31,12 @@ def save_frozen_saved_model(function, folder: Path, input_ids: list[str], output
             signature = tf.compat.v1.saved_model.signature_def_utils.predict_signature_def(inputs, results)
         with tf.compat.v1.Session(graph=graph) as session:
             builder = tf.compat.v1.saved_model.Builder(str(folder))
-            builder.add_meta_graph_and_variables(session, [tf.saved_model.SERVING], strip_default_attrs=True,
-                                                 signature_def_map={"serving_default": signature})
+            builder.add_meta_graph_and_variables(
+                session,
+                [tf.saved_model.SERVING],
+                strip_default_attrs=True,
+                signature_def_map={"serving_default": signature},
+            )
             builder.save()
     (folder / "variables").mkdir(exist_ok=True)
     return sorted({node.op for node in graph_def.node})

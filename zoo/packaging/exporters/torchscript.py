@@ -6,12 +6,12 @@ from zoo.packaging.exporters import ExportContext, ExportedWeights
 
 
 def export_torchscript(model, example, workdir: Path, context: ExportContext) -> ExportedWeights:
-    """Trace the module; a U-Net has no data-dependent control flow, so the trace holds for every size."""
+    """Trace the module; the zoo's U-Nets (2D, 3D) and classifiers have no data-dependent control flow, so the
+    trace holds for every size the module accepts."""
     import torch
 
     path = workdir / "weights_torchscript.pt"
     with torch.no_grad():
         traced = torch.jit.trace(model, torch.from_numpy(example), check_trace=False)
     traced.save(str(path))
-    return ExportedWeights("torchscript", path, "pytorch", torch.__version__.split("+")[0],
-                           parent="pytorch_state_dict")
+    return ExportedWeights("torchscript", path, "pytorch", torch.__version__.split("+")[0], parent="pytorch_state_dict")

@@ -62,14 +62,14 @@ def run_on_test_input(pipeline, inputs):
       "Re-create the test outputs with this weight format, or re-export the weights so that they match.",
       "reproduction")
 def check_reproduces_test_outputs(pkg: PackageUnderTest) -> Iterator[Finding]:
-    from bioimageio.core.digest_spec import get_test_input_sample, get_test_output_sample
+    from bioimageio.core.digest_spec import get_test_output_sample
 
     rule_ = check_reproduces_test_outputs.rule
     if any(loc.startswith(("inputs", "outputs", "test_")) for loc in pkg.file_problems):
         yield skipped(rule_, "test tensors are unavailable (see FIL findings)")
         return
     try:
-        inputs = get_test_input_sample(pkg.descr)
+        pkg.test_input_sample()
         expected = get_test_output_sample(pkg.descr)
     except Exception as e:
         yield failed(rule_, f"test tensors could not be loaded ({type(e).__name__}: {e})")
@@ -85,8 +85,7 @@ def check_reproduces_test_outputs(pkg: PackageUnderTest) -> Iterator[Finding]:
                                  "pass --trust to run it", location)
             continue
         try:
-            outputs = run_on_test_input(pkg.pipeline(weight_format), inputs)
-            pkg.test_outputs[weight_format] = outputs
+            outputs = pkg.test_output(weight_format)  # loaded, run and measured once, reused by later checks
         except Exception as e:
             logger.debug("running %s failed", weight_format, exc_info=True)
             yield failed(rule_, f"{weight_format} failed to run on the test input ({type(e).__name__}: "

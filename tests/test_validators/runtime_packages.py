@@ -1,0 +1,196 @@
+"""Small TorchScript packages made in the tests, for the runtime rules (SIZ, DET, TIL, OUT, GPU, PRF): models that
+are fine, and models with one deliberate flaw each (randomness at inference, a division by the image's spread,
+batch entries that leak into each other, a global mean), in 2D, 3D and as a classifier. No pre/post-processing,
+so the test output is the module's output on the test input."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import load_rdf, save_rdf
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def conv_stack(layers: int = 3, dims: int = 2, channels: int = 1, seed: int = 0):
+    """`layers` 3×3(×3) convolutions with zero padding: the output depends on `layers` pixels around each pixel."""
+    torch = _torch()
+    torch.manual_seed(seed)
+    conv = torch.nn.Conv2d if dims == 2 else torch.nn.Conv3d
+    modules = []
+    for i in range(layers):
+        modules.append(conv(channels if i == 0 else 4, 4 if i < layers - 1 else 1, 3, padding=1))
+        if i < layers - 1:
+            modules.append(torch.nn.Tanh())
+    return torch.nn.Sequential(*modules).eval()
+
+
+def dropout_model():
+    """Randomness left on at inference: F.dropout with training=True survives model.eval()."""
+    torch = _torch()
+
+    class Dropout(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = conv_stack(2)
+
+        def forward(self, x):
+            return torch.nn.functional.dropout(self.body(x), 0.5, training=True)
+
+    return Dropout().eval()
+
+
+def spread_normalising_model():
+    """Divides by the image's standard deviation inside the model: NaN on a constant image."""
+    torch = _torch()
+
+    class Normalise(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = conv_stack(1)
+
+        def forward(self, x):
+            return self.body((x - x.mean()) / x.std())
+
+    return Normalise().eval()
+
+
+def batch_seam_model():
+    """Stacks the batch along y before a convolution: entries see each other across the seam."""
+    torch = _torch()
+
+    class Seam(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = conv_stack(1)
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            tall = x.permute(1, 0, 2, 3).reshape(1, c, b * h, w)
+            y = self.conv(tall)
+            return y.reshape(y.shape[1], b, h, w).permute(1, 0, 2, 3)
+
+    return Seam().eval()
+
+
+def global_mean_model():
+    """Subtracts the mean over the whole output: every pixel depends on the whole input."""
+    torch = _torch()
+
+    class GlobalMean(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = conv_stack(1)
+
+        def forward(self, x):
+            y = self.body(x)
+            return y - y.mean()
+
+    return GlobalMean().eval()
+
+
+def classifier_model(classes: int = 3):
+    torch = _torch()
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(4, classes), torch.nn.Softmax(dim=1)).eval()
+
+
+def image_axes(spatial: str = "yx", size: dict | int | None = None, batch: bool = True) -> list[dict]:
+    size = size if size is not None else {"min": 16, "step": 1}
+    axes = [{"type": "batch"}] if batch else []
+    axes.append({"type": "channel", "channel_names": ["raw"]})
+    return axes + [{"type": "space", "id": a, "size": size} for a in spatial]
+
+
+def output_axes(spatial: str = "yx", halo: int | None = None, input_id: str = "raw", batch: bool = True,
+                offset: int = 0) -> list[dict]:
+    axes = [{"type": "batch"}] if batch else []
+    axes.append({"type": "channel", "channel_names": ["out"]})
+    for a in spatial:
+        axis = {"type": "space", "id": a, "size": {"tensor_id": input_id, "axis_id": a, "offset": offset}}
+        if halo is not None:
+            axis["halo"] = halo
+        axes.append(axis)
+    return axes
+
+
+def write_package(folder: Path, module, test_input: np.ndarray, in_axes: list[dict], out_axes: list[dict],
+                  data_range: list | None = None, name: str = "runtime test model") -> Path:
+    """A format 0.5 package with TorchScript weights of `module`; the test output is the module's output."""
+    torch = _torch()
+    folder.mkdir(parents=True, exist_ok=True)
+    scripted = torch.jit.script(module)
+    scripted.save(str(folder / "weights.pt"))
+    with torch.no_grad():
+        test_output = scripted(torch.from_numpy(test_input)).numpy()
+    np.save(folder / "test_input.npy", test_input.astype(np.float32))
+    np.save(folder / "test_output.npy", test_output.astype(np.float32))
+    (folder / "README.md").write_text(f"# {name}\n\nA model made by zoo's tests.\n\n## Validation\n\nzoo validate.\n")
+    output = {"id": "out", "description": "the model's output", "axes": out_axes,
+              "test_tensor": {"source": "test_output.npy"}}
+    if data_range is not None:
+        output["data"] = {"type": "float32", "range": data_range}
+    save_rdf(folder, {
+        "format_version": "0.5.4", "type": "model", "name": name, "description": "a model made by zoo's tests",
+        "authors": [{"name": "zoo"}], "cite": [{"text": "zoo", "url": "https://bioimage.io"}], "license": "MIT",
+        "documentation": "README.md", "tags": ["test"], "timestamp": "2026-01-01T00:00:00",
+        "inputs": [{"id": "raw", "description": "an image", "axes": in_axes, "test_tensor": {"source": "test_input.npy"},
+                    "data": {"type": "float32"}}],
+        "outputs": [output],
+        "weights": {"torchscript": {"source": "weights.pt", "pytorch_version": torch.__version__.split("+")[0]}},
+    })
+    return folder
+
+
+def blob_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Smooth blobs on a gradient: content a model can tell apart from noise."""
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.linspace(0, 1, s) for s in shape[2:]], indexing="ij")
+    image = sum(grids) + 0.3 * rng.standard_normal(shape[2:])
+    return np.broadcast_to(image, shape).astype(np.float32).copy()
+
+
+def only_weights(folder: Path, keep: str) -> Path:
+    """Drop every weight format but `keep` from an unzipped package (faster runs, fewer frameworks)."""
+    rdf = load_rdf(folder)
+    entry = dict(rdf["weights"][keep])
+    entry.pop("parent", None)
+    rdf["weights"] = {keep: entry}
+    save_rdf(folder, rdf)
+    return folder
+
+
+def unzip(archive: Path, folder: Path) -> Path:
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(folder)
+    return folder
+
+
+def run_rules(folder: Path, rule_ids: tuple[str, ...], **options) -> dict[str, list]:
+    """The findings of some rules on a package, in this process, sharing one PackageUnderTest as validate does."""
+    import zoo.validators.checks  # noqa: F401
+    from zoo.validators import _load, _run_check
+    from zoo.validators.context import PackageUnderTest
+    from zoo.validators.registry import CHECKS
+    from zoo.validators.source import open_source
+
+    with open_source(folder) as opened:
+        pkg = PackageUnderTest(opened, **options)
+        _load(pkg)
+        assert pkg.descr is not None, pkg.invalid
+        try:
+            return {rule_id: _run_check(pkg, rule_id, CHECKS[rule_id]) for rule_id in rule_ids}
+        finally:
+            pkg.close()
+
+
+def statuses(findings: list) -> set[str]:
+    return {f.status for f in findings}

@@ -1,0 +1,288 @@
+"""What a model card says about each trainer's models, declared once per trainer.
+
+The run-specific facts (data, hyper-parameters, metrics, curves) come from the checkpoint; a Card holds what
+does not change from run to run: what the model is for, what goes in and out, where it fails and how its
+metrics are named. Metric labels are at most 16 characters: bioimage.io's `evaluations` needs that."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+COMMON_METRICS = {"best_val_loss": "best val. loss", "best_epoch": "best epoch"}
+DATASET_SHIFT = (
+    "Dataset shift: images from another microscope, stain, magnification, noise level or sample "
+    "preparation than the training data can give confident but wrong outputs. Check a few of your "
+    "own images against a manual result before trusting it."
+)
+
+
+@dataclass(frozen=True)
+class Card:
+    """The fixed part of a trainer's model card."""
+
+    trainer: str
+    title: str
+    task: str  # bioimage.io task word: segmentation, classification, denoising, ...
+    summary: str  # one sentence: what the model computes
+    intended_use: str
+    inputs: str
+    outputs: str
+    limitations: tuple[str, ...]
+    failure_modes: tuple[str, ...]
+    metrics: dict[str, str]  # metric name in checkpoint.metrics -> label (≤ 16 characters)
+    metric_descriptions: dict[str, str] = field(default_factory=dict)  # metric name -> one-line definition
+    # overall metric -> (name prefix of its per-class metrics, their label): test_mean_iou -> (test_iou_, IoU)
+    per_class: dict[str, tuple[str, str]] = field(default_factory=dict)
+    architecture: str = ""  # ≤ 32 characters (bioimage.io architecture_type)
+    architecture_description: str = ""
+    modality: str = "fluorescence light microscopy"
+    target_structure: tuple[str, ...] = ()
+    out_of_scope: str = ""
+    loss: str = ""
+    optimizer: str = "Adam"
+    lr_schedule: str = ""
+    augmentation: str = ""
+    preprocessing: str = "zero mean, unit variance per image"
+
+    def metric_label(self, name: str) -> str:
+        return {**COMMON_METRICS, **self.metrics}.get(name, name)
+
+
+_UNET2D = Card(
+    trainer="unet2d",
+    title="2D nuclei segmentation (U-Net, PyTorch)",
+    task="segmentation",
+    summary="A 2D U-Net that gives, for every pixel, the probability that it belongs to a nucleus.",
+    intended_use="Foreground/background segmentation of nuclei in 2D fluorescence microscopy images (one "
+    "channel). Threshold the probability map at 0.5; split touching nuclei downstream (e.g. "
+    "watershed) if instances are needed.",
+    inputs="one-channel 2D image, any intensity range (normalised by the pre-processing)",
+    outputs="one-channel foreground probability map in [0, 1], same size as the input",
+    limitations=(
+        "Trained on the data described under Training only.",
+        "Semantic, not instance, segmentation: touching nuclei are not separated.",
+    ),
+    failure_modes=(
+        DATASET_SHIFT,
+        "Touching or overlapping nuclei merge into one foreground region.",
+        "Out-of-focus, saturated or very dim nuclei are missed or only partly segmented.",
+        "Objects much larger than the training objects (or than the halo) are segmented unevenly across tiles.",
+    ),
+    metrics={"test_iou": "IoU"},
+    metric_descriptions={
+        "test_iou": "intersection over union of the thresholded (0.5) output with the true mask, "
+        "pooled over all test pixels"
+    },
+    architecture="2D U-Net",
+    architecture_description="U-Net (Ronneberger et al. 2015) with one sigmoid output channel.",
+    target_structure=("nuclei",),
+    out_of_scope="Instance counting without a separation step; brightfield or electron microscopy images; "
+    "quantifying nuclear size on images unlike the training data.",
+    loss="binary cross-entropy + Dice",
+    lr_schedule="cosine annealing over the asked epochs",
+    augmentation="random crops, flips, 90° rotations, intensity jitter",
+)
+
+_UNET2D_MULTICLASS = Card(
+    trainer="unet2d-multiclass",
+    title="2D pixel classification (U-Net, K classes)",
+    task="semantic segmentation",
+    summary="A 2D U-Net that gives, for every pixel, the probability of each of K classes.",
+    intended_use="Semantic segmentation of 2D microscopy images into the classes it was trained on (e.g. "
+    "background, nucleus, boundary). Take the arg-max over the channel axis for a label image.",
+    inputs="one-channel 2D image, any intensity range (normalised by the pre-processing)",
+    outputs="K-channel map of class probabilities (soft-max, summing to 1 per pixel), same size as the input",
+    limitations=(
+        "Trained on the data described under Training only.",
+        "Knows only the training classes: every pixel is assigned to one of them, including pixels of unseen "
+        "structures.",
+    ),
+    failure_modes=(
+        DATASET_SHIFT,
+        "Class imbalance: rare classes (thin boundaries, small organelles) are under-segmented; the mean IoU can "
+        "hide this, so read the per-class IoU.",
+        "Pixels at class boundaries get split probabilities; the arg-max there is unstable.",
+    ),
+    metrics={"test_mean_iou": "mean IoU"},
+    metric_descriptions={
+        "test_mean_iou": "intersection over union per class of the arg-max output, averaged over "
+        "the classes (per-class values in the columns)"
+    },
+    per_class={"test_mean_iou": ("test_iou_", "IoU")},
+    architecture="2D U-Net",
+    architecture_description="U-Net (Ronneberger et al. 2015) with a K-channel soft-max output.",
+    loss="cross-entropy + soft Dice averaged over the classes",
+    lr_schedule="cosine annealing over the asked epochs",
+    augmentation="random crops, flips, 90° rotations, intensity jitter",
+)
+
+_RESTORATION_METRICS = {
+    "test_psnr": "PSNR (dB)",
+    "test_psnr_input": "PSNR input (dB)",
+    "test_psnr_gain": "PSNR gain (dB)",
+    "test_ssim": "SSIM",
+}
+_RESTORATION_DESCRIPTIONS = {
+    "test_psnr": "peak signal-to-noise ratio of the restored test images against the clean ground truth",
+    "test_psnr_input": "the same PSNR for the noisy inputs (the baseline)",
+    "test_psnr_gain": "PSNR of the output minus PSNR of the input",
+    "test_ssim": "structural similarity of the restored test images to the clean ground truth",
+}
+_HALLUCINATION = (
+    "Hallucination: the network can produce plausible-looking structures (or remove real faint "
+    "ones) that are not in the sample. Do not measure intensities or count objects on restored "
+    "images without checking them against the raw data."
+)
+
+_CARE2D = Card(
+    trainer="care2d",
+    title="2D denoising (CARE, supervised)",
+    task="denoising",
+    summary="A 2D U-Net trained on pairs of noisy and clean images to restore noisy images.",
+    intended_use="Denoising 2D microscopy images acquired like the noisy training images, for visualisation "
+    "and as a pre-processing step for segmentation.",
+    inputs="one-channel noisy 2D image, any intensity range (normalised by the pre-processing)",
+    outputs="one-channel restored image, same size as the input, in the normalised intensity scale",
+    limitations=(
+        "Trained on the data described under Training only; needs pairs of noisy and clean images to retrain.",
+        "The output intensity is in the normalised scale of the input, not in photon counts.",
+    ),
+    failure_modes=(
+        _HALLUCINATION,
+        DATASET_SHIFT + " A different noise level than in training is the most common cause.",
+        "Structures finer than in the training data are smoothed away.",
+    ),
+    metrics=_RESTORATION_METRICS,
+    metric_descriptions=_RESTORATION_DESCRIPTIONS,
+    architecture="2D U-Net (CARE)",
+    architecture_description="U-Net with a linear output, trained as in CARE (Weigert et al. 2018).",
+    out_of_scope="Quantitative intensity measurements on restored images; images with another noise model.",
+    loss="mean squared error to the clean image",
+    lr_schedule="cosine annealing over the asked epochs",
+    augmentation="random crops, flips, 90° rotations, intensity jitter (the same for input and target)",
+)
+
+_N2V2D = replace(
+    _CARE2D,
+    trainer="n2v2d",
+    title="2D denoising (Noise2Void, self-supervised)",
+    summary="A 2D U-Net trained with Noise2Void on noisy images alone to remove pixel-wise independent noise.",
+    intended_use="Denoising 2D microscopy images with pixel-wise independent noise (shot and read noise) when no "
+    "clean images exist; retrain on the images to denoise.",
+    limitations=(
+        "Removes only noise that is independent from pixel to pixel; it cannot tell such noise from signal of "
+        "one-pixel size.",
+        "The reported PSNR/SSIM need clean ground truth, so they are only as representative as the (synthetic) "
+        "test images they were measured on.",
+    ),
+    failure_modes=(
+        "Structured noise (stripes, correlated camera noise, scan lines) is kept or turned into artefacts.",
+        _HALLUCINATION,
+        "Fine one-pixel details are blurred.",
+        DATASET_SHIFT,
+    ),
+    architecture="2D U-Net (Noise2Void)",
+    architecture_description="U-Net with a linear output, trained with blind-spot masking (Krull et al. 2019).",
+    loss="mean squared error on masked (blind-spot) pixels",
+)
+
+_CLASSIFIER2D = Card(
+    trainer="classifier2d",
+    title="2D image classification",
+    task="classification",
+    summary="A 2D convolutional network that assigns each image (or crop) to one of the training classes.",
+    intended_use="Classifying single-object crops or whole 2D images of the size and kind it was trained on "
+    "into the training classes.",
+    inputs="one-channel 2D image of the fixed size the model was trained on (normalised by the pre-processing)",
+    outputs="one probability per class (soft-max, summing to 1)",
+    limitations=(
+        "Trained on the data described under Training only.",
+        "There is no 'unknown' class: every image is assigned to one of the training classes.",
+        "Takes only the training image size; crop or resize images to it.",
+    ),
+    failure_modes=(
+        "Class imbalance: accuracy can be high by favouring the majority class; read the per-class accuracy and the "
+        "confusion matrix.",
+        "Out-of-distribution images (debris, empty fields, other cell types) are confidently given a known class.",
+        DATASET_SHIFT,
+    ),
+    metrics={"test_accuracy": "accuracy"},
+    metric_descriptions={
+        "test_accuracy": "share of test images whose arg-max class is the true class (per-class "
+        "values: share of each true class recognised, i.e. recall)"
+    },
+    per_class={"test_accuracy": ("test_accuracy_", "accuracy")},
+    architecture="2D CNN classifier",
+    architecture_description="Convolutional feature extractor, global pooling and a soft-max classification head.",
+    loss="cross-entropy",
+    lr_schedule="cosine annealing over the asked epochs",
+    augmentation="flips, 90° rotations, intensity jitter",
+)
+
+_UNET3D = Card(
+    trainer="unet3d",
+    title="3D segmentation (U-Net 3D)",
+    task="segmentation",
+    summary="A 3D U-Net that gives, for every voxel, the probability that it belongs to the foreground.",
+    intended_use="Foreground/background segmentation of objects (e.g. nuclei) in 3D fluorescence stacks with a "
+    "voxel size like the training data's.",
+    inputs="one-channel 3D stack (z, y, x), any intensity range (normalised by the pre-processing)",
+    outputs="one-channel foreground probability volume in [0, 1], same size as the input",
+    limitations=(
+        "Trained on the data described under Training only.",
+        "Semantic, not instance, segmentation: touching objects are not separated.",
+        "Memory grows with the cube of the tile size; predict large stacks tiled.",
+    ),
+    failure_modes=(
+        "Anisotropy: stacks whose z-spacing relative to xy differs from the training data's are segmented "
+        "poorly (elongated or broken objects); resample them to the training voxel size first.",
+        "The first and last slices see less context and are less reliable.",
+        DATASET_SHIFT,
+    ),
+    metrics={"test_iou": "IoU"},
+    metric_descriptions={
+        "test_iou": "intersection over union of the thresholded (0.5) output with the true mask, "
+        "pooled over all test voxels"
+    },
+    architecture="3D U-Net",
+    architecture_description="3D U-Net (Çiçek et al. 2016) with one sigmoid output channel.",
+    target_structure=("nuclei",),
+    loss="binary cross-entropy + Dice",
+    lr_schedule="cosine annealing over the asked epochs",
+    augmentation="random crops, 90° rotations and flips in the y-x plane, z flips, intensity jitter",
+)
+
+CARDS: dict[str, Card] = {
+    card.trainer: card
+    for card in (
+        _UNET2D,
+        replace(_UNET2D, trainer="unet2d-keras", title="2D nuclei segmentation (U-Net, Keras)"),
+        _UNET2D_MULTICLASS,
+        _CARE2D,
+        _N2V2D,
+        _CLASSIFIER2D,
+        _UNET3D,
+    )
+}
+
+
+def fallback_card(trainer: str) -> Card:
+    """A card for a trainer without one: honest about what is not known."""
+    return Card(
+        trainer=trainer,
+        title=f"model trained with zoo trainer {trainer}",
+        task="",
+        summary=f"A model trained with the zoo trainer `{trainer}`.",
+        intended_use="Not described for this trainer: see the training data and evaluation below and test the "
+        "model on your own images before use.",
+        inputs="see the rdf's input description",
+        outputs="see the rdf's output description",
+        limitations=("Trained on the data described under Training only.",),
+        failure_modes=(DATASET_SHIFT,),
+        metrics={},
+    )
+
+
+def card_for(trainer: str) -> Card:
+    """The card of `trainer`, or a generic one for a trainer that has none."""
+    return CARDS.get(trainer) or fallback_card(trainer)
