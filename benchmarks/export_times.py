@@ -36,14 +36,15 @@ def main() -> None:
     from zoo.packaging.agreement import agreement_inputs
     from zoo.packaging.export import Geometry, prove_agreement
     from zoo.packaging.exporters import EXPORTERS, ExportContext, get_exporter
-    from zoo.packaging.source_model import LAYOUTS, SourceModel
+    from zoo.packaging.source_model import SourceModel
+    from zoo.trainers.task import Task
     from zoo.trainers.architectures import architecture_source
 
     kwargs = dict(in_channels=1, out_channels=1, base_channels=args.base_channels, depth=args.depth)
     geometry = Geometry.for_unet(args.depth)
     print(f"U-Net depth {args.depth}, base channels {args.base_channels}, test input {args.size}x{args.size}")
     for framework, table in EXPORTERS.items():
-        source = SourceModel(framework, LAYOUTS[framework], build(framework, kwargs))
+        source = SourceModel(framework, Task().input_layout(framework), build(framework, kwargs))
         example = source.batch_of_one(np.random.default_rng(0).standard_normal((args.size, args.size))
                                       .astype(np.float32))
         inputs = agreement_inputs(example, geometry.min_size, geometry.step, source.layout)

@@ -267,10 +267,10 @@ def trainers() -> None:
     """List the trainers."""
     from zoo.trainers import TRAINERS, get_trainer
 
-    table = Table("name", "framework", "description")
+    table = Table("name", "framework", "description", "--data folder")
     for name in TRAINERS:
         trainer_ = get_trainer(name)
-        table.add_row(name, trainer_.framework, trainer_.description)
+        table.add_row(name, trainer_.framework, trainer_.description, getattr(trainer_, "data_layout", ""))
     console.print(table)
 
 
@@ -327,7 +327,8 @@ def predict(
     inputs: Annotated[list[str], typer.Argument(
         help="Images (TIFF, PNG, .npy, .zarr) or folders of them; for a model with several inputs "
              "ID=PATH,ID=PATH per prediction.", show_default=False)],
-    out: Annotated[Path, typer.Option(help="Folder for <input stem>_<output id>.tif (.zarr for Zarr inputs).")],
+    out: Annotated[Path, typer.Option(help="Folder for <input stem>_<output id>.tif (.zarr for Zarr inputs; .csv "
+                                           "for outputs without spatial axes, e.g. a classifier's classes).")],
     weights: Annotated[Optional[str], typer.Option(help="Weight format to use; the fastest usable one for the "
                                                         "device by default.")] = None,
     device: DeviceOption = "auto",

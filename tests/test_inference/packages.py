@@ -41,8 +41,17 @@ def channel(*names: str):
     return v0_5.ChannelAxis(channel_names=[v0_5.Identifier(n) for n in names])
 
 
-def build_package(folder: Path, module, example: np.ndarray, input_axes: list, output_axes: list, *,
-                  formats: tuple[str, ...] = ("torchscript",), normalize: bool = True, name: str = "tiny test model") -> Path:
+def build_package(
+    folder: Path,
+    module,
+    example: np.ndarray,
+    input_axes: list,
+    output_axes: list,
+    *,
+    formats: tuple[str, ...] = ("torchscript",),
+    normalize: bool = True,
+    name: str = "tiny test model",
+) -> Path:
     """Write `module` (a torch.nn.Module taking and returning one tensor) as a package into `folder`; its test
     output is the module's output on `example`. `normalize`: zero-mean unit-variance pre-processing per sample."""
     import torch
@@ -66,9 +75,16 @@ def build_package(folder: Path, module, example: np.ndarray, input_axes: list, o
         dynamic_out = {i: f"o{i}" for i, axis in enumerate(output_axes) if str(axis.type) != "channel"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (tensor,), str(folder / "weights.onnx"), dynamo=False, opset_version=17,
-                              input_names=["raw"], output_names=["out"],
-                              dynamic_axes={"raw": dynamic, "out": dynamic_out})
+            torch.onnx.export(
+                module,
+                (tensor,),
+                str(folder / "weights.onnx"),
+                dynamo=False,
+                opset_version=17,
+                input_names=["raw"],
+                output_names=["out"],
+                dynamic_axes={"raw": dynamic, "out": dynamic_out},
+            )
         entries["onnx"] = dict(source=Path("weights.onnx"), opset_version=17)
     spatial = [v0_5.AxisId(str(a.id)) for a in input_axes if str(a.type) == "space"]
     preprocessing = [v0_5.ZeroMeanUnitVarianceDescr(kwargs=v0_5.ZeroMeanUnitVarianceKwargs(axes=spatial, eps=1e-6))]
@@ -79,15 +95,27 @@ def build_package(folder: Path, module, example: np.ndarray, input_axes: list, o
         if "onnx" in entries:
             weights["onnx"] = v0_5.OnnxWeightsDescr(**entries["onnx"])
         descr = v0_5.ModelDescr(
-            name=name, description="a test model", authors=[v0_5.Author(name="zoo tests")],
-            cite=[v0_5.CiteEntry(text="zoo", url="https://bioimage.io")], license="MIT",
+            name=name,
+            description="a test model",
+            authors=[v0_5.Author(name="zoo tests")],
+            cite=[v0_5.CiteEntry(text="zoo", url="https://bioimage.io")],
+            license="MIT",
             documentation=v0_5.FileDescr(source=Path("README.md")),
-            inputs=[v0_5.InputTensorDescr(
-                id=v0_5.TensorId("raw"), axes=input_axes, test_tensor=v0_5.FileDescr(source=Path("test_input.npy")),
-                preprocessing=preprocessing if normalize else [])],
-            outputs=[v0_5.OutputTensorDescr(
-                id=v0_5.TensorId("out"), axes=output_axes,
-                test_tensor=v0_5.FileDescr(source=Path("test_output.npy")))],
+            inputs=[
+                v0_5.InputTensorDescr(
+                    id=v0_5.TensorId("raw"),
+                    axes=input_axes,
+                    test_tensor=v0_5.FileDescr(source=Path("test_input.npy")),
+                    preprocessing=preprocessing if normalize else [],
+                )
+            ],
+            outputs=[
+                v0_5.OutputTensorDescr(
+                    id=v0_5.TensorId("out"),
+                    axes=output_axes,
+                    test_tensor=v0_5.FileDescr(source=Path("test_output.npy")),
+                )
+            ],
             weights=v0_5.WeightsDescr(**weights),
         )
     save_bioimageio_yaml_only(descr, folder / "rdf.yaml")

@@ -20,8 +20,11 @@ def spec(*kinds: str, channels: int = 1) -> TensorSpec:
         if kind == "batch":
             axes.append(AxisSpec("batch", "batch"))
         elif kind == "channel":
-            axes.append(AxisSpec("channel", "channel", ValidSizes(channels),
-                                 channel_names=tuple(f"c{i}" for i in range(channels))))
+            axes.append(
+                AxisSpec(
+                    "channel", "channel", ValidSizes(channels), channel_names=tuple(f"c{i}" for i in range(channels))
+                )
+            )
         else:
             axes.append(AxisSpec(kind, "space", ValidSizes(16, 8)))
     return TensorSpec("raw", tuple(axes))

@@ -31,6 +31,7 @@ def test_files_and_zarr_tiles_on_workers_equal_the_single_process_run(tiny_packa
     assert spread.exit_code == 0 and [i.tiles for i in spread.items] == [i.tiles for i in single.items]
     for name in ("a_probability.tif", "pages_probability.tif"):
         assert np.array_equal(tifffile.imread(tmp_path / "dask" / name), tifffile.imread(tmp_path / "single" / name))
-    a, b = (np.asarray(zarr.open_group(str(tmp_path / d / "d_probability.zarr"), mode="r")["0"])
-            for d in ("dask", "single"))
+    a, b = (
+        np.asarray(zarr.open_group(str(tmp_path / d / "d_probability.zarr"), mode="r")["0"]) for d in ("dask", "single")
+    )
     assert np.array_equal(a, b)

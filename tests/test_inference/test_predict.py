@@ -11,7 +11,7 @@ import tifffile
 
 from tests.conftest import load_rdf, save_rdf
 from zoo import api
-from zoo.errors import ImageError, WeightsError
+from zoo.errors import ImageError, InputError, WeightsError
 from zoo.inference.model import load_model
 from zoo.inference.predict import predict_arrays
 
@@ -74,8 +74,13 @@ def write_inputs(folder, image):
     group = zarr.open_group(str(folder / "d.ome.zarr"), mode="w", zarr_format=2)
     array = group.create_array("0", shape=image.shape, chunks=(32, 32), dtype=image.dtype)
     array[:] = image
-    group.attrs["multiscales"] = [{"version": "0.4", "datasets": [{"path": "0"}],
-                                   "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]}]
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "datasets": [{"path": "0"}],
+            "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        }
+    ]
 
 
 def test_tiff_png_npy_zarr_and_pages_round_trip(tiny_package, tiny_model, tmp_path):
@@ -86,8 +91,13 @@ def test_tiff_png_npy_zarr_and_pages_round_trip(tiny_package, tiny_model, tmp_pa
     result = api.predict(tiny_package, [tmp_path / "in"], tmp_path / "out", device="cpu", tile=(48, 48))
     assert result.exit_code == 0 and result.weight_format == "onnx"
     names = sorted(p.name for i in result.items for p in i.outputs.values())
-    assert names == ["a_probability.tif", "b_probability.tif", "c_probability.tif", "d_probability.zarr",
-                     "pages_probability.tif"]
+    assert names == [
+        "a_probability.tif",
+        "b_probability.tif",
+        "c_probability.tif",
+        "d_probability.zarr",
+        "pages_probability.tif",
+    ]
     expected = whole(tiny_model, image)
     for stem in ("a", "b"):
         assert np.abs(tifffile.imread(tmp_path / "out" / f"{stem}_probability.tif") - expected).max() < 1e-5
@@ -114,10 +124,10 @@ def test_rgb_image_into_the_one_channel_model_is_refused_before_any_compute(tiny
 def test_code_executing_weights_need_trust(tiny_package, tiny_model, tmp_path):
     tifffile.imwrite(tmp_path / "a.tif", nuclei_like((50, 50)))
     with pytest.raises(WeightsError, match="--trust"):
-        api.predict(tiny_package, [tmp_path / "a.tif"], tmp_path / "out", weights="pytorch_state_dict",
-                    device="cpu")
-    result = api.predict(tiny_package, [tmp_path / "a.tif"], tmp_path / "out", weights="pytorch_state_dict",
-                         device="cpu", trust=True)
+        api.predict(tiny_package, [tmp_path / "a.tif"], tmp_path / "out", weights="pytorch_state_dict", device="cpu")
+    result = api.predict(
+        tiny_package, [tmp_path / "a.tif"], tmp_path / "out", weights="pytorch_state_dict", device="cpu", trust=True
+    )
     assert result.weight_format == "pytorch_state_dict"
     out = tifffile.imread(tmp_path / "out" / "a_probability.tif")
     assert np.abs(out - whole(tiny_model, nuclei_like((50, 50)))).max() < 1e-4
@@ -174,8 +184,9 @@ def test_zarr_output_resumes_without_recomputing_finished_tiles(tiny_package, tm
 def test_interrupted_tiff_run_leaves_nothing_behind(tiny_package, tmp_path):
     tifffile.imwrite(tmp_path / "a.tif", nuclei_like((120, 120)))
     with pytest.raises(KeyboardInterrupt):
-        api.predict(tiny_package, [tmp_path / "a.tif"], tmp_path / "out", device="cpu", tile=(52, 52),
-                    progress=StopAfter(3))
+        api.predict(
+            tiny_package, [tmp_path / "a.tif"], tmp_path / "out", device="cpu", tile=(52, 52), progress=StopAfter(3)
+        )
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -196,20 +207,47 @@ def test_format_0_4_description_predicts_like_0_5(tiny_package, tiny_model, tmp_
     folder = tmp_path / "v04"
     with zipfile.ZipFile(tiny_package) as archive:
         archive.extractall(folder)
-    save_rdf(folder, {
-        "format_version": "0.4.10", "type": "model", "name": "tiny in 0.4", "description": "tiny zoo U-Net",
-        "authors": [{"name": "zoo"}], "cite": [{"text": "zoo", "url": "https://bioimage.io"}],
-        "license": "CC-BY-4.0", "documentation": "README.md", "covers": ["cover.png"], "tags": ["unet"],
-        "timestamp": "2024-01-01T00:00:00", "test_inputs": ["test_input.npy"], "test_outputs": ["test_output.npy"],
-        "inputs": [{"name": "raw", "axes": "bcyx", "data_type": "float32", "data_range": [float("-inf"), float("inf")],
+    save_rdf(
+        folder,
+        {
+            "format_version": "0.4.10",
+            "type": "model",
+            "name": "tiny in 0.4",
+            "description": "tiny zoo U-Net",
+            "authors": [{"name": "zoo"}],
+            "cite": [{"text": "zoo", "url": "https://bioimage.io"}],
+            "license": "CC-BY-4.0",
+            "documentation": "README.md",
+            "covers": ["cover.png"],
+            "tags": ["unet"],
+            "timestamp": "2024-01-01T00:00:00",
+            "test_inputs": ["test_input.npy"],
+            "test_outputs": ["test_output.npy"],
+            "inputs": [
+                {
+                    "name": "raw",
+                    "axes": "bcyx",
+                    "data_type": "float32",
+                    "data_range": [float("-inf"), float("inf")],
                     "shape": {"min": [1, 1, 36, 36], "step": [0, 0, 4, 4]},
-                    "preprocessing": [{"name": "zero_mean_unit_variance",
-                                       "kwargs": {"mode": "per_sample", "axes": "yx"}}]}],
-        "outputs": [{"name": "probability", "axes": "bcyx", "data_type": "float32", "data_range": [0, 1],
-                     "halo": [0, 0, 16, 16],
-                     "shape": {"reference_tensor": "raw", "scale": [1, 1, 1, 1], "offset": [0, 0, 0, 0]}}],
-        "weights": {"onnx": {"source": "weights.onnx", "opset_version": 17}},
-    })
+                    "preprocessing": [
+                        {"name": "zero_mean_unit_variance", "kwargs": {"mode": "per_sample", "axes": "yx"}}
+                    ],
+                }
+            ],
+            "outputs": [
+                {
+                    "name": "probability",
+                    "axes": "bcyx",
+                    "data_type": "float32",
+                    "data_range": [0, 1],
+                    "halo": [0, 0, 16, 16],
+                    "shape": {"reference_tensor": "raw", "scale": [1, 1, 1, 1], "offset": [0, 0, 0, 0]},
+                }
+            ],
+            "weights": {"onnx": {"source": "weights.onnx", "opset_version": 17}},
+        },
+    )
     old = load_model(folder, device="cpu")
     try:
         image = nuclei_like((80, 70))
@@ -222,8 +260,9 @@ def test_format_0_4_description_predicts_like_0_5(tiny_package, tiny_model, tmp_
 def test_post_processing_with_output_statistics_sees_the_whole_output(package_folder, tiny_model):
     folder = package_folder()
     rdf = load_rdf(folder)
-    rdf["outputs"][0]["postprocessing"] = [{"id": "scale_range", "kwargs": {
-        "axes": ["y", "x"], "min_percentile": 5.0, "max_percentile": 95.0}}]
+    rdf["outputs"][0]["postprocessing"] = [
+        {"id": "scale_range", "kwargs": {"axes": ["y", "x"], "min_percentile": 5.0, "max_percentile": 95.0}}
+    ]
     save_rdf(folder, rdf)
     model = load_model(folder, device="cpu")
     try:
@@ -238,15 +277,133 @@ def test_post_processing_with_output_statistics_sees_the_whole_output(package_fo
     np.testing.assert_allclose(out, (raw - low) / (high - low + 1e-6), atol=1e-3)
 
 
-def test_model_without_halo_is_blended_for_tiff_and_cut_for_zarr_with_a_warning(package_folder, tmp_path):
+@pytest.fixture
+def halo_free_package(package_folder):
+    """The tiny package with its halo removed from the rdf: tiles are blended by default."""
     folder = package_folder()
     rdf = load_rdf(folder)
     for axis in rdf["outputs"][0]["axes"][2:]:
         del axis["halo"]
     save_rdf(folder, rdf)
+    return folder
+
+
+def test_model_without_halo_is_blended_alike_for_tiff_and_zarr_with_warnings(halo_free_package, tmp_path):
+    import zarr
+
     write_inputs(tmp_path / "in", nuclei_like((150, 150)))
     inputs = [tmp_path / "in" / "a.tif", tmp_path / "in" / "d.ome.zarr"]
-    result = api.predict(folder, inputs, tmp_path / "out", device="cpu", tile=(100, 100))
+    result = api.predict(halo_free_package, inputs, tmp_path / "out", device="cpu", tile=(100, 100))
     assert result.exit_code == 0
-    assert [i.plan.count("blend") for i in result.items] == [2, 0]
-    assert len(result.warnings) == 4  # y and x, blended for the TIFF, cut for the Zarr
+    assert [i.plan.count("blend") for i in result.items] == [2, 2]
+    assert [w.split(":")[0] for w in result.warnings] == [
+        "the model declares no halo along y",
+        "the model declares no halo along x",
+        "d",
+    ]
+    assert "blended into the Zarr output" in result.warnings[2]
+    tiff = tifffile.imread(tmp_path / "out" / "a_probability.tif")
+    chunked = np.asarray(zarr.open_group(str(tmp_path / "out" / "d_probability.zarr"), mode="r")["0"])[0]
+    assert np.abs(tiff - chunked).max() < 1e-6
+    cut = api.predict(halo_free_package, inputs[1:], tmp_path / "cut", device="cpu", tile=(100, 100), blend=0)
+    assert "blend" not in cut.items[0].plan and "may show seams" in cut.warnings[0]
+    seams = np.asarray(zarr.open_group(str(tmp_path / "cut" / "d_probability.zarr"), mode="r")["0"])[0]
+    assert np.abs(seams - chunked).max() > 1e-4  # blending changed something
+
+
+def test_blended_zarr_output_holds_a_few_rows_of_tiles_and_resumes(halo_free_package, tmp_path, monkeypatch):
+    import zarr
+
+    from zoo.inference.outputs import ZarrSink
+
+    write_inputs(tmp_path / "in", nuclei_like((300, 260)))
+    source = tmp_path / "in" / "d.ome.zarr"
+    held = []
+    real_accumulate = ZarrSink._accumulate
+
+    def watch(self, region, weighted, full_shape):
+        real_accumulate(self, region, weighted, full_shape)
+        held.append(self.held_bytes)
+
+    monkeypatch.setattr(ZarrSink, "_accumulate", watch)
+    fresh = api.predict(halo_free_package, [source], tmp_path / "fresh", device="cpu", tile=(64, 64)).items[0]
+    assert fresh.tiles == 90 and "(stride 32, halo 0, blend" in fresh.plan  # 10 × 9 tiles
+    whole_output = 300 * 260 * 4
+    assert held[-1] == 0 and 0 < max(held) < whole_output / 2  # at most about three rows of 32 px in memory
+    with pytest.raises(KeyboardInterrupt):
+        api.predict(halo_free_package, [source], tmp_path / "out", device="cpu", tile=(64, 64), progress=StopAfter(60))
+    record = json.loads((tmp_path / "out" / "d.zoo-predict.json").read_text())
+    assert record["complete"] is False and len(record["done"]) >= 30  # chunks whose neighbours were all in
+    resumed = api.predict(halo_free_package, [source], tmp_path / "out", device="cpu", tile=(64, 64)).items[0]
+    assert resumed.resumed_tiles > 0 and resumed.tiles + resumed.resumed_tiles == 90
+    a, b = (
+        np.asarray(zarr.open_group(str(tmp_path / d / "d_probability.zarr"), mode="r")["0"]) for d in ("out", "fresh")
+    )
+    assert np.abs(a - b).max() < 1e-6
+
+
+def test_blending_a_zarr_output_beyond_the_memory_budget_is_refused_before_compute(halo_free_package, tmp_path):
+    write_inputs(tmp_path / "in", nuclei_like((300, 260)))
+    with pytest.raises(InputError, match="--blend 0"):
+        api.predict(
+            halo_free_package,
+            [tmp_path / "in" / "d.ome.zarr"],
+            tmp_path / "out",
+            device="cpu",
+            tile=(64, 64),
+            memory_limit=100_000,
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_folder_of_small_images_is_batched_across_images_with_each_normalised_alone(
+    tiny_package, tiny_model, tmp_path, monkeypatch
+):
+    from zoo.inference.model import PredictionModel
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    images = {}
+    for i in range(7):
+        shape = (60, 70) if i != 4 else (50, 50)  # one of another size: its window shape differs
+        images[f"img{i}"] = nuclei_like(shape, seed=i) * (1 + i) + 20 * i
+        tifffile.imwrite(folder / f"img{i}.tif", images[f"img{i}"])
+    calls = []
+    real_run = PredictionModel.run
+
+    def count(self, arrays):
+        calls.append(arrays[0].shape[0])
+        return real_run(self, arrays)
+
+    monkeypatch.setattr(PredictionModel, "run", count)
+    result = api.predict(tiny_package, [folder], tmp_path / "out", device="cpu", batch_size=3)
+    assert result.exit_code == 0 and [i.tiles for i in result.items] == [1] * 7
+    assert sorted(calls) == [1, 1, 2, 3]  # img0-2 together; img3 alone before img4's other size; img4; img5-6
+    for name, array in images.items():
+        out = tifffile.imread(tmp_path / "out" / f"{name}_probability.tif")
+        assert np.abs(out - whole(tiny_model, array)).max() < 1e-5
+
+
+def test_folder_images_are_read_one_at_a_time(tiny_package, tmp_path, monkeypatch):
+    from zoo.inference.image_io import ImageSource
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(5):
+        tifffile.imwrite(folder / f"img{i}.tif", nuclei_like((40, 40), seed=i))
+    opened, loaded = [], []
+    real_init, real_close = ImageSource.__init__, ImageSource.close
+
+    def track(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        opened.append(self)
+
+    def note(self):
+        loaded.append(sum(1 for image in opened if image._data is not None))
+        real_close(self)
+
+    monkeypatch.setattr(ImageSource, "__init__", track)
+    monkeypatch.setattr(ImageSource, "close", note)
+    result = api.predict(tiny_package, [folder], tmp_path / "out", device="cpu")
+    assert result.exit_code == 0 and len(list((tmp_path / "out").iterdir())) == 5
+    assert len(opened) == 5 and max(loaded) == 1  # headers of all first, then the pixels of one image at a time

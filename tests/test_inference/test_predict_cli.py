@@ -18,9 +18,23 @@ def image(path, shape=(60, 70)):
 
 
 def test_predict_writes_one_file_per_input_and_output_and_exits_0(tiny_package, tmp_path):
-    result = runner.invoke(app, ["predict", str(tiny_package), str(image(tmp_path / "a.tif")),
-                                 str(image(tmp_path / "b.tif", (40, 90))), "--out", str(tmp_path / "out"),
-                                 "--device", "cpu", "--tile", "48,48", "--batch-size", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(tiny_package),
+            str(image(tmp_path / "a.tif")),
+            str(image(tmp_path / "b.tif", (40, 90))),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--tile",
+            "48,48",
+            "--batch-size",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert tifffile.imread(tmp_path / "out" / "a_probability.tif").shape == (60, 70)
     assert tifffile.imread(tmp_path / "out" / "b_probability.tif").shape == (40, 90)
@@ -37,9 +51,20 @@ def test_one_failing_image_exits_1_and_the_others_are_written(tiny_package, tmp_
         return real_read(self, region)
 
     monkeypatch.setattr(MappedImage, "read", fail_on_b)
-    result = runner.invoke(app, ["predict", str(tiny_package), str(image(tmp_path / "a.tif")),
-                                 str(image(tmp_path / "b.tif")), str(image(tmp_path / "c.tif")), "--out",
-                                 str(tmp_path / "out"), "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(tiny_package),
+            str(image(tmp_path / "a.tif")),
+            str(image(tmp_path / "b.tif")),
+            str(image(tmp_path / "c.tif")),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 1
     assert "unreadable strip" in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_probability.tif", "c_probability.tif"]

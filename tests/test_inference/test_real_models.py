@@ -17,8 +17,19 @@ def test_unet2d_nuclei_broad_fixed_512_input_with_halo(tmp_path):
     test_input = np.load(model / "test_input.npy")
     image = tmp_path / "nuclei.tif"
     tifffile.imwrite(image, test_input[0, 0, :300, :400])  # smaller than the model's fixed 512: padded
-    result = runner.invoke(app, ["predict", str(model), str(model / "test_input.npy"), str(image), "--out",
-                                 str(tmp_path / "out"), "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(model),
+            str(model / "test_input.npy"),
+            str(image),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = tifffile.imread(tmp_path / "out" / "test_input_probability.tif")[0, 0]  # b, c kept from the .npy
     expected = np.load(model / "test_output.npy")[0, 0]
@@ -41,7 +52,8 @@ def test_unet2d_multi_tensor_two_inputs_two_outputs(tmp_path):
 
 def test_unet2d_multi_tensor_with_one_image_says_how_to_give_both(tmp_path):
     model = copy_real_model("unet2d_multi_tensor", tmp_path)
-    result = runner.invoke(app, ["predict", str(model), str(model / "test_input_0.npy"), "--out",
-                                 str(tmp_path / "out"), "--device", "cpu"])
+    result = runner.invoke(
+        app, ["predict", str(model), str(model / "test_input_0.npy"), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    )
     assert result.exit_code == 2
     assert "input0=PATH,input1=PATH" in result.output

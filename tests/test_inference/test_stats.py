@@ -17,9 +17,12 @@ def measures(member="raw", axes=("y", "x")):
     from bioimageio.core.stat_measures import SampleMean, SampleQuantile, SampleStd
 
     ids = tuple(AxisId(a) for a in axes)
-    return [SampleMean(member_id=MemberId(member), axes=ids), SampleStd(member_id=MemberId(member), axes=ids),
-            SampleQuantile(member_id=MemberId(member), axes=ids, q=0.03),
-            SampleQuantile(member_id=MemberId(member), axes=ids, q=0.998)]
+    return [
+        SampleMean(member_id=MemberId(member), axes=ids),
+        SampleStd(member_id=MemberId(member), axes=ids),
+        SampleQuantile(member_id=MemberId(member), axes=ids, q=0.03),
+        SampleQuantile(member_id=MemberId(member), axes=ids, q=0.998),
+    ]
 
 
 def test_blocks_cover_the_image_once():
@@ -33,7 +36,7 @@ def test_blocks_cover_the_image_once():
 @pytest.mark.parametrize("budget", [1 << 30, 4096], ids=["in-memory", "streamed"])
 def test_statistics_equal_numpy_over_the_whole_image(budget):
     rng = np.random.default_rng(0)
-    data = (rng.gamma(2.0, 50.0, size=(2, 2, 61, 47)) + rng.integers(0, 3, size=(2, 2, 1, 1)) * 100)
+    data = rng.gamma(2.0, 50.0, size=(2, 2, 61, 47)) + rng.integers(0, 3, size=(2, 2, 1, 1)) * 100
     data = data.astype(np.float32)
     values = compute_statistics(measures(), {"raw": [ArrayImage(data, AXES)]}, budget)
     mean, std, low, high = (values[m] for m in measures())

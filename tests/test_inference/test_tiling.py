@@ -76,3 +76,32 @@ def test_blend_weights_sum_to_one_across_tiles():
         lo, hi = tiling.kept(k)
         total[lo:hi] += tiling.blend_weights(k)
     assert np.allclose(total, 1)
+
+
+def test_whole_axis_in_one_window_when_it_exceeds_the_target_only_by_rounding():
+    # 70 + 2·16 = 102 is no valid size (36 + n·4): one window of 104, not two
+    tiling = plan_axis("x", 70, ValidSizes(36, 4), 16, 4, target=102)
+    assert (tiling.count, tiling.tile) == (1, 104)
+
+
+@pytest.mark.parametrize("length", [30, 101, 257])
+def test_context_after_each_tile_covers_a_cropping_model(length):
+    """halo 0 before, 5 after (a model that crops 5 px): every window reaches 5 px past what its tile owns."""
+    sizes = ValidSizes(8, 2)
+    tiling = plan_axis("y", length, sizes, 0, 2, requested=24, halo_after=5)
+    owned = np.zeros(length, dtype=int)
+    for k in range(tiling.count):
+        lo, hi = tiling.inner(k)
+        start, stop = tiling.window(k)
+        owned[lo:hi] += 1
+        assert sizes.is_valid(stop - start) and start == lo and stop >= hi + 5
+    assert (owned == 1).all() and tiling.after == 5
+
+
+def test_neighbours_are_the_tiles_whose_blended_range_reaches_in():
+    from zoo.inference.tiling import TilePlan
+
+    plan = TilePlan((AxisTiling("y", 300, 164, 100, 0, overlap=32), AxisTiling("x", 100, 100, 100, 0)), batch=2)
+    tiles = plan.tiles()
+    assert len(tiles) == 6 and plan.index(1, (2, 0)) == 5
+    assert plan.neighbours(tiles[0]) == [0, 1] and plan.neighbours(tiles[4]) == [3, 4, 5]

@@ -3,8 +3,10 @@ from __future__ import annotations
 import zipfile
 
 import numpy as np
+import pytest
 from ruyaml import YAML
 
+from tests.conftest import tiny_train_config
 from zoo.packaging.export import parse_formats
 from zoo.validators import validate_source
 
@@ -33,3 +35,17 @@ def test_keras_package_validates_in_every_format(tiny_keras_package):
     assert report.status == "passed", [(f.id, f.message) for f in report.failed()]
     reproduced = {f.location.split("/")[0] for f in report.by_id("REP001") if f.status == "passed"}
     assert reproduced == {"weights.keras_v3", "weights.tensorflow_saved_model_bundle", "weights.onnx"}
+
+
+def test_keras_run_resumes_after_an_interruption(tmp_path):
+    """Interrupted in epoch 2 of 2, resumed: the history continues from the saved epoch and holds both epochs."""
+    from tests.test_trainers.test_zoo_trainers import StopAtEpoch
+    from zoo import api
+
+
+    config = tiny_train_config(tmp_path, trainer="unet2d-keras", epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        api.train(config, StopAtEpoch(2))
+    assert (tmp_path / "train_state.npz").is_file() and not (tmp_path / "checkpoint.pt").exists()
+    resumed = api.train(tiny_train_config(tmp_path, trainer="unet2d-keras", epochs=2, resume=True))
+    assert [h["epoch"] for h in resumed.history] == [1, 2]

@@ -48,7 +48,7 @@ def dropout_model():
 
 
 def spread_normalising_model():
-    """Divides by the image's standard deviation inside the model: NaN on a constant image."""
+    """Scales the image by its own min and max inside the model: 0/0, NaN, on a constant image."""
     torch = _torch()
 
     class Normalise(torch.nn.Module):
@@ -57,7 +57,7 @@ def spread_normalising_model():
             self.body = conv_stack(1)
 
         def forward(self, x):
-            return self.body((x - x.mean()) / x.std())
+            return self.body((x - x.amin()) / (x.amax() - x.amin()))
 
     return Normalise().eval()
 

@@ -109,6 +109,12 @@ def _read_bytes(path: Path, digest) -> bytes:
     return data
 
 
+def _wrong_dimensionality(path: Path, shape: tuple[int, ...], ndim: int) -> DataError:
+    return DataError(
+        f"{path} has shape {shape}, expected {SPATIAL_AXES[ndim]} after dropping axes of length 1; {SAVE_HINTS[ndim]}"
+    )
+
+
 def _read_array(path: Path, data: bytes, ndim: int) -> np.ndarray:
     """The grey-level 2D or 3D array in a TIFF file's bytes, with singleton axes squeezed away."""
     try:
@@ -121,10 +127,7 @@ def _read_array(path: Path, data: bytes, ndim: int) -> np.ndarray:
         ) from e
     squeezed = np.squeeze(array)
     if squeezed.ndim not in SPATIAL_AXES:
-        raise DataError(
-            f"{path} has shape {array.shape}, expected {SPATIAL_AXES[ndim]} after dropping axes of length 1; "
-            f"{SAVE_HINTS[ndim]}"
-        )
+        raise _wrong_dimensionality(path, array.shape, ndim)
     if squeezed.dtype.kind not in "biuf":
         raise DataError(
             f"{path} holds {squeezed.dtype} values, expected integers or floats; save it as a grey-level TIFF"
@@ -145,15 +148,15 @@ def _check_dimensionality(paths: list[Path], arrays: list[np.ndarray], ndim: int
         )
     for path, array in zip(paths, arrays, strict=True):
         if array.ndim != ndim:
-            raise DataError(
-                f"{path} has shape {array.shape}, expected {SPATIAL_AXES[ndim]} after dropping axes of length 1; "
-                f"{SAVE_HINTS[ndim]}"
-            )
+            raise _wrong_dimensionality(path, array.shape, ndim)
 
 
 def _check_finite(path: Path, array: np.ndarray) -> None:
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        count = int(array.size - np.isfinite(array).sum())
+    if array.dtype.kind != "f":
+        return
+    finite = np.isfinite(array)
+    if not finite.all():
+        count = int(finite.size - finite.sum())
         raise DataError(f"{path} holds {count} NaN or infinite value(s); replace them with real intensities")
 
 

@@ -65,11 +65,15 @@ def map_axes(image: ImageSource, spec: TensorSpec, axes: str | None = None) -> A
     shape = image.shape
     letters = (axes or image.axes or infer_axes(shape, spec) or "").upper()
     if not letters:
-        raise ImageError(f"{name}: cannot tell the axes of a {len(shape)}D array of shape {shape}: give them "
-                         f"with --axes (letters b t z c y x, e.g. {_example(spec)})")
+        raise ImageError(
+            f"{name}: cannot tell the axes of a {len(shape)}D array of shape {shape}: give them "
+            f"with --axes (letters b t z c y x, e.g. {_example(spec)})"
+        )
     if len(letters) != len(shape) or set(letters) - set(KNOWN_LETTERS):
-        raise ImageError(f"{name}: axes {letters!r} do not fit the image's {len(shape)} dimensions {shape}: "
-                         f"give one letter per dimension from b t z c y x s q")
+        raise ImageError(
+            f"{name}: axes {letters!r} do not fit the image's {len(shape)} dimensions {shape}: "
+            f"give one letter per dimension from b t z c y x s q"
+        )
     if len(set(letters)) != len(letters):
         raise ImageError(f"{name}: axes {letters!r} repeat a letter: give each dimension its own letter")
     size = dict(zip(letters, shape))
@@ -89,14 +93,18 @@ def map_axes(image: ImageSource, spec: TensorSpec, axes: str | None = None) -> A
             elif letter == "Z" and "Q" in size and size["Q"] > 1:
                 take("Q", axis.id)  # pages of unknown meaning, and the model wants z: read them as z
             else:
-                raise ImageError(f"{name}: image axes {letters} {shape} have no {letter} axis, model input "
-                                 f"{spec.id!r} needs ({', '.join(spec.axis_ids)}): give a "
-                                 f"{'3D stack' if letter == 'Z' else 'matching image'} or --axes")
+                raise ImageError(
+                    f"{name}: image axes {letters} {shape} have no {letter} axis, model input "
+                    f"{spec.id!r} needs ({', '.join(spec.axis_ids)}): give a "
+                    f"{'3D stack' if letter == 'Z' else 'matching image'} or --axes"
+                )
     channel = spec.of_kind("channel")
     image_channels = [c for c in ("C", "S") if c in size and size[c] > 1]
     if len(image_channels) > 1:
-        raise ImageError(f"{name}: the image has channels on both C ({size['C']}) and S ({size['S']}): give an "
-                         "image with one channel axis")
+        raise ImageError(
+            f"{name}: the image has channels on both C ({size['C']}) and S ({size['S']}): give an "
+            "image with one channel axis"
+        )
     if channel:
         wanted = len(channel[0].channel_names)
         names = ", ".join(channel[0].channel_names)
@@ -104,23 +112,29 @@ def map_axes(image: ImageSource, spec: TensorSpec, axes: str | None = None) -> A
         found = size[letter] if letter else 1
         if found != wanted:
             kind = " (RGB)" if found in (3, 4) and letter == "S" else ""
-            raise ImageError(f"{name}: {found} channel{'s' if found != 1 else ''}{kind} on axis "
-                             f"{letter or '(none)'}, model input {spec.id!r} takes {wanted} ({names}): "
-                             f"convert the image to {wanted} channel{'s' if wanted != 1 else ''} first")
+            raise ImageError(
+                f"{name}: {found} channel{'s' if found != 1 else ''}{kind} on axis "
+                f"{letter or '(none)'}, model input {spec.id!r} takes {wanted} ({names}): "
+                f"convert the image to {wanted} channel{'s' if wanted != 1 else ''} first"
+            )
         if letter:
             take(letter, channel[0].id)
         else:
             source[channel[0].id] = None
     elif image_channels:
-        raise ImageError(f"{name}: {size[image_channels[0]]} channels, model input {spec.id!r} has no channel "
-                         "axis: give a single-channel image")
+        raise ImageError(
+            f"{name}: {size[image_channels[0]]} channels, model input {spec.id!r} has no channel "
+            "axis: give a single-channel image"
+        )
     batch = spec.of_kind("batch")
     leftovers = [c for c in letters if c not in used and size[c] > 1]
     if batch:
         stack = ["B"] if "B" in size else [c for c in leftovers if c in STACK_LETTERS]
         if len(stack) > 1:
-            raise ImageError(f"{name}: axes {letters} {shape}: both {' and '.join(stack)} would become the model's "
-                             f"batch; give a stack along one axis only")
+            raise ImageError(
+                f"{name}: axes {letters} {shape}: both {' and '.join(stack)} would become the model's "
+                f"batch; give a stack along one axis only"
+            )
         if stack:
             take(stack[0], batch[0].id)
             if stack[0] in leftovers:
@@ -128,8 +142,10 @@ def map_axes(image: ImageSource, spec: TensorSpec, axes: str | None = None) -> A
         else:
             source[batch[0].id] = None
     if leftovers:
-        raise ImageError(f"{name}: axes {letters} {shape}: {', '.join(f'{c} ({size[c]})' for c in leftovers)} "
-                         f"cannot be mapped onto model input {spec.id!r} ({', '.join(spec.axis_ids)})")
+        raise ImageError(
+            f"{name}: axes {letters} {shape}: {', '.join(f'{c} ({size[c]})' for c in leftovers)} "
+            f"cannot be mapped onto model input {spec.id!r} ({', '.join(spec.axis_ids)})"
+        )
     letters_by_axis = {a: letters[i] for a, i in source.items() if i is not None}
     return AxisMapping(letters, spec.axis_ids, source, letters_by_axis)
 

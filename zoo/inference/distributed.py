@@ -39,8 +39,7 @@ class ModelKey:
         key = (self.source, self.weights, self.device, self.trust)
         with _LOADING:  # workers may be threads of one process; bioimageio.spec's YAML reader is not thread-safe
             if key not in _MODELS:
-                _MODELS[key] = load_model(Path(self.source), weights=self.weights, device=self.device,
-                                          trust=self.trust)
+                _MODELS[key] = load_model(Path(self.source), weights=self.weights, device=self.device, trust=self.trust)
         return _MODELS[key]
 
 
@@ -56,14 +55,28 @@ def _client(scheduler: str):
     try:
         return Client(scheduler, timeout="10s"), None
     except OSError as e:
-        raise InputError(f"--scheduler {scheduler}: no Dask scheduler answers there ({e}); give its address "
-                         "(tcp://host:8786) or local") from e
+        raise InputError(
+            f"--scheduler {scheduler}: no Dask scheduler answers there ({e}); give its address "
+            "(tcp://host:8786) or local"
+        ) from e
 
 
-def predict_distributed(model_source: Path, inputs, out_dir: Path, *, scheduler: str, weights: str | None = None,
-                        device: str = "auto", tile="auto", batch_size: int | None = None, memory_limit=None,
-                        trust: bool = False, axes: str | None = None, blend: int | None = None,
-                        progress: Progress | None = None):
+def predict_distributed(
+    model_source: Path,
+    inputs,
+    out_dir: Path,
+    *,
+    scheduler: str,
+    weights: str | None = None,
+    device: str = "auto",
+    tile="auto",
+    batch_size: int | None = None,
+    memory_limit=None,
+    trust: bool = False,
+    axes: str | None = None,
+    blend: int | None = None,
+    progress: Progress | None = None,
+):
     from zoo.inference import predict as single
     from zoo.inference.model import resolve_device
 
@@ -82,14 +95,18 @@ def predict_distributed(model_source: Path, inputs, out_dir: Path, *, scheduler:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         client, cluster = _client(scheduler)
         options = dict(request=request, budget=budget, batch_size=batch_size, blend=blend)
-        file_jobs = [j for j in jobs if not (j.zarr and not model.deferred_post_ops
-                                             and not model.geometry.non_spatial_outputs)]
-        futures = {client.submit(_predict_file, key, dict(j.paths), Path(out_dir), axes, options, pure=False): j
-                   for j in file_jobs}
+        file_jobs = [
+            j for j in jobs if not (j.zarr and not model.deferred_post_ops and not model.geometry.non_spatial_outputs)
+        ]
+        futures = {
+            client.submit(_predict_file, key, dict(j.paths), Path(out_dir), axes, options, pure=False): j
+            for j in file_jobs
+        }
         for job in jobs:
             if job not in file_jobs:
-                result.items.append(_predict_zarr_tiles(client, key, model, job, axes, options, progress,
-                                                        result.warnings))
+                result.items.append(
+                    _predict_zarr_tiles(client, key, model, job, axes, options, progress, result.warnings)
+                )
         if futures:
             from dask.distributed import as_completed
 
@@ -128,8 +145,9 @@ def _predict_file(key: ModelKey, paths: dict[str, Path], out_dir: Path, axes, op
     return item, warnings
 
 
-def _predict_zarr_tiles(client, key: ModelKey, model: PredictionModel, job, axes, options: dict, progress: Progress,
-                        warnings: list[str]):
+def _predict_zarr_tiles(
+    client, key: ModelKey, model: PredictionModel, job, axes, options: dict, progress: Progress, warnings: list[str]
+):
     """A Zarr image's tiles in groups over the workers, writing into outputs the client created."""
     from dask.distributed import as_completed
 
@@ -138,8 +156,9 @@ def _predict_zarr_tiles(client, key: ModelKey, model: PredictionModel, job, axes
 
     item = single.ItemResult(dict(job.paths))
     started = time.perf_counter()
-    plan = single.make_plan(model, job.mapped, options["request"], options["budget"], options["blend"],
-                            options["batch_size"], warnings)
+    plan = single.make_plan(
+        model, job.mapped, options["request"], options["budget"], options["blend"], options["batch_size"], warnings
+    )
     item.plan = plan.describe()
     if plan.blended:  # workers would add into each other's chunks: the blended Zarr output is written here
         warnings.append(f"{job.stem}: blended tiles of a Zarr output run in this process, not on the workers")
@@ -151,8 +170,7 @@ def _predict_zarr_tiles(client, key: ModelKey, model: PredictionModel, job, axes
     batch_size = single.tiles_per_call(model, options["batch_size"])
     try:
         if tiles:
-            stats = compute_statistics(model.input_measures, {k: [v] for k, v in job.mapped.items()},
-                                       options["budget"])
+            stats = compute_statistics(model.input_measures, {k: [v] for k, v in job.mapped.items()}, options["budget"])
             progress.start(f"predict {job.stem}", len(tiles))
             if not record.done:  # the first tiles here: they create the outputs the workers write into
                 first, tiles = tiles[:batch_size], tiles[batch_size:]
@@ -161,10 +179,14 @@ def _predict_zarr_tiles(client, key: ModelKey, model: PredictionModel, job, axes
                 progress.advance(len(first))
             workers = max(1, len(client.scheduler_info().get("workers", {})))
             size = max(batch_size, -(-len(tiles) // (workers * TILE_GROUPS_PER_WORKER)))
-            groups = [tiles[i:i + size] for i in range(0, len(tiles), size)]
+            groups = [tiles[i : i + size] for i in range(0, len(tiles), size)]
             out_dir = next(iter(job.outputs.values())).parent
-            futures = {client.submit(_tiles_task, key, dict(job.paths), out_dir, axes, plan, stats, group,
-                                     batch_size, pure=False): group for group in groups}
+            futures = {
+                client.submit(
+                    _tiles_task, key, dict(job.paths), out_dir, axes, plan, stats, group, batch_size, pure=False
+                ): group
+                for group in groups
+            }
             for future in as_completed(futures):
                 future.result()
                 record.mark([t.index for t in futures[future]])
@@ -179,14 +201,16 @@ def _predict_zarr_tiles(client, key: ModelKey, model: PredictionModel, job, axes
 
 
 def _run_tiles(model, job, plan, stats, tiles, batch_size: int, *, resume: bool) -> None:
-    sinks = {o.id: ZarrSink(job.outputs[o.id], output_layout(model, job, o), plan, model.geometry.output_maps[o.id],
-                            resume=resume)
-             for o in model.outputs}
+    sinks = {
+        o.id: ZarrSink(
+            job.outputs[o.id], output_layout(model, job, o), plan, model.geometry.output_maps[o.id], resume=resume
+        )
+        for o in model.outputs
+    }
     run_tiles(model, job.mapped, plan, stats, sinks, tiles, batch_size)
 
 
-def _tiles_task(key: ModelKey, paths: dict[str, Path], out_dir: Path, axes, plan, stats, tiles,
-                batch_size: int) -> int:
+def _tiles_task(key: ModelKey, paths: dict[str, Path], out_dir: Path, axes, plan, stats, tiles, batch_size: int) -> int:
     """A group of tiles on a worker, written into the outputs' own chunks."""
     from zoo.inference import predict as single
 
@@ -197,4 +221,3 @@ def _tiles_task(key: ModelKey, paths: dict[str, Path], out_dir: Path, axes, plan
     finally:
         job.close()
     return len(tiles)
-

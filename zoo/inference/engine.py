@@ -40,6 +40,7 @@ class TileTarget:
     tiles: list[Tile]
     on_done: Callable[[list[int]], None] | None = None  # tile indices stored
     on_finish: Callable[[], None] | None = None  # every tile stored
+    on_read: Callable[[], None] | None = None  # every tile's input read: the images may be let go
     on_error: Callable[[BaseException], None] | None = None
     failed: bool = field(default=False, init=False)
 
@@ -59,8 +60,14 @@ class TileEngine:
         self._lock = threading.Lock()
         self._remaining: dict[int, int] = {}
 
-    def run(self, targets: Iterable[TileTarget], *, progress: Progress | None = None, task: str = "predict",
-            total: int | None = None) -> None:
+    def run(
+        self,
+        targets: Iterable[TileTarget],
+        *,
+        progress: Progress | None = None,
+        task: str = "predict",
+        total: int | None = None,
+    ) -> None:
         """Predict every target's tiles. `targets` may be a generator: it is consumed by the reading thread, so
         the work it does per target (statistics, opening outputs) overlaps the model's compute."""
         progress = progress or SilentProgress()
@@ -83,14 +90,14 @@ class TileEngine:
                 failures.append(e)
             stop.set()
 
-        def send(chunk: list[tuple[TileTarget, Tile]]) -> None:
-            arrays = self.prepare([(t, tile) for t, tile in chunk if not t.failed], progress)
-            if arrays is not None:
-                _put(to_model, arrays, stop)
+        def send(chunk: list[tuple[TileTarget, Tile, list[np.ndarray]]]) -> None:
+            kept = [(t, tile, windows) for t, tile, windows in chunk if not t.failed]
+            if kept:
+                _put(to_model, ([(t, tile) for t, tile, _ in kept], self.stack([w for _, _, w in kept])), stop)
 
         def read() -> None:
             try:
-                pending: list[tuple[TileTarget, Tile]] = []
+                pending: list[tuple[TileTarget, Tile, list[np.ndarray]]] = []
                 for target in targets:
                     if stop.is_set():
                         return
@@ -99,12 +106,17 @@ class TileEngine:
                         continue
                     self._remaining[id(target)] = len(target.tiles)
                     limit = self._limit(target.plan)
-                    if pending and (pending[0][0].plan.window_shape != target.plan.window_shape
-                                    or len(pending) >= limit):
+                    if pending and (
+                        pending[0][0].plan.window_shape != target.plan.window_shape or len(pending) >= limit
+                    ):
                         send(pending)
                         pending = []
                     for tile in target.tiles:
-                        pending.append((target, tile))
+                        if stop.is_set() or target.failed:
+                            break
+                        windows = self.prepare(target, tile, progress)
+                        if windows is not None:
+                            pending.append((target, tile, windows))
                         if len(pending) >= limit:
                             send(pending)
                             pending = []
@@ -150,8 +162,10 @@ class TileEngine:
             except BaseException as e:
                 fatal(e, first=True)
 
-        models = [threading.Thread(target=model_worker, name=f"zoo-predict-model-{i}", daemon=True)
-                  for i in range(workers - 1)]
+        models = [
+            threading.Thread(target=model_worker, name=f"zoo-predict-model-{i}", daemon=True)
+            for i in range(workers - 1)
+        ]
         for thread in (reader, writer, *models):
             thread.start()
         try:
@@ -199,31 +213,27 @@ class TileEngine:
             self._fail(target, e, progress)
 
     # read side
-    def prepare(self, chunk: list[tuple[TileTarget, Tile]], progress: Progress):
-        """(chunk, pre-processed input windows stacked along each input's batch axis), or None when every target
-        in the chunk failed; a window that cannot be read fails its own target only."""
-        per_input: dict[str, list[np.ndarray]] = {spec.id: [] for spec in self.model.inputs}
-        kept = []
-        for target, tile in chunk:
-            if target.failed:
-                continue
-            try:
-                windows = self.preprocess(target, tile)
-            except Exception as e:
-                self._fail(target, e, progress)
-                continue
-            kept.append((target, tile))
-            for spec, window in zip(self.model.inputs, windows):
-                per_input[spec.id].append(window)
-        if not kept:
+    def prepare(self, target: TileTarget, tile: Tile, progress: Progress) -> list[np.ndarray] | None:
+        """A tile's pre-processed input windows, read as soon as the tile is queued (so that a target's images can
+        be let go once its last tile is read); None when reading fails, which fails this target only."""
+        try:
+            windows = self.preprocess(target, tile)
+            if tile is target.tiles[-1] and target.on_read is not None:
+                target.on_read()
+        except Exception as e:
+            self._fail(target, e, progress)
             return None
+        return windows
+
+    def stack(self, windows: list[list[np.ndarray]]) -> list[np.ndarray]:
+        """Per input, the tiles' windows stacked along its batch axis."""
         arrays = []
-        for spec in self.model.inputs:
+        for i, spec in enumerate(self.model.inputs):
             batch = spec.of_kind("batch")
-            parts = per_input[spec.id]
+            parts = [w[i] for w in windows]
             stacked = np.concatenate(parts, axis=spec.axis_ids.index(batch[0].id)) if batch else parts[0]
             arrays.append(np.ascontiguousarray(stacked))
-        return kept, arrays
+        return arrays
 
     def preprocess(self, target: TileTarget, tile: Tile) -> list[np.ndarray]:
         """One tile's pre-processed input windows, in the rdf's input order."""
@@ -241,8 +251,10 @@ class TileEngine:
         sample = Sample(members=members, stat=stat, id=None)
         for op in self.model.pre_ops:
             op(sample)
-        return [sample.members[MemberId(spec.id)].transpose([AxisId(a) for a in spec.axis_ids]).data.to_numpy()
-                for spec in self.model.inputs]
+        return [
+            sample.members[MemberId(spec.id)].transpose([AxisId(a) for a in spec.axis_ids]).data.to_numpy()
+            for spec in self.model.inputs
+        ]
 
     def window(self, target: TileTarget, spec, tile: Tile) -> tuple[np.ndarray, dict, dict]:
         """The raw input window of a tile, padded by the model's padding mode where it leaves the image."""
@@ -331,8 +343,10 @@ class TileEngine:
                 out_lo, out_hi = max(out_lo, 0), min(out_hi, length)
                 origin = start * ratio
                 if any(b.denominator != 1 for b in (out_lo, origin)):
-                    raise PredictionError(f"output {spec.id} axis {axis_map.output_axis} is scaled by {ratio}, "
-                                          f"which does not map tile {tile.grid} onto whole pixels")
+                    raise PredictionError(
+                        f"output {spec.id} axis {axis_map.output_axis} is scaled by {ratio}, "
+                        f"which does not map tile {tile.grid} onto whole pixels"
+                    )
                 position = spec.axis_ids.index(axis_map.output_axis)
                 first, last = int(out_lo - origin), int(out_hi - origin)
                 if out_hi > out_lo and last > data.shape[position]:
@@ -340,7 +354,8 @@ class TileEngine:
                     raise PredictionError(
                         f"output {spec.id} axis {axis_map.output_axis}: the model returned {data.shape[position]} "
                         f"pixels for a window of {stop - start}, the rdf's size (·{ratio}{axis_map.offset:+d}) "
-                        f"promises {expected}: correct the output's size in the rdf")
+                        f"promises {expected}: correct the output's size in the rdf"
+                    )
                 empty = empty or out_hi <= out_lo
                 index[position] = slice(first, last)
                 region[axis_map.output_axis] = (int(out_lo), int(out_hi))
@@ -365,12 +380,20 @@ class TileEngine:
         from bioimageio.core.axis import AxisId
         from bioimageio.core.common import MemberId
 
-        sample = Sample(members={MemberId(s.id): Tensor.from_numpy(o, dims=[AxisId(a) for a in s.axis_ids])
-                                 for s, o in zip(self.model.outputs, outputs)}, stat={}, id=None)
+        sample = Sample(
+            members={
+                MemberId(s.id): Tensor.from_numpy(o, dims=[AxisId(a) for a in s.axis_ids])
+                for s, o in zip(self.model.outputs, outputs)
+            },
+            stat={},
+            id=None,
+        )
         for op in self.model.tile_post_ops:
             op(sample)
-        return [sample.members[MemberId(s.id)].transpose([AxisId(a) for a in s.axis_ids]).data.to_numpy()
-                for s in self.model.outputs]
+        return [
+            sample.members[MemberId(s.id)].transpose([AxisId(a) for a in s.axis_ids]).data.to_numpy()
+            for s in self.model.outputs
+        ]
 
     def full_shape(self, target: TileTarget, spec, data: np.ndarray) -> tuple[int, ...]:
         lengths = {a.axis: a.length for a in target.plan.axes}
@@ -386,9 +409,19 @@ class TileEngine:
         return tuple(shape)
 
 
-def run_tiles(model: PredictionModel, images: Mapping[str, object], plan: TilePlan, stats: dict,
-              sinks: Mapping[str, object], tiles: list[Tile], batch_size: int, *, progress: Progress | None = None,
-              task: str = "predict", on_done: Callable[[list[int]], None] | None = None) -> None:
+def run_tiles(
+    model: PredictionModel,
+    images: Mapping[str, object],
+    plan: TilePlan,
+    stats: dict,
+    sinks: Mapping[str, object],
+    tiles: list[Tile],
+    batch_size: int,
+    *,
+    progress: Progress | None = None,
+    task: str = "predict",
+    on_done: Callable[[list[int]], None] | None = None,
+) -> None:
     """The tiles of one image through the pipeline; any error stops the run."""
     target = TileTarget(images, plan, stats, sinks, tiles, on_done=on_done)
     TileEngine(model, batch_size).run([target], progress=progress, task=task)
@@ -422,19 +455,32 @@ def apply_deferred(model: PredictionModel, arrays: dict[str, np.ndarray]) -> dic
     from bioimageio.core.common import MemberId
 
     specs = {s.id: s for s in model.outputs}
-    sample = Sample(members={MemberId(k): Tensor.from_numpy(np.asarray(v), dims=[AxisId(a) for a in specs[k].axis_ids])
-                             for k, v in arrays.items()}, stat={}, id=None)
+    sample = Sample(
+        members={
+            MemberId(k): Tensor.from_numpy(np.asarray(v), dims=[AxisId(a) for a in specs[k].axis_ids])
+            for k, v in arrays.items()
+        },
+        stat={},
+        id=None,
+    )
     for op in model.deferred_post_ops:
         missing = [m for m in op.required_measures if m not in sample.stat]
         if missing:
-            current = {str(k): [ArrayImage(v.transpose([AxisId(a) for a in specs[str(k)].axis_ids]).data.to_numpy(),
-                                           specs[str(k)].axis_ids)]
-                       for k, v in sample.members.items() if str(k) in specs}
+            current = {
+                str(k): [
+                    ArrayImage(
+                        v.transpose([AxisId(a) for a in specs[str(k)].axis_ids]).data.to_numpy(), specs[str(k)].axis_ids
+                    )
+                ]
+                for k, v in sample.members.items()
+                if str(k) in specs
+            }
             for measure, value in compute_statistics(missing, current, STATISTICS_BUDGET).items():
                 sample.stat[measure] = value.window({}, {})
         op(sample)
-    return {k: sample.members[MemberId(k)].transpose([AxisId(a) for a in specs[k].axis_ids]).data.to_numpy()
-            for k in arrays}
+    return {
+        k: sample.members[MemberId(k)].transpose([AxisId(a) for a in specs[k].axis_ids]).data.to_numpy() for k in arrays
+    }
 
 
 __all__ = ["QUEUE_DEPTH", "TileEngine", "TileTarget", "apply_deferred", "run_tiles"]

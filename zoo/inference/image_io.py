@@ -47,9 +47,18 @@ class ImageSource:
     With a `loader`, only the header has been read: `shape` and `dtype` are known, the pixels are read on the first
     use of `data` and dropped again by close(), so that a folder of many images holds one at a time."""
 
-    def __init__(self, path: Path, data: Any, axes: str | None, kind: str,
-                 closers: list[Callable[[], None]] | None = None, *, shape: tuple[int, ...] | None = None,
-                 dtype=None, loader: Callable[[], tuple[Any, list[Callable[[], None]]]] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        data: Any,
+        axes: str | None,
+        kind: str,
+        closers: list[Callable[[], None]] | None = None,
+        *,
+        shape: tuple[int, ...] | None = None,
+        dtype=None,
+        loader: Callable[[], tuple[Any, list[Callable[[], None]]]] | None = None,
+    ):
         self.path = Path(path)
         self.axes = axes
         self.kind = kind  # tiff | png | npy | zarr
@@ -114,8 +123,9 @@ def open_image(path: Path, *, lazy_above_bytes: int = 1 << 30, defer: bool = Fal
         raise
     except Exception as e:
         raise ImageError(f"{path} cannot be read as an image ({type(e).__name__}: {e})") from e
-    raise ImageError(f"{path}: unsupported file type {path.suffix or '(none)'}; give .tif, .tiff, .png, .npy "
-                     "or a .zarr folder")
+    raise ImageError(
+        f"{path}: unsupported file type {path.suffix or '(none)'}; give .tif, .tiff, .png, .npy or a .zarr folder"
+    )
 
 
 def _open_png(path: Path, defer: bool) -> ImageSource:
@@ -128,8 +138,9 @@ def _open_png(path: Path, defer: bool) -> ImageSource:
         data = load()[0]
         return ImageSource(path, data, "YX" if data.ndim == 2 else "YXS", "png")
     props = iio.improps(path)
-    return ImageSource(path, None, "YX" if len(props.shape) == 2 else "YXS", "png", shape=props.shape,
-                       dtype=props.dtype, loader=load)
+    return ImageSource(
+        path, None, "YX" if len(props.shape) == 2 else "YXS", "png", shape=props.shape, dtype=props.dtype, loader=load
+    )
 
 
 def _open_tiff(path: Path, lazy_above_bytes: int, defer: bool = False) -> ImageSource:
@@ -182,8 +193,10 @@ def _open_zarr(path: Path) -> ImageSource:
     if len(arrays) == 1:
         return ImageSource(path, node[arrays[0]], None, "zarr")
     example = path / (arrays[0] if arrays else "0")
-    raise ImageError(f"{path} is a Zarr group without OME-Zarr multiscales metadata and with {len(arrays)} arrays "
-                     f"({', '.join(arrays[:5])}): give the array's folder, e.g. {example}")
+    raise ImageError(
+        f"{path} is a Zarr group without OME-Zarr multiscales metadata and with {len(arrays)} arrays "
+        f"({', '.join(arrays[:5])}): give the array's folder, e.g. {example}"
+    )
 
 
 def _array_members(group):
@@ -241,12 +254,14 @@ def create_zarr(path: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tup
     """A new OME-Zarr (NGFF 0.4, Zarr format 2, readable by zarr 2 and 3) with one scale level `0`."""
     group = _open_group(path, "w")
     array = _create_array(group, "0", shape, chunks, np.dtype(dtype))
-    group.attrs["multiscales"] = [{
-        "version": "0.4",
-        "name": image_stem(path),
-        "axes": [_ome_axis(letter) for letter in axes],
-        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * len(shape)}]}],
-    }]
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "name": image_stem(path),
+            "axes": [_ome_axis(letter) for letter in axes],
+            "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * len(shape)}]}],
+        }
+    ]
     return array
 
 
@@ -258,8 +273,7 @@ def open_zarr_output(path: Path):
 
 
 def _ome_axis(letter: str) -> dict:
-    kinds = {"T": ("t", "time"), "C": ("c", "channel"), "Z": ("z", "space"), "Y": ("y", "space"),
-             "X": ("x", "space")}
+    kinds = {"T": ("t", "time"), "C": ("c", "channel"), "Z": ("z", "space"), "Y": ("y", "space"), "X": ("x", "space")}
     name, kind = kinds.get(letter, (letter.lower(), None))
     return {"name": name, "type": kind} if kind else {"name": name}
 
@@ -279,5 +293,14 @@ def _create_array(group, name: str, shape, chunks, dtype):
     return group.create_dataset(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
 
 
-__all__ = ["ImageSource", "create_zarr", "image_stem", "is_image", "is_zarr", "open_image", "open_zarr_output",
-           "write_csv", "write_tiff"]
+__all__ = [
+    "ImageSource",
+    "create_zarr",
+    "image_stem",
+    "is_image",
+    "is_zarr",
+    "open_image",
+    "open_zarr_output",
+    "write_csv",
+    "write_tiff",
+]

@@ -30,8 +30,12 @@ WEIGHT_PRIORITY: dict[str, tuple[str, ...]] = {
     "cuda": ("torchscript", "onnx", "pytorch_state_dict", "tensorflow_saved_model_bundle", "keras_v3", "keras_hdf5"),
 }
 RUNTIMES: dict[str, str] = {
-    "onnx": "onnxruntime", "torchscript": "torch", "pytorch_state_dict": "torch",
-    "tensorflow_saved_model_bundle": "tensorflow", "keras_hdf5": "tensorflow", "keras_v3": "keras",
+    "onnx": "onnxruntime",
+    "torchscript": "torch",
+    "pytorch_state_dict": "torch",
+    "tensorflow_saved_model_bundle": "tensorflow",
+    "keras_hdf5": "tensorflow",
+    "keras_v3": "keras",
 }
 TILED_KINDS = ("space", "time")
 # onnxruntime on CPU: tiles run side by side, each call on a share of the cores; this beats one call on all
@@ -162,8 +166,10 @@ class PredictionModel:
         """The bare model on pre-processed windows (model axis order); outputs in the rdf's order."""
         outputs = self.backend.predict(*arrays)
         if len(outputs) < len(self.outputs):
-            raise PredictionError(f"{self.weight_format} weights returned {len(outputs)} tensors, the rdf describes "
-                             f"{len(self.outputs)} outputs ({', '.join(o.id for o in self.outputs)})")
+            raise PredictionError(
+                f"{self.weight_format} weights returned {len(outputs)} tensors, the rdf describes "
+                f"{len(self.outputs)} outputs ({', '.join(o.id for o in self.outputs)})"
+            )
         return [np.asarray(o) for o in outputs[: len(self.outputs)]]
 
     def close(self) -> None:
@@ -173,8 +179,9 @@ class PredictionModel:
         self.opened.close()
 
 
-def load_model(source: Path, *, weights: str | None = None, device: str = "auto",
-               trust: bool = False) -> PredictionModel:
+def load_model(
+    source: Path, *, weights: str | None = None, device: str = "auto", trust: bool = False
+) -> PredictionModel:
     """Open a package (folder, rdf or zip), read its description and load the best usable weights."""
     opened = open_source(Path(source))
     try:
@@ -197,11 +204,21 @@ def load_model(source: Path, *, weights: str | None = None, device: str = "auto"
         pre_ops, post_ops, measures = _processing(descr)
         tile_post, deferred = _split_post(post_ops)
         return PredictionModel(
-            opened=opened, descr=descr, inputs=inputs, outputs=outputs, geometry=geometry,
-            weight_format=weight_format, device=device, backend=backend, pre_ops=pre_ops,
-            tile_post_ops=tile_post, deferred_post_ops=deferred,
+            opened=opened,
+            descr=descr,
+            inputs=inputs,
+            outputs=outputs,
+            geometry=geometry,
+            weight_format=weight_format,
+            device=device,
+            backend=backend,
+            pre_ops=pre_ops,
+            tile_post_ops=tile_post,
+            deferred_post_ops=deferred,
             input_measures={m for m in measures if str(m.member_id) in {t.id for t in inputs}},
-            not_used=not_used, sha256=hashlib.sha256(opened.rdf_path.read_bytes()).hexdigest(), workers=workers,
+            not_used=not_used,
+            sha256=hashlib.sha256(opened.rdf_path.read_bytes()).hexdigest(),
+            workers=workers,
         )
     except BaseException:
         opened.close()
@@ -214,11 +231,13 @@ def _load_description(opened: OpenedSource):
     try:
         descr = load_description(opened.rdf_path, perform_io_checks=False, format_version="latest")
     except Exception as e:
-        raise SourceError(f"bioimageio.spec cannot read {opened.source} ({type(e).__name__}: {e}): "
-                          "run `zoo validate` on it") from e
+        raise SourceError(
+            f"bioimageio.spec cannot read {opened.source} ({type(e).__name__}: {e}): run `zoo validate` on it"
+        ) from e
     if isinstance(descr, InvalidDescr):
-        raise SourceError(f"{opened.source} is not a valid bioimage.io description: run `zoo validate` on it "
-                          "for the failing fields")
+        raise SourceError(
+            f"{opened.source} is not a valid bioimage.io description: run `zoo validate` on it for the failing fields"
+        )
     if descr.type != "model":
         raise SourceError(f"{opened.source} describes a {descr.type}, not a model: give a model package")
     return descr
@@ -233,8 +252,10 @@ def _refuse_custom_code(descr, trust: bool) -> None:
             for i, step in enumerate(steps):
                 if isinstance(step, v0_5.CustomProcessingDescr) and not trust:
                     where = f"{kind}[{tensor.id}].{'pre' if kind == 'inputs' else 'post'}processing[{i}]"
-                    raise WeightsError(f"{where} runs Python code shipped in the package ({step.source}): "
-                                       "pass --trust if you trust its authors")
+                    raise WeightsError(
+                        f"{where} runs Python code shipped in the package ({step.source}): "
+                        "pass --trust if you trust its authors"
+                    )
 
 
 def _size(size) -> tuple[ValidSizes | None, tuple[str, str] | None, int]:
@@ -261,11 +282,21 @@ def _tensor_spec(tensor, *, is_input: bool) -> TensorSpec:
             axes.append(AxisSpec(str(axis.id), "channel", ValidSizes(len(names), 0), channel_names=names))
             continue
         sizes, reference, offset = _size(axis.size)
-        axes.append(AxisSpec(str(axis.id), kind, sizes, reference, offset, float(getattr(axis, "scale", 1.0) or 1.0),
-                             int(getattr(axis, "halo", 0) or 0)))
+        axes.append(
+            AxisSpec(
+                str(axis.id),
+                kind,
+                sizes,
+                reference,
+                offset,
+                float(getattr(axis, "scale", 1.0) or 1.0),
+                int(getattr(axis, "halo", 0) or 0),
+            )
+        )
     pad = getattr(tensor, "pad", None) if is_input else None
-    return TensorSpec(str(tensor.id), tuple(axes), pad.mode if pad is not None else "symmetric",
-                      float(getattr(pad, "value", 0) or 0))
+    return TensorSpec(
+        str(tensor.id), tuple(axes), pad.mode if pad is not None else "symmetric", float(getattr(pad, "value", 0) or 0)
+    )
 
 
 def derive_geometry(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> Geometry:
@@ -324,17 +355,25 @@ def derive_geometry(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> Geom
             reasons.append(f"output {tensor.id} has no axis that follows input axis {', '.join(missing)}")
         if not maps and tiled:
             non_spatial.append(tensor.id)
-            reasons.append(f"output {tensor.id} has no axis that follows the image (e.g. a classifier's classes): "
-                           "each image goes through the model whole")
+            reasons.append(
+                f"output {tensor.id} has no axis that follows the image (e.g. a classifier's classes): "
+                "each image goes through the model whole"
+            )
     halo = {a: _round_up(before[a], quantum[a]) for a in tiled}
     halo_after = {a: _round_up(after[a], quantum[a]) for a in tiled}
     align = {a: math.lcm(_alignment(sizes[a], halo[a] + halo_after[a]), quantum[a]) for a in tiled}
     batch = first.of_kind("batch")
-    return Geometry(tiled, sizes, halo, align, output_maps,
-                    batch_fixed=bool(batch and batch[0].sizes is not None),
-                    tileable="; ".join(dict.fromkeys(reasons)) or None,
-                    halo_after={a: n for a, n in halo_after.items() if n != halo[a]},
-                    non_spatial_outputs=tuple(non_spatial))
+    return Geometry(
+        tiled,
+        sizes,
+        halo,
+        align,
+        output_maps,
+        batch_fixed=bool(batch and batch[0].sizes is not None),
+        tileable="; ".join(dict.fromkeys(reasons)) or None,
+        halo_after={a: n for a, n in halo_after.items() if n != halo[a]},
+        non_spatial_outputs=tuple(non_spatial),
+    )
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -373,8 +412,9 @@ def _weight_path(entry, opened: OpenedSource) -> Path | None:
     return path if path.is_absolute() else opened.root / path
 
 
-def _load_weights(descr, opened: OpenedSource, requested: str | None, device: str,
-                  trust: bool) -> tuple[str, Any, dict[str, str], int]:
+def _load_weights(
+    descr, opened: OpenedSource, requested: str | None, device: str, trust: bool
+) -> tuple[str, Any, dict[str, str], int]:
     present = {name: entry for name, entry in descr.weights if entry is not None}
     if requested is not None and requested not in present:
         raise WeightsError(f"--weights {requested}: the package has {', '.join(present) or 'no weights'}")
@@ -422,8 +462,6 @@ def _unusable(weight_format: str, entry, opened: OpenedSource, device: str, trus
     return None
 
 
-
-
 # zoo's own backends where they are tuned for speed; every other format through bioimageio.core's adapters,
 # which know third-party layouts (library architectures, TF signatures, Keras)
 ZOO_BACKENDS = ("onnx", "torchscript")
@@ -469,5 +507,4 @@ def _split_post(post_ops: list) -> tuple[list, list]:
     return post_ops, []
 
 
-__all__ = ["AxisSpec", "Geometry", "PredictionModel", "TensorSpec", "derive_geometry", "load_model",
-           "resolve_device"]
+__all__ = ["AxisSpec", "Geometry", "PredictionModel", "TensorSpec", "derive_geometry", "load_model", "resolve_device"]

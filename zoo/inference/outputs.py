@@ -34,8 +34,9 @@ class MemorySink:
     """A whole output in the model's axis order: in memory, or in a temporary memory-mapped file next to the
     outputs when it is larger than `in_memory_bytes`."""
 
-    def __init__(self, axes: tuple[str, ...], blended: bool, buffer_file: Path | None = None,
-                 in_memory_bytes: int | None = None):
+    def __init__(
+        self, axes: tuple[str, ...], blended: bool, buffer_file: Path | None = None, in_memory_bytes: int | None = None
+    ):
         self.axes = axes
         self.blended = blended
         self.buffer_file = buffer_file
@@ -93,8 +94,9 @@ class FileLayout:
         return np.transpose(data, [kept.index(i) for i in self.order])
 
     def file_index(self, region: dict[str, tuple[int, int]]) -> tuple[slice, ...]:
-        return tuple(slice(*region[self.model_axes[i]]) if self.model_axes[i] in region else slice(None)
-                     for i in self.order)
+        return tuple(
+            slice(*region[self.model_axes[i]]) if self.model_axes[i] in region else slice(None) for i in self.order
+        )
 
     def file_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(shape[i] for i in self.order)
@@ -149,8 +151,9 @@ class ZarrSink:
     of tiles (slabs, for 3D) are held. `done`: chunks an interrupted run has written already (they are left as
     they are); completed() tells which chunks have been written since it was last asked."""
 
-    def __init__(self, path: Path, layout: FileLayout, plan: TilePlan, maps=(), *, resume: bool,
-                 done: set[int] | None = None):
+    def __init__(
+        self, path: Path, layout: FileLayout, plan: TilePlan, maps=(), *, resume: bool, done: set[int] | None = None
+    ):
         self.path = path
         self.layout = layout
         self.plan = plan
@@ -167,8 +170,9 @@ class ZarrSink:
                 shutil.rmtree(self.path)
             dtype = np.float32 if weight is not None and data.dtype.kind != "f" else data.dtype
             chunks = self._chunks(full_shape, data.shape)
-            self.array = create_zarr(self.path, self.layout.file_shape(full_shape), dtype,
-                                     self.layout.file_shape(chunks), self.layout.axes)
+            self.array = create_zarr(
+                self.path, self.layout.file_shape(full_shape), dtype, self.layout.file_shape(chunks), self.layout.axes
+            )
         if weight is None:
             self.array[self.layout.file_index(region)] = self.layout.to_file(data)
             return
@@ -186,8 +190,10 @@ class ZarrSink:
         model_axes = self.layout.model_axes
         output_of = {i: o for o, i in self.inputs.items()}
         batch = next((region[a][0] for a in model_axes if a in region and a not in self.inputs), 0)
-        touched = [range(region[output_of[t.axis]][0] // t.stride, (region[output_of[t.axis]][1] - 1) // t.stride + 1)
-                   for t in axes]
+        touched = [
+            range(region[output_of[t.axis]][0] // t.stride, (region[output_of[t.axis]][1] - 1) // t.stride + 1)
+            for t in axes
+        ]
         for grid in itertools.product(*touched):
             chunk = self.plan.index(batch, grid)
             if chunk in self.done:
@@ -267,10 +273,18 @@ def run_signature(model: PredictionModel, job: Job, plan: TilePlan) -> dict:
     inputs = {}
     for input_id, path in job.paths.items():
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())[:64]
-        inputs[input_id] = [str(path.resolve()), sum(p.stat().st_size for p in files),
-                            max((p.stat().st_mtime_ns for p in files), default=0)]
-    return {"model": model.sha256, "weights": model.weight_format, "plan": plan.signature(), "inputs": inputs,
-            "outputs": sorted(p.name for p in job.outputs.values())}
+        inputs[input_id] = [
+            str(path.resolve()),
+            sum(p.stat().st_size for p in files),
+            max((p.stat().st_mtime_ns for p in files), default=0),
+        ]
+    return {
+        "model": model.sha256,
+        "weights": model.weight_format,
+        "plan": plan.signature(),
+        "inputs": inputs,
+        "outputs": sorted(p.name for p in job.outputs.values()),
+    }
 
 
 class ResumeRecord:
@@ -321,5 +335,16 @@ class ResumeRecord:
         self._last_write = time.monotonic()
 
 
-__all__ = ["FileLayout", "MemorySink", "ResumeRecord", "ZarrSink", "blend_buffer_bytes", "output_layout",
-           "output_table", "record_path", "run_signature", "scratch_file", "write_zarr_whole"]
+__all__ = [
+    "FileLayout",
+    "MemorySink",
+    "ResumeRecord",
+    "ZarrSink",
+    "blend_buffer_bytes",
+    "output_layout",
+    "output_table",
+    "record_path",
+    "run_signature",
+    "scratch_file",
+    "write_zarr_whole",
+]

@@ -60,9 +60,10 @@ GPU_WINDOW_PIXELS = 2048 * 2048
 ACTIVATION_BYTES_PER_PIXEL = 600
 WINDOW_SHARE = 0.75  # of the memory budget for model activations and windows in flight; the rest for statistics
 DEFAULT_BLEND = 32
-# small whole images stacked into one model call, at most: on 2 CPU cores batches of 2-4 small images ran up to
-# 1.3× faster per image than one by one (benchmarks/predict_folder.py); larger ones were slower again
-MAX_IMAGES_PER_CALL = {"cpu": 4, "cuda": 16}
+# small whole images stacked into one model call, at most. On the CPU two calls run side by side (ONNX_CPU_WORKERS),
+# one image each: stacking 2, 4 or 8 images of 256² per call took the same CPU time per image and more wall time
+# (benchmarks/predict_folder.py, 2 cores); a GPU is fed best with many at once
+MAX_IMAGES_PER_CALL = {"cpu": 1, "cuda": 16}
 
 
 @dataclass
@@ -136,10 +137,21 @@ def parse_tile(value) -> str | dict[str, int]:
 # -------------------------------------------------------------------------------------------------- entry
 
 
-def predict(model_source, inputs, out_dir, *, weights: str | None = None, device: str = "auto",
-            tile="auto", batch_size: int | None = None, memory_limit: int | str | None = None,
-            trust: bool = False, progress: Progress | None = None, axes: str | None = None,
-            blend: int | None = None) -> PredictionResult:
+def predict(
+    model_source,
+    inputs,
+    out_dir,
+    *,
+    weights: str | None = None,
+    device: str = "auto",
+    tile="auto",
+    batch_size: int | None = None,
+    memory_limit: int | str | None = None,
+    trust: bool = False,
+    progress: Progress | None = None,
+    axes: str | None = None,
+    blend: int | None = None,
+) -> PredictionResult:
     """Predict every input with the package at `model_source`; one file per input and output tensor in
     `out_dir`: `<input stem>_<output id>.tif` (`.zarr` for Zarr inputs; `.csv` for outputs without spatial axes,
     such as a classifier's classes)."""
@@ -155,8 +167,9 @@ def predict(model_source, inputs, out_dir, *, weights: str | None = None, device
     jobs: list[Job] = []
     try:
         jobs = plan_jobs(model, inputs, Path(out_dir), axes, lazy_above_bytes=budget // 4)
-        runs = plan_runs(model, jobs, request=request, budget=budget, blend=blend, batch_size=batch_size,
-                         warnings=result.warnings)
+        runs = plan_runs(
+            model, jobs, request=request, budget=budget, blend=blend, batch_size=batch_size, warnings=result.warnings
+        )
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         run_jobs(model, runs, batch_size=batch_size, progress=progress or SilentProgress())
         result.items = [run.item for run in runs]
@@ -168,16 +181,24 @@ def predict(model_source, inputs, out_dir, *, weights: str | None = None, device
     return result
 
 
-def predict_arrays(model: PredictionModel, arrays: Mapping[str, np.ndarray] | np.ndarray, *, tile="auto",
-                   batch_size: int | None = None, memory_limit: int | str | None = None,
-                   blend: int | None = None, warnings: list[str] | None = None) -> dict[str, np.ndarray]:
+def predict_arrays(
+    model: PredictionModel,
+    arrays: Mapping[str, np.ndarray] | np.ndarray,
+    *,
+    tile="auto",
+    batch_size: int | None = None,
+    memory_limit: int | str | None = None,
+    blend: int | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, np.ndarray]:
     """Arrays in the model's axis order in, whole outputs in the model's axis order out (tiled as asked)."""
     if isinstance(arrays, np.ndarray):
         arrays = {model.inputs[0].id: arrays}
     images = {spec.id: ArrayImage(np.asarray(arrays[spec.id]), spec.axis_ids) for spec in model.inputs}
     budget = parse_memory(memory_limit)
-    plan = make_plan(model, images, parse_tile(tile), budget, blend, batch_size,
-                     warnings if warnings is not None else [])
+    plan = make_plan(
+        model, images, parse_tile(tile), budget, blend, batch_size, warnings if warnings is not None else []
+    )
     stats = compute_statistics(model.input_measures, {k: [v] for k, v in images.items()}, budget)
     sinks = {spec.id: MemorySink(spec.axis_ids, plan.blended) for spec in model.outputs}
     run_tiles(model, images, plan, stats, sinks, plan.tiles(), tiles_per_call(model, batch_size, plan))
@@ -231,16 +252,24 @@ def expand_inputs(model: PredictionModel, inputs) -> list[dict[str, Path]]:
         else:
             group = {}
         if set(group) != set(ids):
-            raise ImageError(f"model {model.name!r} has {len(ids)} inputs ({', '.join(ids)}): give each prediction "
-                             f"as {','.join(f'{i}=PATH' for i in ids)} (got {item})")
+            raise ImageError(
+                f"model {model.name!r} has {len(ids)} inputs ({', '.join(ids)}): give each prediction "
+                f"as {','.join(f'{i}=PATH' for i in ids)} (got {item})"
+            )
         groups.append(group)
     if not groups:
         raise ImageError("no input images given")
     return groups
 
 
-def plan_jobs(model: PredictionModel, inputs, out_dir: Path, axes: str | None, *,
-              lazy_above_bytes: int = DEFAULT_MEMORY_LIMIT // 4) -> list[Job]:
+def plan_jobs(
+    model: PredictionModel,
+    inputs,
+    out_dir: Path,
+    axes: str | None,
+    *,
+    lazy_above_bytes: int = DEFAULT_MEMORY_LIMIT // 4,
+) -> list[Job]:
     """Open and map every input before any compute: a bad image is reported before hours are spent. Only the
     headers are read here; the pixels when the image's turn comes (images larger than `lazy_above_bytes`
     box by box)."""
@@ -261,8 +290,9 @@ def plan_jobs(model: PredictionModel, inputs, out_dir: Path, axes: str | None, *
             zarr_out = is_zarr(first)
             stem = image_stem(first)
             image_suffix = ".zarr" if zarr_out else ".tif"
-            outputs = {o.id: out_dir / f"{stem}_{o.id}{image_suffix if spatial[o.id] else '.csv'}"
-                       for o in model.outputs}
+            outputs = {
+                o.id: out_dir / f"{stem}_{o.id}{image_suffix if spatial[o.id] else '.csv'}" for o in model.outputs
+            }
             for path in outputs.values():
                 if path in names:
                     raise ImageError(f"{first} and {names[path]} would both write {path.name}: rename one of them")
@@ -283,8 +313,10 @@ def _check_same_extent(model: PredictionModel, mapped: Mapping[str, object]) -> 
         other = mapped[spec.id]
         for axis in (*model.geometry.tiled_axes, *[a.id for a in spec.of_kind("batch")]):
             if axis in first.shape and axis in other.shape and first.shape[axis] != other.shape[axis]:
-                raise ImageError(f"inputs {first_id} and {spec.id} differ along {axis} ({first.shape[axis]} vs "
-                                 f"{other.shape[axis]}): give images of the same size")
+                raise ImageError(
+                    f"inputs {first_id} and {spec.id} differ along {axis} ({first.shape[axis]} vs "
+                    f"{other.shape[axis]}): give images of the same size"
+                )
 
 
 # -------------------------------------------------------------------------------------------------- runs
@@ -317,18 +349,39 @@ class JobRun:
             done = self.record.done
             tiles = tiles_to_run(plan, done)
             self.item.resumed_tiles = plan.count - len(tiles)
-            self.sinks = {o.id: ZarrSink(job.outputs[o.id], output_layout(model, job, o), plan,
-                                         model.geometry.output_maps[o.id], resume=bool(done),
-                                         done=done if plan.blended else None)
-                          for o in model.outputs}
+            self.sinks = {
+                o.id: ZarrSink(
+                    job.outputs[o.id],
+                    output_layout(model, job, o),
+                    plan,
+                    model.geometry.output_maps[o.id],
+                    resume=bool(done),
+                    done=done if plan.blended else None,
+                )
+                for o in model.outputs
+            }
         else:
-            self.sinks = {o.id: MemorySink(o.axis_ids, plan.blended, scratch_file(job, o.id), self.budget // 2)
-                          for o in model.outputs}
+            self.sinks = {
+                o.id: MemorySink(o.axis_ids, plan.blended, scratch_file(job, o.id), self.budget // 2)
+                for o in model.outputs
+            }
         self.item.tiles = len(tiles)
-        stats = (compute_statistics(model.input_measures, {k: [v] for k, v in job.mapped.items()}, self.budget)
-                 if tiles else {})
-        return TileTarget(job.mapped, plan, stats, self.sinks, tiles, on_done=self.done,
-                          on_finish=lambda: self.finish(model), on_error=self.fail)
+        stats = (
+            compute_statistics(model.input_measures, {k: [v] for k, v in job.mapped.items()}, self.budget)
+            if tiles
+            else {}
+        )
+        return TileTarget(
+            job.mapped,
+            plan,
+            stats,
+            self.sinks,
+            tiles,
+            on_done=self.done,
+            on_finish=lambda: self.finish(model),
+            on_error=self.fail,
+            on_read=job.close,
+        )
 
     def done(self, indices: list[int]) -> None:
         if self.record is None:
@@ -390,25 +443,41 @@ def tiles_to_run(plan: TilePlan, done: set[int]) -> list[Tile]:
     return [t for t in plan.tiles() if any(n not in done for n in plan.neighbours(t))]
 
 
-def plan_runs(model: PredictionModel, jobs: list[Job], *, request, budget: int, blend: int | None,
-              batch_size: int | None, warnings: list[str]) -> list[JobRun]:
+def plan_runs(
+    model: PredictionModel,
+    jobs: list[Job],
+    *,
+    request,
+    budget: int,
+    blend: int | None,
+    batch_size: int | None,
+    warnings: list[str],
+) -> list[JobRun]:
     """A tile plan for every job, before any compute: an image the model cannot take stops the run here."""
     runs = []
     for job in jobs:
         streaming = job.zarr and not model.deferred_post_ops and not model.geometry.non_spatial_outputs
         if job.zarr and model.deferred_post_ops:
-            warnings.append(f"{job.stem}: post-processing needs the whole output; it is assembled in memory and "
-                            "written at the end (no resume)")
-        plan = make_plan(model, job.mapped, request, budget, blend, batch_size, warnings, name=job.stem)
+            warnings.append(
+                f"{job.stem}: post-processing needs the whole output; it is assembled in memory and "
+                "written at the end (no resume)"
+            )
+        plan = make_plan(
+            model, job.mapped, request, budget, blend, batch_size, warnings, name=job.paths[model.inputs[0].id].name
+        )
         if streaming and plan.blended:
             held = blend_buffer_bytes(plan, [output_shape(model, o, plan) for o in model.outputs])
             if held > budget // 2:
-                raise InputError(f"{job.stem}: blending tiles into the Zarr output would hold about "
-                                 f"{held / 2**20:.0f} MB of overlapping chunks (more than half of --memory-limit "
-                                 f"{budget / 2**20:.0f} MB): give --blend 0, a larger --memory-limit, or smaller "
-                                 "tiles along the first axis with --tile")
-            warnings.append(f"{job.stem}: overlapping tiles are blended into the Zarr output; each chunk is written "
-                            f"once every tile reaching into it is in (at most about {held / 2**20:.0f} MB held)")
+                raise InputError(
+                    f"{job.stem}: blending tiles into the Zarr output would hold about "
+                    f"{held / 2**20:.1f} MB of overlapping chunks (more than half of --memory-limit "
+                    f"{budget / 2**20:.0f} MB): give --blend 0, a larger --memory-limit, or smaller "
+                    "tiles along the first axis with --tile"
+                )
+            warnings.append(
+                f"{job.stem}: overlapping tiles are blended into the Zarr output; each chunk is written "
+                f"once every tile reaching into it is in (at most about {held / 2**20:.1f} MB held)"
+            )
         runs.append(JobRun(job, plan, streaming, budget))
     return runs
 
@@ -456,11 +525,21 @@ def run_jobs(model: PredictionModel, runs: list[JobRun], *, batch_size: int | No
             run.close()
 
 
-def run_job(model: PredictionModel, job: Job, *, request, budget: int, batch_size: int | None,
-            blend: int | None, progress: Progress, warnings: list[str]) -> ItemResult:
+def run_job(
+    model: PredictionModel,
+    job: Job,
+    *,
+    request,
+    budget: int,
+    batch_size: int | None,
+    blend: int | None,
+    progress: Progress,
+    warnings: list[str],
+) -> ItemResult:
     """One job on its own (a Dask worker's share of a folder)."""
-    (run,) = plan_runs(model, [job], request=request, budget=budget, blend=blend, batch_size=batch_size,
-                       warnings=warnings)
+    (run,) = plan_runs(
+        model, [job], request=request, budget=budget, blend=blend, batch_size=batch_size, warnings=warnings
+    )
     run_jobs(model, [run], batch_size=batch_size, progress=progress)
     return run.item
 
@@ -483,8 +562,17 @@ def tiles_per_call(model: PredictionModel, requested: int | None, plan: TilePlan
 # ------------------------------------------------------------------------------------------------- plan
 
 
-def make_plan(model: PredictionModel, images: Mapping[str, object], request, budget: int, blend: int | None,
-              batch_size: int | None, warnings: list[str], *, name: str = "") -> TilePlan:
+def make_plan(
+    model: PredictionModel,
+    images: Mapping[str, object],
+    request,
+    budget: int,
+    blend: int | None,
+    batch_size: int | None,
+    warnings: list[str],
+    *,
+    name: str = "",
+) -> TilePlan:
     geometry = model.geometry
     first = images[model.inputs[0].id]
     batch_axis = model.inputs[0].of_kind("batch")
@@ -492,35 +580,53 @@ def make_plan(model: PredictionModel, images: Mapping[str, object], request, bud
     lengths = {a: first.shape[a] for a in geometry.tiled_axes}
     if geometry.tileable and request != "none":
         if request != "auto":
-            raise InputError(f"--tile {','.join(map(str, request.values()))}: this model cannot be tiled "
-                             f"({geometry.tileable}); use --tile none")
+            raise InputError(
+                f"--tile {','.join(map(str, request.values()))}: this model cannot be tiled "
+                f"({geometry.tileable}); use --tile none"
+            )
         request = "none"
     if isinstance(request, dict) and set(request) - set(geometry.tiled_axes):
-        raise InputError(f"--tile gives sizes for {', '.join(request)}, the model's input is tiled along "
-                         f"{', '.join(geometry.tiled_axes) or 'no axis'}")
+        raise InputError(
+            f"--tile gives sizes for {', '.join(request)}, the model's input is tiled along "
+            f"{', '.join(geometry.tiled_axes) or 'no axis'}"
+        )
     if geometry.non_spatial_outputs:
         _check_whole_size(model, lengths, name, warnings)
     can_blend = not geometry.resized_outputs
     if blend and not can_blend:
-        raise InputError(f"--blend {blend}: blending needs outputs the size of the input, and this model's are "
-                         "scaled or offset: give --blend 0")
+        raise InputError(
+            f"--blend {blend}: blending needs outputs the size of the input, and this model's are "
+            "scaled or offset: give --blend 0"
+        )
     target = _target_lengths(model, lengths, budget, batch_size)
     axes: list[AxisTiling] = []
     for axis in geometry.tiled_axes:
         halo, after = geometry.halo[axis], geometry.after(axis)
         no_context = halo == 0 and after == 0
         overlap = blend if blend is not None else (DEFAULT_BLEND if no_context and can_blend else 0)
-        tiling = plan_axis(axis, lengths[axis], geometry.sizes[axis], halo, geometry.align[axis],
-                           whole=request == "none",
-                           requested=request.get(axis) if isinstance(request, dict) else None,
-                           target=target.get(axis), overlap=overlap, halo_after=after)
+        tiling = plan_axis(
+            axis,
+            lengths[axis],
+            geometry.sizes[axis],
+            halo,
+            geometry.align[axis],
+            whole=request == "none",
+            requested=request.get(axis) if isinstance(request, dict) else None,
+            target=target.get(axis),
+            overlap=overlap,
+            halo_after=after,
+        )
         message = ""
         if tiling.count > 1 and no_context and not tiling.overlap:
-            message = (f"the model declares no halo along {axis}: tiles are cut without overlap and may show "
-                       "seams (give --tile none" + (", or --blend PX)" if can_blend else ")"))
+            message = (
+                f"the model declares no halo along {axis}: tiles are cut without overlap and may show "
+                "seams (give --tile none" + (", or --blend PX)" if can_blend else ")")
+            )
         elif tiling.count > 1 and no_context and blend is None:
-            message = (f"the model declares no halo along {axis}: tiles overlap by {tiling.overlap} px and are "
-                       "blended; seams are softened, not exact (give --tile none to avoid tiling)")
+            message = (
+                f"the model declares no halo along {axis}: tiles overlap by {tiling.overlap} px and are "
+                "blended; seams are softened, not exact (give --tile none to avoid tiling)"
+            )
         if message and message not in warnings:
             warnings.append(message)
             logger.warning(message)
@@ -540,18 +646,23 @@ def _check_whole_size(model: PredictionModel, lengths: dict[str, int], name: str
         need = "×".join(str(geometry.sizes[a]) for a in geometry.tiled_axes)
         have = "×".join(str(lengths[a]) for a in geometry.tiled_axes)
         order = "×".join(geometry.tiled_axes)
-        raise ImageError(f"{where}the image is {have} ({order}), model input {model.inputs[0].id!r} takes exactly "
-                         f"{need}; its output {', '.join(geometry.non_spatial_outputs)} does not follow the image, "
-                         f"so it cannot be tiled or padded: crop or resize the image to {need}")
+        raise ImageError(
+            f"{where}the image is {have} ({order}), model input {model.inputs[0].id!r} takes exactly "
+            f"{need}; its output {', '.join(geometry.non_spatial_outputs)} does not follow the image, "
+            f"so it cannot be tiled or padded: crop or resize the image to {need}"
+        )
     padded = ", ".join(f"{a} {lengths[a]} → {geometry.sizes[a].at_least(lengths[a])}" for a in axes)
-    message = (f"{where}padded to a size the model takes ({padded}); the padding ({model.inputs[0].pad_mode}) "
-               f"is part of what {', '.join(geometry.non_spatial_outputs)} sees")
+    message = (
+        f"{where}padded to a size the model takes ({padded}); the padding ({model.inputs[0].pad_mode}) "
+        f"is part of what {', '.join(geometry.non_spatial_outputs)} sees"
+    )
     warnings.append(message)
     logger.warning(message)
 
 
-def _target_lengths(model: PredictionModel, lengths: dict[str, int], budget: int,
-                    batch_size: int | None) -> dict[str, int]:
+def _target_lengths(
+    model: PredictionModel, lengths: dict[str, int], budget: int, batch_size: int | None
+) -> dict[str, int]:
     """Window length per tiled axis: an inner area near the speed optimum plus the halo, capped by the memory
     budget (activations and the windows in flight)."""
     if not lengths:
@@ -582,5 +693,16 @@ def _split_area(pixels: int, lengths: dict[str, int]) -> dict[str, int]:
     return sides
 
 
-__all__ = ["ItemResult", "JobRun", "PredictionResult", "make_plan", "parse_memory", "parse_tile", "plan_runs",
-           "predict", "predict_arrays", "run_jobs", "tiles_per_call"]
+__all__ = [
+    "ItemResult",
+    "JobRun",
+    "PredictionResult",
+    "make_plan",
+    "parse_memory",
+    "parse_tile",
+    "plan_runs",
+    "predict",
+    "predict_arrays",
+    "run_jobs",
+    "tiles_per_call",
+]

@@ -64,7 +64,7 @@ def iter_blocks(image: Readable, block_elements: int) -> Iterator[dict[str, tupl
         elif axis == "channel":
             step = size
         else:
-            step = block_elements // max(math.prod(sizes[i + 1:]), 1)
+            step = block_elements // max(math.prod(sizes[i + 1 :]), 1)
         step = max(1, min(step, size))
         ranges.append([(lo, min(lo + step, size)) for lo in range(0, size, step)])
     for combo in itertools.product(*ranges):
@@ -93,8 +93,7 @@ def compute_statistics(measures, images: dict[str, list[Readable]], budget_bytes
                     values[m] = StatValue(value.astype(np.float32), kept)
         quantiles = [m for m in group if m.name == "quantile"]
         if quantiles:
-            for m, value in zip(quantiles, _quantiles(sources, reduce, kept, quantiles, budget_bytes,
-                                                      block_elements)):
+            for m, value in zip(quantiles, _quantiles(sources, reduce, kept, quantiles, budget_bytes, block_elements)):
                 values[m] = StatValue(value.astype(np.float32), kept)
     return values
 
@@ -138,8 +137,10 @@ def _quantiles(sources, reduce, kept, measures, budget_bytes, block_elements) ->
         return [np.quantile(data, m.q, axis=-1, method=getattr(m, "method", "linear")) for m in measures]
     methods = {getattr(m, "method", "linear") for m in measures}
     if methods - {"linear"}:
-        raise InputError(f"quantile method(s) {', '.join(sorted(methods))} over an image larger than the memory "
-                         "budget: raise --memory-limit")
+        raise InputError(
+            f"quantile method(s) {', '.join(sorted(methods))} over an image larger than the memory "
+            "budget: raise --memory-limit"
+        )
     return _streamed_quantiles(sources, reduce, kept, [m.q for m in measures], block_elements)
 
 
@@ -183,8 +184,7 @@ def _streamed_quantiles(sources, reduce, kept, qs: list[float], block_elements) 
             ranks[int(math.floor(position))] = 0.0
             ranks[int(math.ceil(position))] = 0.0
         for rank in ranks:
-            ranks[rank] = _order_statistic(sources, reduce, kept, block_elements, where, rank,
-                                           lo[where], hi[where])
+            ranks[rank] = _order_statistic(sources, reduce, kept, block_elements, where, rank, lo[where], hi[where])
         for i, q in enumerate(qs):
             position = q * (count[where] - 1)
             below, above = ranks[int(math.floor(position))], ranks[int(math.ceil(position))]

@@ -156,27 +156,43 @@ class TilePlan:
     def neighbours(self, tile: Tile) -> list[int]:
         """Indices of the tiles whose blended ranges reach into this tile's own range (itself included): one
         step along every axis that is blended, none along the others."""
-        ranges = [range(max(0, k - 1), min(a.count, k + 2)) if a.overlap else (k,)
-                  for a, k in zip(self.axes, tile.grid)]
+        ranges = [
+            range(max(0, k - 1), min(a.count, k + 2)) if a.overlap else (k,) for a, k in zip(self.axes, tile.grid)
+        ]
         return [self.index(tile.batch, grid) for grid in itertools.product(*ranges)]
 
     def describe(self) -> str:
         parts = []
         for a in self.axes:
             halo = f"{a.halo}" if a.after == a.halo else f"{a.halo} before, {a.after} after"
-            parts.append(f"{a.axis}: {a.count}×{a.tile} (stride {a.stride}, halo {halo}"
-                         + (f", blend {a.overlap}" if a.overlap else "") + ")")
+            parts.append(
+                f"{a.axis}: {a.count}×{a.tile} (stride {a.stride}, halo {halo}"
+                + (f", blend {a.overlap}" if a.overlap else "")
+                + ")"
+            )
         return f"{self.count} tiles; " + ", ".join(parts)
 
     def signature(self) -> dict:
         """What must be equal for a restarted run to reuse finished tiles."""
-        return {"batch": self.batch, "axes": [[a.axis, a.length, a.tile, a.stride, a.halo, a.after, a.overlap]
-                                              for a in self.axes]}
+        return {
+            "batch": self.batch,
+            "axes": [[a.axis, a.length, a.tile, a.stride, a.halo, a.after, a.overlap] for a in self.axes],
+        }
 
 
-def plan_axis(axis: str, length: int, sizes: ValidSizes, halo: int, align: int, *, requested: int | None = None,
-              whole: bool = False, target: int | None = None, overlap: int = 0,
-              halo_after: int | None = None) -> AxisTiling:
+def plan_axis(
+    axis: str,
+    length: int,
+    sizes: ValidSizes,
+    halo: int,
+    align: int,
+    *,
+    requested: int | None = None,
+    whole: bool = False,
+    target: int | None = None,
+    overlap: int = 0,
+    halo_after: int | None = None,
+) -> AxisTiling:
     """Cut one axis. `whole`: one window over everything; `requested`: this window size (rounded up to a
     valid one); otherwise windows of at most `target` pixels, as few as possible, balanced. `halo` pixels of
     context before each tile's range, `halo_after` (default: `halo`) after it."""
@@ -186,14 +202,18 @@ def plan_axis(axis: str, length: int, sizes: ValidSizes, halo: int, align: int, 
     single = sizes.at_least(length + context_in)
     if whole:
         if single is None:
-            raise InputError(f"axis {axis}: the model takes exactly {sizes.min} pixels, the image needs "
-                             f"{length} + {context_in} (halo): tile the image (--tile auto) instead of --tile none")
+            raise InputError(
+                f"axis {axis}: the model takes exactly {sizes.min} pixels, the image needs "
+                f"{length} + {context_in} (halo): tile the image (--tile auto) instead of --tile none"
+            )
         return AxisTiling(axis, length, single, length, halo, 0, after_field)
     if requested is not None:
         tile = sizes.at_least(requested)
         if tile is None:
-            raise InputError(f"axis {axis}: tile {requested} is larger than the only size the model takes "
-                             f"({sizes.min}): give --tile {sizes.min} or auto")
+            raise InputError(
+                f"axis {axis}: tile {requested} is larger than the only size the model takes "
+                f"({sizes.min}): give --tile {sizes.min} or auto"
+            )
     else:
         tile = sizes.at_most(max(target or 0, sizes.min))
     overlap = min(overlap, max(0, (tile - context_in - max(align, 1)) // 4))  # blending may not eat the tile
@@ -201,10 +221,13 @@ def plan_axis(axis: str, length: int, sizes: ValidSizes, halo: int, align: int, 
     stride = tile - context
     if stride < 1:
         least = sizes.at_least(context + max(align, 1))
-        raise InputError(f"axis {axis}: a tile of {tile} leaves nothing once the halo of {context_in} in all"
-                         + (f" and blending overlap {overlap} per side" if overlap else "")
-                         + f" is cut off: give a tile of at least {least}")
-    if single is not None and single <= tile and requested is None:
+        raise InputError(
+            f"axis {axis}: a tile of {tile} leaves nothing once the halo of {context_in} in all"
+            + (f" and blending overlap {overlap} per side" if overlap else "")
+            + f" is cut off: give a tile of at least {least}"
+        )
+    if single is not None and requested is None and single <= max(tile, (target or 0) + sizes.step):
+        # one window over the whole axis when it fits the target (give or take the rounding to a valid size)
         return AxisTiling(axis, length, single, length, halo, 0, after_field)
     if stride >= length and single is not None:
         return AxisTiling(axis, length, single, length, halo, 0, after_field)

@@ -38,26 +38,35 @@ class Geometry:
         return self.step == 0
 
     @classmethod
-    def for_unet(cls, depth: int, source: SourceModel | None = None) -> Geometry:
+    def for_unet(cls, depth: int, source: SourceModel | None = None, image: np.ndarray | None = None) -> Geometry:
         """step = 2**depth; the halo is measured on the trained model when given (else the analytic bound
-        of the receptive field, 8·step); the smallest size leaves one step inside the halos."""
+        of the receptive field, 8·step), on random noise and, when given, on the (normalised, spatial) `image`
+        mirrored to the size needed: the larger of the two, since a model whose outputs saturate on noise can
+        look local there and not on real content. The smallest size leaves one step inside the halos."""
         step = 2**depth
         bound = 8 * step
         measurement = None
         if source is not None:
             core = 8 * step if len(source.spatial) == 2 else 4 * step  # a 3D window grows with the cube
             # a 10x margin below the tiling tolerance: runtimes' float noise must not push a tile over it
-            measurement = measure_halo(source.predict, source.layout, step, bound, atol=TILING_ATOL / 10, core=core)
+            options = dict(atol=TILING_ATOL / 10, core=core)
+            measurement = measure_halo(source.predict, source.layout, step, bound, **options)
+            if image is not None:
+                size = core + 2 * (bound + 2 * step)
+                content = source.batch_of_one(_mirrored_to(image, size))
+                on_content = measure_halo(source.predict, source.layout, step, bound, image=content, **options)
+                measurement = max(measurement, on_content, key=lambda m: m.halo)
         halo = measurement.halo if measurement is not None else bound
         return cls(min_size=2 * halo + step, step=step, halo=halo, halo_measurement=measurement)
 
     @classmethod
-    def for_checkpoint(cls, checkpoint: Checkpoint, source: SourceModel | None = None) -> Geometry:
+    def for_checkpoint(cls, checkpoint: Checkpoint, source: SourceModel | None = None,
+                       image: np.ndarray | None = None) -> Geometry:
         """A fixed input size for models that take one (classifiers), else the U-Net rule from the depth."""
         task = checkpoint.task_spec
         if task.fixed_size is not None:
             return cls(min_size=int(task.fixed_size[-1]), step=0, halo=0)
-        return cls.for_unet(int(checkpoint.architecture_kwargs["depth"]), source)
+        return cls.for_unet(int(checkpoint.architecture_kwargs["depth"]), source, image)
 
     def largest_valid(self, size: int) -> int | None:
         """The largest valid size ≤ `size`, or None when `size` is below the minimum."""
@@ -109,7 +118,7 @@ def export_checkpoint(
 
     progress = progress or SilentProgress()
     source = source or SourceModel.from_checkpoint(checkpoint)  # callers that hold the model pass it
-    geometry = Geometry.for_checkpoint(checkpoint, source)
+    geometry = Geometry.for_checkpoint(checkpoint, source, normalize_image(np.asarray(test_image, dtype=np.float32)))
     test_image = _crop_to_valid(np.asarray(test_image, dtype=np.float32), geometry)
     test_input = source.batch_of_one(normalize_image(test_image))
     context = ExportContext(
@@ -150,6 +159,14 @@ def export_checkpoint(
     if not result.weights:
         raise ExportError("no weight format could be exported: " + "; ".join(result.failures.values()))
     return result
+
+
+def _mirrored_to(image: np.ndarray, size: int) -> np.ndarray:
+    """`image` mirrored outwards (or cropped at its centre) to `size` along every axis."""
+    pads = [(max(0, size - s) // 2, max(0, size - s) - max(0, size - s) // 2) for s in image.shape]
+    padded = np.pad(image, pads, mode="symmetric")
+    window = tuple(slice((s - size) // 2, (s - size) // 2 + size) for s in padded.shape)
+    return np.ascontiguousarray(padded[window], dtype=np.float32)
 
 
 def _crop_to_valid(image: np.ndarray, geometry: Geometry) -> np.ndarray:

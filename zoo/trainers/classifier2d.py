@@ -18,6 +18,7 @@ class Classifier2dTrainer(TorchTrainer):
     architecture = "classifier2d"
     architecture_class = "Classifier2d"
     final_activation = "softmax"
+    data_layout = "<class name>/*.tif: one sub-folder per class, all images the same size"
     defaults = {"epochs": 30, "batch_size": 16, "lr": 2e-3, "data": {"n_images": 480, "image_size": 64}}
     package = {"name": "zoo CNN 2D cell phenotype classifier",
                "description": "2D convolutional network that classifies an image of one cell into phenotype classes "

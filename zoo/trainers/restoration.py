@@ -62,6 +62,7 @@ class _RestorationTrainer(TorchTrainer):
 
 class Care2dTrainer(_RestorationTrainer):
     name = "care2d"
+    data_layout = "images/<name>.tif (noisy) + targets/<name>.tif (clean)"
     description = "CARE-style supervised denoising (PyTorch 2D U-Net) from noisy/clean pairs; MSE loss, PSNR/SSIM"
     package = {"name": "zoo CARE 2D denoising",
                "description": "2D U-Net trained on noisy/clean image pairs (CARE) to denoise low-light fluorescence "
@@ -87,6 +88,7 @@ class Care2dTrainer(_RestorationTrainer):
 
 class N2v2dTrainer(_RestorationTrainer):
     name = "n2v2d"
+    data_layout = "noisy *.tif in the folder or in images/ (no ground truth needed)"
     description = "Noise2Void self-supervised denoising (PyTorch 2D U-Net) from noisy images only; blind-spot MSE"
     package = {"name": "zoo Noise2Void 2D denoising",
                "description": "2D U-Net trained with Noise2Void blind-spot masking on noisy images only, to denoise "

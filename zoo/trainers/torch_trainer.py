@@ -66,6 +66,7 @@ class TorchTrainer:
     defaults: ClassVar[dict[str, Any]] = {}  # TrainConfig values this trainer needs ("data": DataConfig values)
     quick_defaults: ClassVar[dict[str, Any]] = {}
     package: ClassVar[dict[str, Any]] = {}  # PackageConfig defaults: name, description, tags
+    data_layout: ClassVar[str] = "images/<name>.tif + masks/<name>.tif (0 background, >0 foreground)"
 
     # --- what a trainer says ----------------------------------------------------------------------
     def load_splits(self, config: TrainConfig) -> SegmentationSplits:

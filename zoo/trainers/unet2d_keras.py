@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +22,8 @@ from zoo.trainers.datasets import load_segmentation_splits
 from zoo.trainers.unet2d import Augmenter, iou
 
 logger = logging.getLogger(__name__)
+
+KERAS_STATE_NAME = "train_state.npz"
 
 
 def resolve_tf_device(device: str) -> str:
@@ -42,6 +47,7 @@ def _bce_dice(y_true, y_pred):
 class UNet2dKerasTrainer:
     name = "unet2d-keras"
     framework = "keras"
+    data_layout = "images/<name>.tif + masks/<name>.tif (0 background, >0 foreground)"
     description = "2D U-Net (Keras/TensorFlow) for binary segmentation of nuclei; BCE + Dice loss, IoU metric"
 
     def train(self, config: TrainConfig, progress: Progress) -> TrainResult:
@@ -92,10 +98,16 @@ class UNet2dKerasTrainer:
         steps = max(1, math.ceil(len(splits.train_images) / config.batch_size))
         val_x = [image[None, :, :, None] for image in splits.val_images]
         val_y = [mask[None, :, :, None].astype(np.float32) for mask in splits.val_masks]
+        state_path = Path(config.out) / KERAS_STATE_NAME
         history: list[dict[str, float]] = []
         best = (math.inf, 0, model.get_weights())
-        progress.start("training unet2d-keras", config.epochs * steps)
-        for epoch in range(1, config.epochs + 1):
+        start, stopped = 1, False
+        if config.resume and state_path.is_file():
+            history, best, start, stopped = _load_keras_state(state_path, model, rng, config)
+        progress.start("training unet2d-keras", max(0, config.epochs - start + 1) * steps)
+        for epoch in range(start, config.epochs + 1):
+            if stopped:
+                break
             model.optimizer.learning_rate = config.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / config.epochs))
             losses = []
             for _ in range(steps):
@@ -110,9 +122,49 @@ class UNet2dKerasTrainer:
                 best = (val_loss, epoch, model.get_weights())
             elif epoch - best[1] >= config.early_stopping_patience:
                 logger.info("early stop at epoch %d: no better validation loss since epoch %d", epoch, best[1])
-                break
+                stopped = True
+            _save_keras_state(state_path, model, rng, config, epoch, history, best, stopped)
         progress.finish()
         return history, best[1], best[2]
+
+
+def _save_keras_state(path: Path, model, rng, config: TrainConfig, epoch: int, history, best, stopped: bool) -> None:
+    """One .npz per epoch (weights, optimizer variables, best weights, run facts), replaced atomically."""
+    meta = {"config": config.model_dump(mode="json"), "epoch": epoch, "history": history, "best_loss": best[0],
+            "best_epoch": best[1], "stopped": stopped, "rng": rng.bit_generator.state}
+    arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
+    arrays.update({f"b{i}": w for i, w in enumerate(best[2])})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_keras_state(path: Path, model, rng, config: TrainConfig):
+    from zoo.trainers.loop import RESUMABLE_CHANGES
+
+    with np.load(path, allow_pickle=False) as stored:
+        meta = json.loads(str(stored["meta"]))
+        saved, now = meta["config"], config.model_dump(mode="json")
+        changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+        if changed:
+            raise InputError(f"cannot resume from {path}: the run was started with other settings "
+                             f"({', '.join(changed)}); use the same settings or another --out folder")
+        count = sum(1 for k in stored.files if k.startswith("w"))
+        model.set_weights([stored[f"w{i}"] for i in range(count)])
+        model.optimizer.build(model.trainable_variables)
+        for i, variable in enumerate(model.optimizer.variables):
+            variable.assign(stored[f"o{i}"])
+        best_weights = [stored[f"b{i}"] for i in range(count)]
+    rng.bit_generator.state = meta["rng"]
+    logger.info("resuming unet2d-keras after epoch %d of %d", meta["epoch"], config.epochs)
+    best = (float(meta["best_loss"]), int(meta["best_epoch"]), best_weights)
+    return list(meta["history"]), best, int(meta["epoch"]) + 1, bool(meta["stopped"])
 
 
 def _sample(splits) -> dict:

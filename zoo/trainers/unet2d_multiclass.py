@@ -28,6 +28,7 @@ class UNet2dMulticlassTrainer(TorchTrainer):
     name = "unet2d-multiclass"
     description = "2D U-Net (PyTorch) for K-class pixel classification; cross-entropy + Dice loss, mean IoU metric"
     final_activation = "softmax"
+    data_layout = "images/<name>.tif + masks/<name>.tif (integer class labels 0..K-1)"
     package = {"name": "zoo U-Net 2D multi-class segmentation",
                "description": "2D U-Net that classifies every pixel of a fluorescence image into one of several "
                               "classes (softmax probabilities per class); trained and packaged with zoo.",

@@ -17,6 +17,7 @@ class UNet3dTrainer(TorchTrainer):
     description = "3D U-Net (PyTorch) for binary segmentation of nuclei in z-stacks; BCE + Dice loss, IoU metric"
     architecture = "unet3d"
     architecture_class = "UNet3d"
+    data_layout = "images/<name>.tif (z-stacks) + masks/<name>.tif (0 background, >0 foreground)"
     defaults = {"epochs": 40, "batch_size": 4, "patch_size": 32, "base_channels": 8, "depth": 2, "lr": 3e-3,
                 "data": {"n_images": 40, "image_size": 64}}
     quick_defaults = {"batch_size": 2, "patch_size": 32, "data": {"n_images": 8, "image_size": 64}}

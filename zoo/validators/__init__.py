@@ -59,75 +59,122 @@ def validate_source(
     with opened:
         ordered = sorted(CHECKS.items(), key=lambda item: (STAGES.index(RULES[item[0]].stage), item[0]))
         runtime = [rule_id for rule_id, _ in ordered if RULES[rule_id].stage in RUNTIME_STAGES]
-        child = None
-        if isolate and runtime:  # started first: it works on the other core while this process checks the rest
-            child = _start_runtime_child(opened, trust, device, keep_artifacts, runtime, time_limit_s,
-                                         memory_limit_mb)
-        pkg = PackageUnderTest(opened, trust=trust, device=device, keep_artifacts=keep_artifacts)
+        static = [rule_id for rule_id, _ in ordered if rule_id not in runtime]
         progress.start("validating", len(ordered))
         try:
-            _load(pkg)
-            if pkg.descr is not None:
-                report.name = str(getattr(pkg.descr, "name", "") or "")
-                report.format_version = str(pkg.descr.format_version)
-                report.weight_formats = pkg.weight_formats
-            for rule_id, check in ordered:
-                if rule_id in runtime and isolate:
-                    continue
-                report.findings.extend(_run_check(pkg, rule_id, check))
-                progress.advance(1, rule=rule_id)
             if isolate:
-                report.findings.extend(_runtime_findings(pkg, runtime, child))
-                progress.advance(len(runtime), rule="model runs")
+                _check_isolated(opened, report, static, runtime, progress, trust=trust, device=device,
+                                keep_artifacts=keep_artifacts, time_limit_s=time_limit_s,
+                                memory_limit_mb=memory_limit_mb)
+            else:
+                pkg = PackageUnderTest(opened, trust=trust, device=device, keep_artifacts=keep_artifacts)
+                try:
+                    _load(pkg)
+                    _describe(report, package_facts(pkg))
+                    for rule_id in static + runtime:
+                        report.findings.extend(_run_check(pkg, rule_id, CHECKS[rule_id]))
+                        progress.advance(1, rule=rule_id)
+                finally:
+                    pkg.close()
         finally:
-            if child is not None:
-                child.stop()
-            pkg.close()
             progress.finish()
     report.duration_s = time.perf_counter() - started
     return report
 
 
-def _start_runtime_child(opened, trust: bool, device: str, keep_artifacts: Path | None, rule_ids: list[str],
-                         time_limit_s: float | None, memory_limit_mb: float | None):
-    from zoo.validators.isolation import DEFAULT_MEMORY_LIMIT_MB, DEFAULT_TIME_LIMIT_S, RuntimeChild, RuntimeJob
+def _check_isolated(opened, report: ValidationReport, static: list[str], runtime: list[str], progress: Progress,
+                    *, trust: bool, device: str, keep_artifacts: Path | None, time_limit_s: float | None,
+                    memory_limit_mb: float | None) -> None:
+    """All checks in one child process (one import of bioimageio.spec and the frameworks, one parse): the
+    static findings arrive first, so that a model that hangs, explodes or crashes the child loses only the
+    runtime ones. When the child stops before the static findings, this process runs them itself."""
+    from zoo.validators.isolation import (
+        DEFAULT_MEMORY_LIMIT_MB,
+        DEFAULT_TIME_LIMIT_S,
+        IsolationFailure,
+        RuntimeChild,
+        RuntimeJob,
+    )
 
-    job = RuntimeJob(opened.source, opened.root, opened.rdf_path, trust, device, keep_artifacts, None, rule_ids)
-    return RuntimeChild(job, time_limit_s or DEFAULT_TIME_LIMIT_S, memory_limit_mb or DEFAULT_MEMORY_LIMIT_MB)
-
-
-def _runtime_findings(pkg: PackageUnderTest, rule_ids: list[str], child) -> list[Finding]:
-    from zoo.validators.isolation import IsolationFailure
-
-    if pkg.descr is None:  # nothing can run: report the same skips as in-process
+    job = RuntimeJob(opened.source, opened.root, opened.rdf_path, trust, device, keep_artifacts, None, runtime,
+                     static_rule_ids=static, extract_s=opened.extract_s, extract_limit_s=opened.extract_limit_s)
+    child = RuntimeChild(job, time_limit_s or DEFAULT_TIME_LIMIT_S, memory_limit_mb or DEFAULT_MEMORY_LIMIT_MB)
+    received: dict[str, object] = {}
+    try:
+        for kind, payload in child.messages():
+            received[kind] = payload
+            if kind == "static":
+                progress.advance(len(static), rule="static checks")
+    finally:
         child.stop()
-        return [finding for rule_id in rule_ids for finding in _run_check(pkg, rule_id, CHECKS[rule_id])]
-    result = child.result()
-    if isinstance(result, IsolationFailure):
-        return [failed(RULES[rule_ids[0]], result.message, "model run", reason=result.reason)] + [
-            skipped(RULES[rule_id], "not run: the model run was stopped (see REP001)") for rule_id in rule_ids[1:]
-        ]
-    return result
+    if "static" not in received:  # the child stopped first: the static checks are safe to run here
+        pkg = PackageUnderTest(opened, trust=trust, device=device, keep_artifacts=keep_artifacts)
+        try:
+            _load(pkg)
+            received["facts"] = package_facts(pkg)
+            received["static"] = [f for rule_id in static for f in _run_check(pkg, rule_id, CHECKS[rule_id])]
+            if pkg.descr is None:  # nothing could have run: the same skips as in-process
+                received["runtime"] = [f for rule_id in runtime for f in _run_check(pkg, rule_id, CHECKS[rule_id])]
+        finally:
+            pkg.close()
+    _describe(report, received.get("facts") or {})
+    report.findings.extend(received["static"])
+    failure = received.get("stopped") or IsolationFailure("crash", "the model run ended without answering")
+    if "runtime" in received:
+        report.findings.extend(received["runtime"])
+    elif runtime:
+        report.findings.append(failed(RULES[runtime[0]], failure.message, "model run", reason=failure.reason))
+        report.findings.extend(skipped(RULES[rule_id], "not run: the model run was stopped (see REP001)")
+                               for rule_id in runtime[1:])
+    progress.advance(len(runtime), rule="model runs")
 
 
-def run_runtime_checks(job) -> list[Finding]:
-    """The model-running checks on a package, as the isolated child runs them. Without the parent's list of
-    unusable files (`job.file_problems` None) the child finds them itself with the FIL rules."""
+def package_facts(pkg: PackageUnderTest) -> dict:
+    """What the report says about the package besides findings."""
+    if pkg.descr is None:
+        return {}
+    return {"name": str(getattr(pkg.descr, "name", "") or ""), "format_version": str(pkg.descr.format_version),
+            "weight_formats": pkg.weight_formats}
+
+
+def _describe(report: ValidationReport, facts: dict) -> None:
+    report.name = facts.get("name", report.name)
+    report.format_version = facts.get("format_version", report.format_version)
+    report.weight_formats = facts.get("weight_formats", report.weight_formats)
+
+
+def run_isolated_checks(job, send) -> None:
+    """What the isolated child does: parse the package, `send("facts", ...)`, run the static rules and
+    `send("static", findings)` (when the job names them), then the runtime rules: `send("runtime", findings)`.
+    Without the parent's list of unusable files (`job.file_problems` None) the FIL rules find them here."""
     import zoo.validators.checks  # noqa: F401
     from zoo.validators.source import OpenedSource
 
-    pkg = PackageUnderTest(OpenedSource(job.source, job.root, job.rdf_path), trust=job.trust, device=job.device,
-                           keep_artifacts=job.keep_artifacts)
+    opened = OpenedSource(job.source, job.root, job.rdf_path, extract_s=job.extract_s,
+                          extract_limit_s=job.extract_limit_s)
+    pkg = PackageUnderTest(opened, trust=job.trust, device=job.device, keep_artifacts=job.keep_artifacts)
     try:
         _load(pkg)
-        if job.file_problems is None:
-            for rule_id in sorted(r for r in CHECKS if RULES[r].stage == "files"):
-                _run_check(pkg, rule_id, CHECKS[rule_id])  # fills pkg.file_problems; the parent reports them
-        else:
+        send("facts", package_facts(pkg))
+        static = list(job.static_rule_ids)
+        if static:
+            send("static", [f for rule_id in static for f in _run_check(pkg, rule_id, CHECKS[rule_id])])
+        if job.file_problems is not None:
             pkg.file_problems.update(job.file_problems)
-        return [finding for rule_id in job.rule_ids for finding in _run_check(pkg, rule_id, CHECKS[rule_id])]
+        else:
+            for rule_id in sorted(r for r in CHECKS if RULES[r].stage == "files" and r not in static):
+                _run_check(pkg, rule_id, CHECKS[rule_id])  # fills pkg.file_problems
+        runtime = [f for rule_id in job.rule_ids for f in _run_check(pkg, rule_id, CHECKS[rule_id])]
     finally:
-        pkg.close()
+        pkg.close()  # before the last answer: the parent may end the process right after it
+    send("runtime", runtime)
+
+
+def run_runtime_checks(job) -> list[Finding]:
+    """The model-running checks of `job.rule_ids` on a package (in this process)."""
+    found: dict[str, list[Finding]] = {}
+    run_isolated_checks(job, found.__setitem__)
+    return found["runtime"]
 
 
 def _load(pkg: PackageUnderTest) -> None:

@@ -114,11 +114,12 @@ def render_markdown(report: ValidationReport, target: str = "bioimageio", level:
     if report.weight_formats:
         meta.append("weights " + ", ".join(report.weight_formats))
     lines += ["", " · ".join(meta), ""]
-    lines += markdown_performance_lines(report, level + 1)
     for stage, findings in by_stage(report.findings):
         lines += [f"{heading}# {md_text(stage)}", ""]
         lines += [_markdown_line(finding) for finding in findings]
         lines.append("")
+        if stage == "performance":
+            lines += markdown_performance_lines(report)
     return "\n".join(lines)
 
 
@@ -139,11 +140,12 @@ def performance_rows(report: ValidationReport) -> tuple[list[str], list[list[str
     return [header for header, _, _ in columns], rows, method
 
 
-def markdown_performance_lines(report: ValidationReport, level: int = 2) -> list[str]:
+def markdown_performance_lines(report: ValidationReport) -> list[str]:
+    """The performance table (under the performance stage's findings)."""
     headers, rows, method = performance_rows(report)
     if not rows:
         return []
-    lines = [f"{'#' * level} performance", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in rows]
     return lines + ["", f"Memory: {md_text(method)}.", ""]
 
@@ -289,7 +291,6 @@ def render_html(report: ValidationReport, target: str = "bioimageio") -> str:
         f'<div class="meta muted">{html_text(" · ".join(meta))}</div></header><main>',
     ]
     figures = _reproduction_figures(report)
-    parts.append(_performance_html(report))
     for stage, findings in by_stage(report.findings):
         problems = sum(f.status in ("failed", "warning") for f in findings)
         stage_counts = ", ".join(f"{n} {s}" for s, n in _tally(findings).items())
@@ -310,7 +311,7 @@ def render_html(report: ValidationReport, target: str = "bioimageio") -> str:
                     f'<span class="muted">{html_text(note)}</span></figcaption></figure>'
                     for caption, uri, note in images)
                 parts.append(f'<tr class="figures"><td></td><td colspan="3">{figures_html}</td></tr>')
-        parts.append("</tbody></table></details>")
+        parts.append("</tbody></table>" + (_performance_html(report) if stage == "performance" else "") + "</details>")
     parts.append("</main>")
     return html_page(f"zoo validation: {display_name(report)}", "\n".join(parts))
 
@@ -321,9 +322,8 @@ def _performance_html(report: ValidationReport) -> str:
         return ""
     head = "".join(f"<th>{html_text(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html_text(cell)}</td>" for cell in row) + "</tr>" for row in rows)
-    return (f'<details id="performance" open><summary><h2>performance</h2> <span class="muted">one inference per '
-            f"weight format</span></summary><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f'<div class="fix">Memory: {html_text(method)}.</div></details>')
+    return (f'<table id="performance"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+            f'<div class="fix">One inference per weight format on the test input. Memory: {html_text(method)}.</div>')
 
 
 def render_error_html(name: str, source: str, message: str) -> str:

@@ -24,11 +24,15 @@ class BioimageioCoreBackend:
         from bioimageio.core.axis import AxisId
         from bioimageio.core.common import MemberId
 
-        members = {MemberId(i): Tensor.from_numpy(x, dims=[AxisId(a) for a in axes])
-                   for i, axes, x in zip(self.input_ids, self.input_axes, inputs)}
+        members = {
+            MemberId(i): Tensor.from_numpy(x, dims=[AxisId(a) for a in axes])
+            for i, axes, x in zip(self.input_ids, self.input_axes, inputs)
+        }
         outputs = self.adapter.forward(members)
-        return [outputs[MemberId(o)].transpose([AxisId(a) for a in axes]).data.to_numpy()
-                for o, axes in zip(self.output_ids, self.output_axes)]
+        return [
+            outputs[MemberId(o)].transpose([AxisId(a) for a in axes]).data.to_numpy()
+            for o, axes in zip(self.output_ids, self.output_axes)
+        ]
 
     def close(self) -> None:
         self.adapter.unload()

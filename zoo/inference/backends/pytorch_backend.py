@@ -13,8 +13,15 @@ class PytorchStateDictBackend:
 
     weight_format = "pytorch_state_dict"
 
-    def __init__(self, path: Path, device: str = "cpu", *, architecture_file: Path, callable_name: str,
-                 kwargs: dict | None = None):
+    def __init__(
+        self,
+        path: Path,
+        device: str = "cpu",
+        *,
+        architecture_file: Path,
+        callable_name: str,
+        kwargs: dict | None = None,
+    ):
         import torch
 
         name = f"zoo_architecture_{abs(hash(str(architecture_file)))}"

@@ -51,8 +51,9 @@ def _model_runner(pkg: PackageUnderTest, weight_format: str, input_tensor: Tenso
     from bioimageio.core import Sample, Tensor
 
     pipeline = pkg.pipeline(weight_format)
-    dims = tuple(str(a.id) for a in pkg.descr.inputs[0].axes)
-    output_dims = {str(o.id): tuple(str(a.id) for a in o.axes) for o in pkg.descr.outputs}
+    descr = pkg.descr_v05 or pkg.descr  # format 0.4 axes are a string; bioimageio.core names them as 0.5 does
+    dims = tuple(str(a.id) for a in descr.inputs[0].axes)
+    output_dims = {str(o.id): tuple(str(a.id) for a in o.axes) for o in descr.outputs}
 
     def run(tile: np.ndarray) -> dict[str, np.ndarray]:
         sample = Sample(members={input_tensor.tensor_id: Tensor.from_numpy(tile, dims=dims)}, stat={}, id=None)

@@ -66,7 +66,8 @@ def size_plan(pkg: PackageUnderTest, descr5, weight_format: str) -> SizePlan:
 def _make_plan(pkg: PackageUnderTest, descr5, weight_format: str) -> SizePlan:
     plan = SizePlan()
     ns = size_parameters(descr5)
-    two = batch_is_free(descr5)
+    smallest = sum(math.prod(shape) for shape in shapes(descr5, 0)[0].values())
+    two = batch_is_free(descr5) and smallest <= MAX_PROBE_ELEMENTS
     if not parameterized_axes(descr5):
         plan.why_one_size = "input sizes are fixed"
     elif len(ns) == 1:
@@ -89,8 +90,8 @@ def _make_plan(pkg: PackageUnderTest, descr5, weight_format: str) -> SizePlan:
             plan.starts = starts
         plan.cases.append(SizeCase(f"n={n}", crop(largest, starts, in_shapes), out_shapes))
     if two:
-        smallest = plan.case("n=0")
-        plan.cases.append(SizeCase("n=0, batch 2", stack_batch(smallest.inputs, inputs, 2), shapes(descr5, 0, 2)[1]))
+        single = plan.case("n=0")
+        plan.cases.append(SizeCase("n=0, batch 2", stack_batch(single.inputs, inputs, 2), shapes(descr5, 0, 2)[1]))
     return plan
 
 
@@ -300,7 +301,10 @@ def check_batch_independent(pkg: PackageUnderTest) -> Iterator[Finding]:
         return
     if plan.case("n=0, batch 2") is None:
         fixed = [f"inputs[{t.id}]" for t in descr5.inputs for a in t.axes if a.type == "batch" and a.size == 1]
-        reason = f"{', '.join(fixed)} fix the batch to 1" if fixed else "no input has a batch axis"
+        has_batch = any(a.type == "batch" for t in descr5.inputs for a in t.axes)
+        reason = (f"{', '.join(fixed)} fix the batch to 1" if fixed else
+                  f"a batch of two of the smallest input would exceed {2 * MAX_PROBE_ELEMENTS} elements" if has_batch
+                  else "no input has a batch axis")
         yield skipped(rule_, f"not run: {reason}")
         return
     for weight_format in formats:
