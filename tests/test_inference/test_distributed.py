@@ -35,3 +35,25 @@ def test_files_and_zarr_tiles_on_workers_equal_the_single_process_run(tiny_packa
         np.asarray(zarr.open_group(str(tmp_path / d / "d_probability.zarr"), mode="r")["0"]) for d in ("dask", "single")
     )
     assert np.array_equal(a, b)
+
+
+def test_blended_zarr_output_is_written_by_the_client_with_a_warning(package_folder, tmp_path, scheduler):
+    import zarr
+
+    from tests.conftest import load_rdf, save_rdf
+
+    folder = package_folder()
+    rdf = load_rdf(folder)
+    for axis in rdf["outputs"][0]["axes"][2:]:
+        del axis["halo"]
+    save_rdf(folder, rdf)
+    write_inputs(tmp_path / "in", nuclei_like((130, 120)))
+    source = [tmp_path / "in" / "d.ome.zarr"]
+    spread = api.predict(folder, source, tmp_path / "dask", scheduler=scheduler, device="cpu", tile=(64, 64))
+    single = api.predict(folder, source, tmp_path / "single", device="cpu", tile=(64, 64)).items[0]
+    assert spread.exit_code == 0 and spread.items[0].plan == single.plan and "blend" in single.plan
+    assert any("run in this process, not on the workers" in w for w in spread.warnings)
+    a, b = (
+        np.asarray(zarr.open_group(str(tmp_path / d / "d_probability.zarr"), mode="r")["0"]) for d in ("dask", "single")
+    )
+    assert np.array_equal(a, b)

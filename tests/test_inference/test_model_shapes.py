@@ -230,14 +230,20 @@ def read_csv(path):
 @pytest.mark.parametrize("weights", ["torchscript", "onnx"])
 def test_classifier_writes_one_csv_row_per_sample_named_by_channel(classifiers, tmp_path, weights):
     fixed, _, module = classifiers
+    import zarr
+
     single, stack = image((32, 32), seed=2), image((3, 32, 32), seed=3)
     tifffile.imwrite(tmp_path / "one.tif", single)
     tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
-    result = api.predict(
-        fixed, [tmp_path / "one.tif", tmp_path / "stack.tif"], tmp_path / "out", device="cpu", weights=weights
-    )
+    zarr.save_array(str(tmp_path / "plain.zarr"), single, zarr_format=2)  # a Zarr input gets a CSV too
+    inputs = [tmp_path / "one.tif", tmp_path / "stack.tif", tmp_path / "plain.zarr"]
+    result = api.predict(fixed, inputs, tmp_path / "out", device="cpu", weights=weights)
     assert result.exit_code == 0 and result.weight_format == weights
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one_out.csv", "stack_out.csv"]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["one_out.csv", "plain_out.csv", "stack_out.csv"]
+    assert np.array_equal(
+        read_csv(tmp_path / "out" / "plain_out.csv")[1], read_csv(tmp_path / "out" / "one_out.csv")[1]
+    )
     header, rows = read_csv(tmp_path / "out" / "stack_out.csv")
     assert header == ["background", "nucleus", "mitosis"]
     expected = np.concatenate([run_module(module, page[None, None]) for page in stack])
@@ -309,3 +315,29 @@ def test_2d_image_into_a_3d_model_is_refused_before_any_compute(models_3d, tmp_p
     tifffile.imwrite(tmp_path / "flat.tif", image((30, 30)))
     with pytest.raises(ImageError, match="flat.tif: .*no Z axis"):
         api.predict(models_3d["free"], [tmp_path / "flat.tif"], tmp_path / "out", device="cpu")
+
+
+def test_only_outputs_without_spatial_axes_count_as_non_spatial():
+    from zoo.inference.model import AxisSpec, TensorSpec, derive_geometry
+    from zoo.inference.tiling import ValidSizes
+
+    names = ("a", "b")
+    raw = TensorSpec(
+        "raw",
+        (
+            AxisSpec("batch", "batch"),
+            AxisSpec("channel", "channel", ValidSizes(1), channel_names=("r",)),
+            AxisSpec("y", "space", ValidSizes(64)),
+            AxisSpec("x", "space", ValidSizes(64)),
+        ),
+    )
+    classes = TensorSpec(
+        "classes", (AxisSpec("batch", "batch"), AxisSpec("channel", "channel", ValidSizes(2), channel_names=names))
+    )
+    fixed = TensorSpec(
+        "mask",
+        (AxisSpec("batch", "batch"), AxisSpec("y", "space", ValidSizes(64)), AxisSpec("x", "space", ValidSizes(64))),
+    )  # a size, not a reference to the input
+    geometry = derive_geometry([raw], [classes, fixed])
+    assert geometry.non_spatial_outputs == ("classes",)
+    assert "output mask axis y does not follow an input's spatial axis" in geometry.tileable

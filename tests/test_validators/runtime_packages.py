@@ -99,8 +99,14 @@ def global_mean_model():
 def classifier_model(classes: int = 3):
     torch = _torch()
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                               torch.nn.Flatten(), torch.nn.Linear(4, classes), torch.nn.Softmax(dim=1)).eval()
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, classes),
+        torch.nn.Softmax(dim=1),
+    ).eval()
 
 
 def image_axes(spatial: str = "yx", size: dict | int | None = None, batch: bool = True) -> list[dict]:
@@ -110,8 +116,9 @@ def image_axes(spatial: str = "yx", size: dict | int | None = None, batch: bool 
     return axes + [{"type": "space", "id": a, "size": size} for a in spatial]
 
 
-def output_axes(spatial: str = "yx", halo: int | None = None, input_id: str = "raw", batch: bool = True,
-                offset: int = 0) -> list[dict]:
+def output_axes(
+    spatial: str = "yx", halo: int | None = None, input_id: str = "raw", batch: bool = True, offset: int = 0
+) -> list[dict]:
     axes = [{"type": "batch"}] if batch else []
     axes.append({"type": "channel", "channel_names": ["out"]})
     for a in spatial:
@@ -122,8 +129,15 @@ def output_axes(spatial: str = "yx", halo: int | None = None, input_id: str = "r
     return axes
 
 
-def write_package(folder: Path, module, test_input: np.ndarray, in_axes: list[dict], out_axes: list[dict],
-                  data_range: list | None = None, name: str = "runtime test model") -> Path:
+def write_package(
+    folder: Path,
+    module,
+    test_input: np.ndarray,
+    in_axes: list[dict],
+    out_axes: list[dict],
+    data_range: list | None = None,
+    name: str = "runtime test model",
+) -> Path:
     """A format 0.5 package with TorchScript weights of `module`; the test output is the module's output."""
     torch = _torch()
     folder.mkdir(parents=True, exist_ok=True)
@@ -134,19 +148,40 @@ def write_package(folder: Path, module, test_input: np.ndarray, in_axes: list[di
     np.save(folder / "test_input.npy", test_input.astype(np.float32))
     np.save(folder / "test_output.npy", test_output.astype(np.float32))
     (folder / "README.md").write_text(f"# {name}\n\nA model made by zoo's tests.\n\n## Validation\n\nzoo validate.\n")
-    output = {"id": "out", "description": "the model's output", "axes": out_axes,
-              "test_tensor": {"source": "test_output.npy"}}
+    output = {
+        "id": "out",
+        "description": "the model's output",
+        "axes": out_axes,
+        "test_tensor": {"source": "test_output.npy"},
+    }
     if data_range is not None:
         output["data"] = {"type": "float32", "range": data_range}
-    save_rdf(folder, {
-        "format_version": "0.5.4", "type": "model", "name": name, "description": "a model made by zoo's tests",
-        "authors": [{"name": "zoo"}], "cite": [{"text": "zoo", "url": "https://bioimage.io"}], "license": "MIT",
-        "documentation": "README.md", "tags": ["test"], "timestamp": "2026-01-01T00:00:00",
-        "inputs": [{"id": "raw", "description": "an image", "axes": in_axes, "test_tensor": {"source": "test_input.npy"},
-                    "data": {"type": "float32"}}],
-        "outputs": [output],
-        "weights": {"torchscript": {"source": "weights.pt", "pytorch_version": torch.__version__.split("+")[0]}},
-    })
+    save_rdf(
+        folder,
+        {
+            "format_version": "0.5.4",
+            "type": "model",
+            "name": name,
+            "description": "a model made by zoo's tests",
+            "authors": [{"name": "zoo"}],
+            "cite": [{"text": "zoo", "url": "https://bioimage.io"}],
+            "license": "MIT",
+            "documentation": "README.md",
+            "tags": ["test"],
+            "timestamp": "2026-01-01T00:00:00",
+            "inputs": [
+                {
+                    "id": "raw",
+                    "description": "an image",
+                    "axes": in_axes,
+                    "test_tensor": {"source": "test_input.npy"},
+                    "data": {"type": "float32"},
+                }
+            ],
+            "outputs": [output],
+            "weights": {"torchscript": {"source": "weights.pt", "pytorch_version": torch.__version__.split("+")[0]}},
+        },
+    )
     return folder
 
 

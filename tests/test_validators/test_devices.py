@@ -11,8 +11,9 @@ from zoo.validators.checks import devices
 
 @pytest.fixture
 def conv_package(tmp_path):
-    return rp.write_package(tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                            rp.output_axes(halo=2))
+    return rp.write_package(
+        tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=2)
+    )
 
 
 def test_without_a_gpu_the_check_is_skipped_with_the_reason(conv_package):
@@ -27,8 +28,9 @@ def test_without_a_gpu_the_check_is_skipped_with_the_reason(conv_package):
 
 def test_formats_without_a_device_choice_are_named():
     assert devices.device_pair("torchscript", "cuda") == ("cpu", "cuda")
-    assert "does not place tensorflow_saved_model_bundle" in devices.device_pair("tensorflow_saved_model_bundle",
-                                                                                 "cuda")
+    assert "does not place tensorflow_saved_model_bundle" in devices.device_pair(
+        "tensorflow_saved_model_bundle", "cuda"
+    )
     onnx = devices.device_pair("onnx", "cuda")
     assert onnx == ("CPUExecutionProvider", "CUDAExecutionProvider") or "CUDAExecutionProvider" in onnx
 

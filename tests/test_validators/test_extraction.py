@@ -14,8 +14,9 @@ from zoo.validators.source import ExtractionTimeout, safe_extract
 
 @pytest.fixture
 def package_zip(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(1), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              rp.output_axes(halo=1))
+    folder = rp.write_package(
+        tmp_path / "p", rp.conv_stack(1), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=1)
+    )
     return zip_folder(folder, tmp_path / "p.zip")
 
 

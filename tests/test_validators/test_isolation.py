@@ -13,8 +13,9 @@ def summary(report):
 
 
 def test_child_skips_weights_whose_file_does_not_match_as_in_process(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(1), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              rp.output_axes(halo=1))
+    folder = rp.write_package(
+        tmp_path / "p", rp.conv_stack(1), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=1)
+    )
     rdf = load_rdf(folder)
     rdf["weights"]["torchscript"]["sha256"] = "0" * 64
     save_rdf(folder, rdf)

@@ -7,8 +7,14 @@ from tests.test_validators import runtime_packages as rp
 
 
 def conv_package(tmp_path, data_range=None):
-    return rp.write_package(tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                            rp.output_axes(halo=2), data_range=data_range)
+    return rp.write_package(
+        tmp_path / "p",
+        rp.conv_stack(2),
+        rp.blob_image((1, 1, 24, 24)),
+        rp.image_axes(),
+        rp.output_axes(halo=2),
+        data_range=data_range,
+    )
 
 
 def test_outputs_within_the_declared_range_pass(tmp_path):
@@ -42,8 +48,13 @@ def test_no_declared_range_is_skipped_with_the_reason(tmp_path):
 
 
 def test_division_by_a_zero_spread_gives_nan_on_the_constant_probe(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.spread_normalising_model(), rp.blob_image((1, 1, 24, 24)),
-                              rp.image_axes(), rp.output_axes(halo=1))
+    folder = rp.write_package(
+        tmp_path / "p",
+        rp.spread_normalising_model(),
+        rp.blob_image((1, 1, 24, 24)),
+        rp.image_axes(),
+        rp.output_axes(halo=1),
+    )
     [finding] = rp.run_rules(folder, ("OUT002",))["OUT002"]
     assert finding.status == "failed" and finding.details["case"] == "constant image"
     assert finding.details["nan"] == finding.details["size"] == 16 * 16

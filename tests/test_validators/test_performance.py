@@ -21,8 +21,9 @@ def test_measure_sees_a_peak_that_is_freed_before_the_end():
 
 
 def test_performance_is_reported_per_weight_format(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              rp.output_axes(halo=2))
+    folder = rp.write_package(
+        tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=2)
+    )
     [finding] = rp.run_rules(folder, ("REP001", "DET001", "PRF001"))["PRF001"]
     assert finding.status == "passed" and finding.location == "weights.torchscript"
     details = finding.details
@@ -37,16 +38,17 @@ def test_reports_carry_the_performance_table(tmp_path):
     from zoo.validators import validate_source
     from zoo.validators.writers import render_html, render_markdown
 
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              rp.output_axes(halo=2))
+    folder = rp.write_package(
+        tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=2)
+    )
     report = validate_source(folder, isolate=False)
     [entry] = json.loads(json.dumps(report.to_dict()))["performance"]
     assert entry["weight_format"] == "torchscript" and entry["inference_s"] > 0
     markdown = render_markdown(report)
-    section = markdown[markdown.index("## performance"):]
+    section = markdown[markdown.index("## performance") :]
     assert "| torchscript | cpu | 1×1×24×24 |" in section and "Memory: resident set size sampled" in section
     html = render_html(report)
-    section = html[html.index('<details id="stage-performance"'):]
+    section = html[html.index('<details id="stage-performance"') :]
     assert '<table id="performance">' in section and "<td>torchscript</td>" in section
 
 

@@ -38,8 +38,13 @@ def test_tiny_unet_passes_every_size_rule(tiny_onnx):
 
 
 def test_output_size_offset_the_model_does_not_give_fails_shapes(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              rp.output_axes(halo=2, offset=2))
+    folder = rp.write_package(
+        tmp_path / "p",
+        rp.conv_stack(2),
+        rp.blob_image((1, 1, 24, 24)),
+        rp.image_axes(),
+        rp.output_axes(halo=2, offset=2),
+    )
     failed = [f for f in rp.run_rules(folder, ("SIZ001",))["SIZ001"] if f.status == "failed"]
     assert {f.details["case"] for f in failed} == {"test input", "n=0", "n=1", "n=2", "n=0, batch 2"}
     at_n0 = next(f for f in failed if f.details["case"] == "n=0")
@@ -54,23 +59,26 @@ def test_halo_smaller_than_the_border_effects_fails_values(tiny_onnx):
 
 
 def test_output_depending_on_the_whole_input_fails_values(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.global_mean_model(), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              rp.output_axes(halo=1))
+    folder = rp.write_package(
+        tmp_path / "p", rp.global_mean_model(), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=1)
+    )
     [finding] = rp.run_rules(folder, ("SIZ002",))["SIZ002"]
     assert finding.status == "failed" and finding.details["ppm"] > 1e5
 
 
 def test_output_without_halo_is_not_compared_but_measured(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(3), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              rp.output_axes(halo=None))
+    folder = rp.write_package(
+        tmp_path / "p", rp.conv_stack(3), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=None)
+    )
     [finding] = rp.run_rules(folder, ("SIZ002",))["SIZ002"]
     assert finding.status == "skipped"
     assert finding.details["undeclared"] == ["y", "x"] and finding.details["max_abs"] > 1e-3
 
 
 def test_batch_entries_that_see_each_other_fail_batch(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.batch_seam_model(), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              rp.output_axes(halo=1))
+    folder = rp.write_package(
+        tmp_path / "p", rp.batch_seam_model(), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=1)
+    )
     found = rp.run_rules(folder, SIZE_RULES)
     assert rp.statuses(found["SIZ001"]) == {"passed"} and rp.statuses(found["SIZ002"]) == {"passed"}
     [finding] = found["SIZ003"]
@@ -81,8 +89,9 @@ def test_batch_entries_that_see_each_other_fail_batch(tmp_path):
 def test_fixed_batch_skips_batch_rule_with_the_reason(tmp_path):
     axes = rp.image_axes()
     axes[0]["size"] = 1
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), axes,
-                              rp.output_axes(halo=2))
+    folder = rp.write_package(
+        tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), axes, rp.output_axes(halo=2)
+    )
     found = rp.run_rules(folder, SIZE_RULES)
     [batch] = found["SIZ003"]
     assert batch.status == "skipped" and "inputs[raw] fix the batch to 1" in batch.message
@@ -93,8 +102,9 @@ def test_fixed_batch_skips_batch_rule_with_the_reason(tmp_path):
 def test_fixed_sizes_use_the_test_input_only(tmp_path):
     axes = rp.image_axes(size=24)
     axes[0]["size"] = 1
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), axes,
-                              rp.output_axes(halo=2))
+    folder = rp.write_package(
+        tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), axes, rp.output_axes(halo=2)
+    )
     found = rp.run_rules(folder, SIZE_RULES)
     assert found["SIZ001"][0].details["cases"] == ["test input"] and found["SIZ001"][0].status == "passed"
     assert [f.status for f in found["SIZ002"]] == ["skipped"] and "input sizes are fixed" in found["SIZ002"][0].message
@@ -102,8 +112,9 @@ def test_fixed_sizes_use_the_test_input_only(tmp_path):
 
 def test_classifier_outputs_are_checked_for_shape_and_batch_not_values(tmp_path):
     classes = [{"type": "batch"}, {"type": "channel", "channel_names": ["a", "b", "c"]}]
-    folder = rp.write_package(tmp_path / "p", rp.classifier_model(), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              classes)
+    folder = rp.write_package(
+        tmp_path / "p", rp.classifier_model(), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), classes
+    )
     found = rp.run_rules(folder, SIZE_RULES)
     assert rp.statuses(found["SIZ001"]) == {"passed"} and rp.statuses(found["SIZ003"]) == {"passed"}
     [values] = found["SIZ002"]
@@ -111,8 +122,13 @@ def test_classifier_outputs_are_checked_for_shape_and_batch_not_values(tmp_path)
 
 
 def test_3d_model_passes_every_size_rule(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(2, dims=3), rp.blob_image((1, 1, 12, 16, 16)),
-                              rp.image_axes("zyx", {"min": 8, "step": 2}), rp.output_axes("zyx", halo=2))
+    folder = rp.write_package(
+        tmp_path / "p",
+        rp.conv_stack(2, dims=3),
+        rp.blob_image((1, 1, 12, 16, 16)),
+        rp.image_axes("zyx", {"min": 8, "step": 2}),
+        rp.output_axes("zyx", halo=2),
+    )
     found = rp.run_rules(folder, SIZE_RULES)
     assert {rule_id: rp.statuses(f) for rule_id, f in found.items()} == {rule_id: {"passed"} for rule_id in SIZE_RULES}
     assert found["SIZ002"][0].details["halo"] == {"z": 2, "y": 2, "x": 2}

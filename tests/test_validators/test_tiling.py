@@ -34,16 +34,28 @@ def test_centre_tile_difference_takes_halos_per_axis_and_an_output_layout():
     def transposed(tile):  # the same model answering in (b, x, y, c) order
         return predict(tile).transpose(0, 3, 2, 1)
 
-    assert centre_tile_difference(transposed, image, whole.transpose(0, 3, 2, 1), "bcyx", {"y": 4, "x": 4},
-                                  {"y": 16, "x": 8}, {"y": 4, "x": 4}, output_layout="bxyc") == 0.0
+    assert (
+        centre_tile_difference(
+            transposed,
+            image,
+            whole.transpose(0, 3, 2, 1),
+            "bcyx",
+            {"y": 4, "x": 4},
+            {"y": 16, "x": 8},
+            {"y": 4, "x": 4},
+            output_layout="bxyc",
+        )
+        == 0.0
+    )
 
 
 def test_measure_halo_on_a_given_image_starts_where_asked():
     image = np.random.default_rng(1).standard_normal((1, 1, 24, 48, 48)).astype(np.float32)
     predict = box_filter("bczyx", 5)
     whole = predict(image)
-    measured = measure_halo(predict, "bczyx", 2, 8, image=image, whole=whole, core={"z": 2, "y": 8, "x": 8},
-                            first_halo=4)
+    measured = measure_halo(
+        predict, "bczyx", 2, 8, image=image, whole=whole, core={"z": 2, "y": 8, "x": 8}, first_halo=4
+    )
     assert measured.halo == 6 and measured.checked == [4, 6] and measured.max_abs == 0.0
     assert measured.max_abs_below > 0.1
 
@@ -54,15 +66,17 @@ def test_measure_halo_keeps_its_original_call():
 
 
 def test_declared_halo_that_covers_the_model_passes(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(3), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              rp.output_axes(halo=3))
+    folder = rp.write_package(
+        tmp_path / "p", rp.conv_stack(3), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=3)
+    )
     [finding] = rp.run_rules(folder, ("TIL001",))["TIL001"]
     assert finding.status == "passed" and finding.details["max_abs"] <= finding.details["tolerance"]
 
 
 def test_too_small_halo_fails_with_the_halo_needed(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(3), rp.blob_image((1, 1, 24, 24)), rp.image_axes(),
-                              rp.output_axes(halo=1))
+    folder = rp.write_package(
+        tmp_path / "p", rp.conv_stack(3), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=1)
+    )
     [finding] = rp.run_rules(folder, ("TIL001",))["TIL001"]
     assert finding.status == "failed"
     assert finding.details["declared_halo"] == {"y": 1, "x": 1}
@@ -88,19 +102,26 @@ def test_tiny_unet_declared_halo_tiles_exactly_and_a_smaller_one_does_not(packag
 
 def test_classifier_and_fixed_size_models_are_skipped_with_the_reason(tmp_path):
     classes = [{"type": "batch"}, {"type": "channel", "channel_names": ["a", "b", "c"]}]
-    classifier = rp.write_package(tmp_path / "c", rp.classifier_model(), rp.blob_image((1, 1, 24, 24)),
-                                  rp.image_axes(), classes)
+    classifier = rp.write_package(
+        tmp_path / "c", rp.classifier_model(), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), classes
+    )
     [skipped] = rp.run_rules(classifier, ("TIL001",))["TIL001"]
     assert skipped.status == "skipped" and "no spatial axis follows the input" in skipped.message
-    fixed = rp.write_package(tmp_path / "f", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(size=24),
-                             rp.output_axes(halo=2))
+    fixed = rp.write_package(
+        tmp_path / "f", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(size=24), rp.output_axes(halo=2)
+    )
     [skipped] = rp.run_rules(fixed, ("TIL001",))["TIL001"]
     assert skipped.status == "skipped" and "no spatial axis of parameterized size" in skipped.message
 
 
 def test_3d_model_is_tiled_along_z_y_x(tmp_path):
-    folder = rp.write_package(tmp_path / "p", rp.conv_stack(2, dims=3), rp.blob_image((1, 1, 12, 16, 16)),
-                              rp.image_axes("zyx", {"min": 8, "step": 1}), rp.output_axes("zyx", halo=1))
+    folder = rp.write_package(
+        tmp_path / "p",
+        rp.conv_stack(2, dims=3),
+        rp.blob_image((1, 1, 12, 16, 16)),
+        rp.image_axes("zyx", {"min": 8, "step": 1}),
+        rp.output_axes("zyx", halo=1),
+    )
     [finding] = rp.run_rules(folder, ("TIL001",))["TIL001"]
     assert finding.status == "failed"  # two 3×3×3 convolutions need 2 on every axis
     assert finding.details["declared_halo"] == {"z": 1, "y": 1, "x": 1} and finding.details["needed_halo"] == 2

@@ -23,12 +23,15 @@ def statuses(report, rule_id):
 def test_good_package_passes_every_rule(tiny_package):
     report = validate_source(tiny_package, trust=True)
     assert report.status == "passed", [(f.id, f.message) for f in report.failed()]
-    for rule_id in ("SAF001", "FMT001", "FMT002", "FMT004", "FIL001", "FIL002", "FIL003", "TEN001", "TEN002",
-                    "TEN003"):
+    for rule_id in ("SAF001", "FMT001", "FMT002", "FMT004", "FIL001", "FIL002", "FIL003", "TEN001", "TEN002", "TEN003"):
         assert statuses(report, rule_id) == {"passed"}, rule_id
     reproduced = {f.location.split("/")[0] for f in report.by_id("REP001") if f.status == "passed"}
-    assert reproduced == {"weights.pytorch_state_dict", "weights.torchscript", "weights.onnx",
-                          "weights.tensorflow_saved_model_bundle"}
+    assert reproduced == {
+        "weights.pytorch_state_dict",
+        "weights.torchscript",
+        "weights.onnx",
+        "weights.tensorflow_saved_model_bundle",
+    }
 
 
 def test_untrusted_state_dict_is_skipped_not_run(tiny_package):
@@ -47,8 +50,11 @@ def test_altered_test_output_fails_reproduction(package_folder):
     report = validate_source(folder)
     assert report.status == "failed"
     failed = [f for f in report.by_id("REP001") if f.status == "failed"]
-    assert {f.location.split("/")[0] for f in failed} == {"weights.torchscript", "weights.onnx",
-                                                          "weights.tensorflow_saved_model_bundle"}
+    assert {f.location.split("/")[0] for f in failed} == {
+        "weights.torchscript",
+        "weights.onnx",
+        "weights.tensorflow_saved_model_bundle",
+    }
     assert failed[0].details["mismatched"] == expected.size
     assert statuses(report, "FIL002") == {"passed"}
 
@@ -132,8 +138,15 @@ def test_invalid_field_is_named(package_folder):
 
 def test_non_model_resource_fails(package_folder):
     folder = package_folder()
-    rdf = {"type": "generic", "format_version": "0.3.0", "name": "not a model", "description": "generic",
-           "authors": [{"name": "x"}], "cite": [{"text": "x", "doi": "10.1/x"}], "license": "MIT"}
+    rdf = {
+        "type": "generic",
+        "format_version": "0.3.0",
+        "name": "not a model",
+        "description": "generic",
+        "authors": [{"name": "x"}],
+        "cite": [{"text": "x", "doi": "10.1/x"}],
+        "license": "MIT",
+    }
     save_rdf(folder, rdf)
     report = validate_source(folder)
     assert statuses(report, "FMT004") == {"failed"}
@@ -174,14 +187,19 @@ def test_validation_never_changes_the_input(package_folder):
 def test_keep_artifacts_saves_produced_outputs(tiny_package, tmp_path):
     validate_source(tiny_package, keep_artifacts=tmp_path / "artifacts")
     assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [
-        "onnx_probability.npy", "tensorflow_saved_model_bundle_probability.npy", "torchscript_probability.npy"]
+        "onnx_probability.npy",
+        "tensorflow_saved_model_bundle_probability.npy",
+        "torchscript_probability.npy",
+    ]
 
 
 def test_validation_writes_nothing_into_the_working_folder(tiny_package, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     report = validate_source(tiny_package)
-    assert any(f.location.startswith("weights.tensorflow_saved_model_bundle") and f.status == "passed"
-               for f in report.by_id("REP001"))
+    assert any(
+        f.location.startswith("weights.tensorflow_saved_model_bundle") and f.status == "passed"
+        for f in report.by_id("REP001")
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -190,8 +208,7 @@ def test_cross_format_agreement_is_measured_on_two_sizes(tiny_package):
     findings = report.by_id("XFM001")
     assert findings and {f.status for f in findings} == {"passed"}
     assert len(findings) == 6  # four formats, every pair
-    assert all(f.details["max_abs"] <= 1e-4 and f.details["cases"] == ["test input", "noise probe"]
-               for f in findings)
+    assert all(f.details["max_abs"] <= 1e-4 and f.details["cases"] == ["test input", "noise probe"] for f in findings)
 
 
 def test_a_format_that_disagrees_with_the_others_fails_cross_format(package_folder, monkeypatch):

@@ -32,7 +32,7 @@ ROD_HALF_WIDTH = (2.5, 3.5)  # nuclei have semi-axes of at least 4
 ROD_HALF_LENGTH = (7.0, 13.0)  # of the central segment, the round caps come on top
 ROD_PHOTONS = (70.0, 220.0)  # nuclei: 60-200 at their centre
 ROD_CLEARANCE = 1.5  # pixels kept free between a rod and any other object
-ROD_PLACEMENT_TRIES = 12
+ROD_PLACEMENT_TRIES = 30
 REFERENCE_AREA = 128 * 128
 
 # --- restoration: the nuclei scene at a short exposure, its brightest pixel collecting this many photons ---
@@ -130,12 +130,13 @@ def _place_rods(
     half_lengths = rng.uniform(*ROD_HALF_LENGTH, size=k)
     brightness = rng.uniform(*ROD_PHOTONS, size=k)
     angles = rng.uniform(0.0, np.pi, size=(k, ROD_PLACEMENT_TRIES))
-    jitter = rng.random((k, ROD_PLACEMENT_TRIES, 2))
-    picks = rng.random((k, ROD_PLACEMENT_TRIES))
-    # Candidate centres: pixels far enough from every nucleus for the rod's width, and with the whole rod
-    # inside the image where it is large enough (a sliver at the edge says nothing of its shape).
+    # Candidate centres with the whole rod inside the image where it is large enough (a sliver at the edge
+    # says nothing of its shape).
     reach = half_lengths + half_widths + 1.0
-    free_distance = ndimage.distance_transform_edt(~occupied.astype(bool))
+    size = np.array([height, width])
+    low = np.where(size > 2 * reach[:, None], reach[:, None], 0.0)  # (k, 2)
+    all_centres = low[:, None, :] + rng.random((k, ROD_PLACEMENT_TRIES, 2)) * (size - 2 * low)[:, None, :]
+    free_distance = ndimage.distance_transform_edt(~occupied.astype(bool))  # to the nearest nucleus pixel
 
     half = int(np.ceil(reach.max() + ROD_CLEARANCE)) + 1
     offsets = np.arange(-half, half + 1)
@@ -143,14 +144,7 @@ def _place_rods(
     rod_mask = np.zeros((height + 2 * half, width + 2 * half), dtype=bool)
     signal = np.zeros_like(rod_mask, dtype=np.float64)
     for i in range(k):
-        margin_y, margin_x = (reach[i] if size > 2 * reach[i] else 0.0 for size in (height, width))
-        top, bottom = int(np.ceil(margin_y)), int(np.ceil(height - margin_y))
-        left, right = int(np.ceil(margin_x)), int(np.ceil(width - margin_x))
-        candidates = np.flatnonzero(free_distance[top:bottom, left:right] > half_widths[i] + ROD_CLEARANCE)
-        if not len(candidates):
-            continue
-        chosen = candidates[(picks[i] * len(candidates)).astype(np.int64)]
-        centres = np.stack(np.divmod(chosen, right - left), axis=1) + [top, left] + jitter[i]  # (tries, 2)
+        centres = all_centres[i]
         # Cheap look-ahead: skip candidates whose axis passes too close to a nucleus.
         along = np.linspace(-half_lengths[i], half_lengths[i], 2 * int(np.ceil(half_lengths[i])) + 1)
         direction = np.stack([np.sin(angles[i]), np.cos(angles[i])], axis=1)  # (tries, 2) row, column

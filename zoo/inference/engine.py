@@ -130,9 +130,8 @@ class TileEngine:
 
         def compute() -> None:
             while (got := _get(to_model, stop)) is not None:
-                chunk, arrays = got
-                chunk = [(t, tile) for t, tile in chunk if not t.failed]
-                if not chunk:
+                chunk, arrays = got  # positions in the chunk are positions in the batch: failed targets stay
+                if all(t.failed for t, _ in chunk):
                     continue
                 try:
                     outputs = self.model.run(arrays)
@@ -146,9 +145,10 @@ class TileEngine:
                 while (got := _get(to_writer, stop)) is not None:
                     chunk, outputs = got
                     self.store(chunk, outputs, progress)
-                    written[0] += len(chunk)
+                    stored = sum(1 for t, _ in chunk if not t.failed)  # a failed target's tiles were counted then
+                    written[0] += stored
                     rate = written[0] / max(time.perf_counter() - started, 1e-9)
-                    progress.advance(len(chunk), **{"tiles/s": f"{rate:.2f}"})
+                    progress.advance(stored, **{"tiles/s": f"{rate:.2f}"})
             except BaseException as e:
                 fatal(e)
 

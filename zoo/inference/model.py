@@ -107,7 +107,7 @@ class Geometry:
     batch_fixed: bool  # the model takes exactly one batch entry
     tileable: str | None = None  # None, or why the model cannot be tiled
     halo_after: dict[str, int] = field(default_factory=dict)  # context after each tile (default: `halo`)
-    non_spatial_outputs: tuple[str, ...] = ()  # outputs with no axis that follows the image (classifiers)
+    non_spatial_outputs: tuple[str, ...] = ()  # outputs without spatial axes (classifiers)
 
     def after(self, axis: str) -> int:
         return self.halo_after.get(axis, self.halo[axis])
@@ -154,7 +154,7 @@ class PredictionModel:
     tile_post_ops: list  # post-processing that is exact on each output tile
     deferred_post_ops: list  # post-processing that needs the whole output (statistics, samplewise ops)
     input_measures: set = field(default_factory=set)  # statistics of the inputs the pre-processing needs
-    not_used: dict[str, str] = field(default_factory=dict)  # weight format -> why it was not used
+    not_used: dict[str, str] = field(default_factory=dict)  # weight format (or "cuda") -> why not used
     sha256: str = ""  # of the rdf: identifies the model in resume records
     workers: int = 1  # model calls that may run at the same time (the runtime is thread-safe)
 
@@ -353,7 +353,7 @@ def derive_geometry(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> Geom
         missing = [a for a in tiled if maps and a not in {m.input_axis for m in maps}]
         if missing:
             reasons.append(f"output {tensor.id} has no axis that follows input axis {', '.join(missing)}")
-        if not maps and tiled:
+        if tiled and not tensor.of_kind(*TILED_KINDS, "index"):
             non_spatial.append(tensor.id)
             reasons.append(
                 f"output {tensor.id} has no axis that follows the image (e.g. a classifier's classes): "

@@ -85,7 +85,7 @@ class PredictionResult:
     weight_format: str
     device: str
     items: list[ItemResult] = field(default_factory=list)
-    not_used: dict[str, str] = field(default_factory=dict)  # weight format -> why it was not chosen
+    not_used: dict[str, str] = field(default_factory=dict)  # weight format (or "cuda") -> why it was not used
     warnings: list[str] = field(default_factory=list)
     duration_s: float = 0.0
 
@@ -276,7 +276,7 @@ def plan_jobs(
     jobs: list[Job] = []
     names: dict[Path, Path] = {}
     opened: list[ImageSource] = []
-    spatial = {o.id: bool(model.geometry.output_maps[o.id]) for o in model.outputs}
+    spatial = {o.id: o.id not in model.geometry.non_spatial_outputs for o in model.outputs}
     try:
         for group in expand_inputs(model, inputs):
             images: dict[str, ImageSource] = {}

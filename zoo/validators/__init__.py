@@ -15,11 +15,34 @@ from zoo.validators.source import ExtractionTimeout, UnsafeArchive, open_source
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("safety", "format", "files", "tensors", "reproduction", "cross-format", "sizes", "determinism", "tiling",
-          "outputs", "devices", "performance", "deepimagej", "deepimagej-emulation")
+STAGES = (
+    "safety",
+    "format",
+    "files",
+    "tensors",
+    "reproduction",
+    "cross-format",
+    "sizes",
+    "determinism",
+    "tiling",
+    "outputs",
+    "devices",
+    "performance",
+    "deepimagej",
+    "deepimagej-emulation",
+)
 # checks that execute the model: run isolated
-RUNTIME_STAGES = ("reproduction", "cross-format", "sizes", "determinism", "tiling", "outputs", "devices", "performance",
-                  "deepimagej-emulation")
+RUNTIME_STAGES = (
+    "reproduction",
+    "cross-format",
+    "sizes",
+    "determinism",
+    "tiling",
+    "outputs",
+    "devices",
+    "performance",
+    "deepimagej-emulation",
+)
 
 
 def validate_source(
@@ -48,8 +71,17 @@ def validate_source(
     try:
         opened = open_source(Path(source), extract_time_limit_s)
     except ExtractionTimeout as e:
-        report.findings.append(failed(RULES["SAF002"], str(e), Path(source).name, seconds=e.seconds,
-                                      limit_s=e.limit_s, members_done=e.members_done, members=e.members))
+        report.findings.append(
+            failed(
+                RULES["SAF002"],
+                str(e),
+                Path(source).name,
+                seconds=e.seconds,
+                limit_s=e.limit_s,
+                members_done=e.members_done,
+                members=e.members,
+            )
+        )
         report.duration_s = time.perf_counter() - started
         return report
     except UnsafeArchive as e:
@@ -63,16 +95,25 @@ def validate_source(
         progress.start("validating", len(ordered))
         try:
             if isolate:
-                _check_isolated(opened, report, static, runtime, progress, trust=trust, device=device,
-                                keep_artifacts=keep_artifacts, time_limit_s=time_limit_s,
-                                memory_limit_mb=memory_limit_mb)
+                _check_isolated(
+                    opened,
+                    report,
+                    static,
+                    runtime,
+                    progress,
+                    trust=trust,
+                    device=device,
+                    keep_artifacts=keep_artifacts,
+                    time_limit_s=time_limit_s,
+                    memory_limit_mb=memory_limit_mb,
+                )
             else:
                 pkg = PackageUnderTest(opened, trust=trust, device=device, keep_artifacts=keep_artifacts)
                 try:
                     _load(pkg)
                     _describe(report, package_facts(pkg))
-                    for rule_id in static + runtime:
-                        report.findings.extend(_run_check(pkg, rule_id, CHECKS[rule_id]))
+                    for rule_id, check in ordered:
+                        report.findings.extend(_run_check(pkg, rule_id, check))
                         progress.advance(1, rule=rule_id)
                 finally:
                     pkg.close()
@@ -82,9 +123,19 @@ def validate_source(
     return report
 
 
-def _check_isolated(opened, report: ValidationReport, static: list[str], runtime: list[str], progress: Progress,
-                    *, trust: bool, device: str, keep_artifacts: Path | None, time_limit_s: float | None,
-                    memory_limit_mb: float | None) -> None:
+def _check_isolated(
+    opened,
+    report: ValidationReport,
+    static: list[str],
+    runtime: list[str],
+    progress: Progress,
+    *,
+    trust: bool,
+    device: str,
+    keep_artifacts: Path | None,
+    time_limit_s: float | None,
+    memory_limit_mb: float | None,
+) -> None:
     """All checks in one child process (one import of bioimageio.spec and the frameworks, one parse): the
     static findings arrive first, so that a model that hangs, explodes or crashes the child loses only the
     runtime ones. When the child stops before the static findings, this process runs them itself."""
@@ -96,8 +147,19 @@ def _check_isolated(opened, report: ValidationReport, static: list[str], runtime
         RuntimeJob,
     )
 
-    job = RuntimeJob(opened.source, opened.root, opened.rdf_path, trust, device, keep_artifacts, None, runtime,
-                     static_rule_ids=static, extract_s=opened.extract_s, extract_limit_s=opened.extract_limit_s)
+    job = RuntimeJob(
+        opened.source,
+        opened.root,
+        opened.rdf_path,
+        trust,
+        device,
+        keep_artifacts,
+        None,
+        runtime,
+        static_rule_ids=static,
+        extract_s=opened.extract_s,
+        extract_limit_s=opened.extract_limit_s,
+    )
     child = RuntimeChild(job, time_limit_s or DEFAULT_TIME_LIMIT_S, memory_limit_mb or DEFAULT_MEMORY_LIMIT_MB)
     received: dict[str, object] = {}
     try:
@@ -113,6 +175,7 @@ def _check_isolated(opened, report: ValidationReport, static: list[str], runtime
             _load(pkg)
             received["facts"] = package_facts(pkg)
             received["static"] = [f for rule_id in static for f in _run_check(pkg, rule_id, CHECKS[rule_id])]
+            progress.advance(len(static), rule="static checks")
             if pkg.descr is None:  # nothing could have run: the same skips as in-process
                 received["runtime"] = [f for rule_id in runtime for f in _run_check(pkg, rule_id, CHECKS[rule_id])]
         finally:
@@ -124,8 +187,9 @@ def _check_isolated(opened, report: ValidationReport, static: list[str], runtime
         report.findings.extend(received["runtime"])
     elif runtime:
         report.findings.append(failed(RULES[runtime[0]], failure.message, "model run", reason=failure.reason))
-        report.findings.extend(skipped(RULES[rule_id], "not run: the model run was stopped (see REP001)")
-                               for rule_id in runtime[1:])
+        report.findings.extend(
+            skipped(RULES[rule_id], "not run: the model run was stopped (see REP001)") for rule_id in runtime[1:]
+        )
     progress.advance(len(runtime), rule="model runs")
 
 
@@ -133,8 +197,11 @@ def package_facts(pkg: PackageUnderTest) -> dict:
     """What the report says about the package besides findings."""
     if pkg.descr is None:
         return {}
-    return {"name": str(getattr(pkg.descr, "name", "") or ""), "format_version": str(pkg.descr.format_version),
-            "weight_formats": pkg.weight_formats}
+    return {
+        "name": str(getattr(pkg.descr, "name", "") or ""),
+        "format_version": str(pkg.descr.format_version),
+        "weight_formats": pkg.weight_formats,
+    }
 
 
 def _describe(report: ValidationReport, facts: dict) -> None:
@@ -150,8 +217,9 @@ def run_isolated_checks(job, send) -> None:
     import zoo.validators.checks  # noqa: F401
     from zoo.validators.source import OpenedSource
 
-    opened = OpenedSource(job.source, job.root, job.rdf_path, extract_s=job.extract_s,
-                          extract_limit_s=job.extract_limit_s)
+    opened = OpenedSource(
+        job.source, job.root, job.rdf_path, extract_s=job.extract_s, extract_limit_s=job.extract_limit_s
+    )
     pkg = PackageUnderTest(opened, trust=job.trust, device=job.device, keep_artifacts=job.keep_artifacts)
     try:
         _load(pkg)

@@ -52,7 +52,8 @@ class PackageUnderTest:
     def runnable_formats(self) -> list[str]:
         """Weight formats whose files are available and that may be run (code needs --trust)."""
         return [
-            wf for wf in self.weight_formats
+            wf
+            for wf in self.weight_formats
             if not any(loc.startswith(f"weights.{wf}") for loc in self.file_problems)
             and (self.trust or wf not in CODE_EXECUTING_FORMATS)
         ]

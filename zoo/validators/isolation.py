@@ -63,6 +63,7 @@ def _child(job: RuntimeJob, connection) -> None:
     # OpenMP threads (torch, TF) sleep between parallel regions instead of spinning: on a busy CI runner spinning
     # burns the other jobs' CPU and slows this one; results do not depend on it
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _skip_dask()
     try:
         from zoo.validators import run_isolated_checks
 
@@ -75,6 +76,14 @@ def _child(job: RuntimeJob, connection) -> None:
     finally:
         connection.close()
     os._exit(0)  # everything is answered and cleaned up: skip tearing down torch/TF, the parent waits for it
+
+
+def _skip_dask() -> None:
+    """xarray imports dask.array (seconds of CPU) the first time it wraps an array, only to ask whether the array
+    is a dask array; bioimageio.core's tensors here never are. Marking dask unavailable in the child makes xarray
+    answer no at once; nothing the validation runs needs dask."""
+    if "dask" not in sys.modules:
+        sys.modules["dask"] = None
 
 
 @contextmanager
@@ -109,8 +118,12 @@ def _rss_mb(pid: int) -> float:
 class RuntimeChild:
     """The isolated child of one validation, watched from a thread of the parent."""
 
-    def __init__(self, job: RuntimeJob, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
-                 memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB) -> None:
+    def __init__(
+        self,
+        job: RuntimeJob,
+        time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+        memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB,
+    ) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold torch/TF threads
         self._connection, child_end = context.Pipe(duplex=False)
         self.process = context.Process(target=_child, args=(job, child_end), daemon=True)
@@ -119,8 +132,9 @@ class RuntimeChild:
         with _main_module_hidden():
             self.process.start()
         child_end.close()
-        self._watchdog = threading.Thread(target=self._watch, args=(time_limit_s, memory_limit_mb),
-                                          name="zoo-isolation-watchdog", daemon=True)
+        self._watchdog = threading.Thread(
+            target=self._watch, args=(time_limit_s, memory_limit_mb), name="zoo-isolation-watchdog", daemon=True
+        )
         self._watchdog.start()
 
     def _watch(self, time_limit_s: float, memory_limit_mb: float) -> None:
@@ -138,17 +152,23 @@ class RuntimeChild:
                         return
                     continue
                 if not self.process.is_alive():
-                    failure = IsolationFailure("crash", f"the model run died with exit code {self.process.exitcode} "
-                                                        "(a native crash or the system's out-of-memory killer)")
+                    failure = IsolationFailure(
+                        "crash",
+                        f"the model run died with exit code {self.process.exitcode} "
+                        "(a native crash or the system's out-of-memory killer)",
+                    )
                     return
                 peak = max(peak, _rss_mb(self.process.pid))
                 if peak > memory_limit_mb:
-                    failure = IsolationFailure("memory", f"the model run used {peak:.0f} MB, over the limit of "
-                                                         f"{memory_limit_mb:.0f} MB; it was stopped")
+                    failure = IsolationFailure(
+                        "memory",
+                        f"the model run used {peak:.0f} MB, over the limit of {memory_limit_mb:.0f} MB; it was stopped",
+                    )
                     return
                 if time.monotonic() - started > time_limit_s:
-                    failure = IsolationFailure("time", f"the model run took longer than {time_limit_s:.0f} s; it "
-                                                       "was stopped")
+                    failure = IsolationFailure(
+                        "time", f"the model run took longer than {time_limit_s:.0f} s; it was stopped"
+                    )
                     return
         except (EOFError, OSError) as e:
             failure = IsolationFailure("crash", f"the model run ended without a result ({type(e).__name__})")
@@ -180,8 +200,9 @@ class RuntimeChild:
         self._connection.close()
 
 
-def run_isolated(job: RuntimeJob, time_limit_s: float = DEFAULT_TIME_LIMIT_S,
-                 memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB) -> list[Finding] | IsolationFailure:
+def run_isolated(
+    job: RuntimeJob, time_limit_s: float = DEFAULT_TIME_LIMIT_S, memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB
+) -> list[Finding] | IsolationFailure:
     """The runtime findings from a fresh child process, or why the child had to be stopped."""
     child = RuntimeChild(job, time_limit_s, memory_limit_mb)
     try:

@@ -18,8 +18,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 SAMPLE_INTERVAL_S = 0.002
-MEMORY_METHOD = (f"resident set size sampled every {SAMPLE_INTERVAL_S * 1000:g} ms from /proc/self/statm during the "
-                 "call, and the process's ru_maxrss high-water mark (getrusage) before and after it")
+MEMORY_METHOD = (
+    f"resident set size sampled every {SAMPLE_INTERVAL_S * 1000:g} ms from /proc/self/statm during the "
+    "call, and the process's ru_maxrss high-water mark (getrusage) before and after it"
+)
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 4096 / 2**20
 
 

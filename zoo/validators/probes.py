@@ -31,16 +31,22 @@ class TensorAxes:
 
 
 def tensor_axes(descr5, kind: str) -> list[TensorAxes]:
-    return [TensorAxes(str(t.id), tuple(str(a.id) for a in t.axes), tuple(a.type for a in t.axes))
-            for t in getattr(descr5, kind)]
+    return [
+        TensorAxes(str(t.id), tuple(str(a.id) for a in t.axes), tuple(a.type for a in t.axes))
+        for t in getattr(descr5, kind)
+    ]
 
 
 def parameterized_axes(descr5) -> dict[tuple[str, str], Any]:
     """{(input id, axis id): ParameterizedSize} of every input axis sized min + n·step."""
     from bioimageio.spec.model.v0_5 import ParameterizedSize
 
-    return {(str(t.id), str(a.id)): a.size for t in descr5.inputs for a in t.axes
-            if isinstance(getattr(a, "size", None), ParameterizedSize)}
+    return {
+        (str(t.id), str(a.id)): a.size
+        for t in descr5.inputs
+        for a in t.axes
+        if isinstance(getattr(a, "size", None), ParameterizedSize)
+    }
 
 
 def batch_is_free(descr5) -> bool:
@@ -85,11 +91,15 @@ def shape_text(shape) -> str:
 
 def fit_to(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """`array` brought to `shape`: centre-cropped where it is larger, mirrored outwards where it is smaller."""
-    index = tuple(slice((have - want) // 2, (have - want) // 2 + want) if have > want else slice(None)
-                  for have, want in zip(array.shape, shape))
+    index = tuple(
+        slice((have - want) // 2, (have - want) // 2 + want) if have > want else slice(None)
+        for have, want in zip(array.shape, shape)
+    )
     array = array[index]
-    pad = [((want - have) // 2, want - have - (want - have) // 2) if want > have else (0, 0)
-           for have, want in zip(array.shape, shape)]
+    pad = [
+        ((want - have) // 2, want - have - (want - have) // 2) if want > have else (0, 0)
+        for have, want in zip(array.shape, shape)
+    ]
     if any(before or after for before, after in pad):
         array = np.pad(array, pad, mode="symmetric")
     return np.ascontiguousarray(array)
@@ -109,8 +119,9 @@ def constant_inputs(test_inputs: dict[str, np.ndarray], input_shapes: dict[str, 
     return out
 
 
-def noise_inputs(test_inputs: dict[str, np.ndarray], input_shapes: dict[str, tuple], seed: int = 0
-                 ) -> dict[str, np.ndarray]:
+def noise_inputs(
+    test_inputs: dict[str, np.ndarray], input_shapes: dict[str, tuple], seed: int = 0
+) -> dict[str, np.ndarray]:
     """Uniform noise over the test input's value range, in its dtype."""
     rng = np.random.default_rng(seed)
     out = {}
@@ -128,11 +139,15 @@ def _cast_value(value: float, dtype: np.dtype):
     return round(value) if np.issubdtype(dtype, np.integer) else value
 
 
-def crop(arrays: dict[str, np.ndarray], starts: dict[str, tuple[int, ...]], shapes_: dict[str, tuple]
-         ) -> dict[str, np.ndarray]:
-    return {tensor_id: np.ascontiguousarray(array[tuple(slice(s, s + n) for s, n in zip(starts[tensor_id],
-                                                                                       shapes_[tensor_id]))])
-            for tensor_id, array in arrays.items()}
+def crop(
+    arrays: dict[str, np.ndarray], starts: dict[str, tuple[int, ...]], shapes_: dict[str, tuple]
+) -> dict[str, np.ndarray]:
+    return {
+        tensor_id: np.ascontiguousarray(
+            array[tuple(slice(s, s + n) for s, n in zip(starts[tensor_id], shapes_[tensor_id]))]
+        )
+        for tensor_id, array in arrays.items()
+    }
 
 
 def stack_batch(arrays: dict[str, np.ndarray], inputs: list[TensorAxes], copies: int) -> dict[str, np.ndarray]:
@@ -147,8 +162,11 @@ def make_sample(arrays: dict[str, np.ndarray], inputs: list[TensorAxes], sample_
     from bioimageio.core import Sample, Tensor
     from bioimageio.spec.model.v0_5 import AxisId, TensorId
 
-    return Sample(members={TensorId(t.tensor_id): Tensor(arrays[t.tensor_id], dims=[AxisId(a) for a in t.ids])
-                           for t in inputs}, stat={}, id=sample_id)
+    return Sample(
+        members={TensorId(t.tensor_id): Tensor(arrays[t.tensor_id], dims=[AxisId(a) for a in t.ids]) for t in inputs},
+        stat={},
+        id=sample_id,
+    )
 
 
 def as_arrays(sample, tensors: list[TensorAxes]) -> dict[str, np.ndarray]:
@@ -166,8 +184,9 @@ def as_arrays(sample, tensors: list[TensorAxes]) -> dict[str, np.ndarray]:
 def run_model(pipeline, arrays: dict[str, np.ndarray], descr5, sample_id: str = "probe") -> dict[str, np.ndarray]:
     """The model alone (inputs already pre-processed, no post-processing, no padding or cropping)."""
     sample = make_sample(arrays, tensor_axes(descr5, "inputs"), sample_id)
-    result = pipeline.predict_sample_without_blocking(sample, skip_preprocessing=True, skip_postprocessing=True,
-                                                      skip_input_padding=True, skip_output_cropping=True)
+    result = pipeline.predict_sample_without_blocking(
+        sample, skip_preprocessing=True, skip_postprocessing=True, skip_input_padding=True, skip_output_cropping=True
+    )
     return as_arrays(result, tensor_axes(descr5, "outputs"))
 
 
@@ -179,18 +198,36 @@ def preprocess(pipeline, arrays: dict[str, np.ndarray], descr5) -> dict[str, np.
     return as_arrays(sample, inputs)
 
 
-def run_processed(pipeline, arrays: dict[str, np.ndarray], descr5, sample_id: str = "probe"
-                  ) -> dict[str, np.ndarray]:
+def run_processed(pipeline, arrays: dict[str, np.ndarray], descr5, sample_id: str = "probe") -> dict[str, np.ndarray]:
     """Pre-processing, model and post-processing, as a user of the package runs it on a whole image."""
     sample = make_sample(arrays, tensor_axes(descr5, "inputs"), sample_id)
     processed = deepcopy(sample)
     pipeline.apply_preprocessing(processed)
-    result = pipeline.predict_sample_without_blocking(processed, skip_preprocessing=True, skip_postprocessing=True,
-                                                      skip_input_padding=True, skip_output_cropping=True)
+    result = pipeline.predict_sample_without_blocking(
+        processed, skip_preprocessing=True, skip_postprocessing=True, skip_input_padding=True, skip_output_cropping=True
+    )
     pipeline.apply_postprocessing(result)
     return as_arrays(result, tensor_axes(descr5, "outputs"))
 
 
-__all__ = ["MAX_PROBE_ELEMENTS", "TensorAxes", "as_arrays", "batch_is_free", "constant_inputs", "content_inputs",
-           "crop", "fit_to", "make_sample", "noise_inputs", "parameterized_axes", "preprocess", "run_model",
-           "run_processed", "shape_text", "shapes", "size_parameters", "stack_batch", "tensor_axes"]
+__all__ = [
+    "MAX_PROBE_ELEMENTS",
+    "TensorAxes",
+    "as_arrays",
+    "batch_is_free",
+    "constant_inputs",
+    "content_inputs",
+    "crop",
+    "fit_to",
+    "make_sample",
+    "noise_inputs",
+    "parameterized_axes",
+    "preprocess",
+    "run_model",
+    "run_processed",
+    "shape_text",
+    "shapes",
+    "size_parameters",
+    "stack_batch",
+    "tensor_axes",
+]

@@ -62,8 +62,11 @@ class ValidationReport:
     @property
     def performance(self) -> list[dict[str, Any]]:
         """Time and peak memory of one inference per weight format (PRF001), for the report's table."""
-        return [{key: _jsonable(value) for key, value in f.details.items()}
-                for f in self.findings if f.id == "PRF001" and f.status == "passed" and f.details]
+        return [
+            {key: _jsonable(value) for key, value in f.details.items()}
+            for f in self.findings
+            if f.id == "PRF001" and f.status == "passed" and f.details
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         from zoo import __version__
@@ -83,8 +86,9 @@ class ValidationReport:
             "performance": self.performance,
             "deepimagej": {
                 "verdict": self.deepimagej_verdict,
-                "rules": sorted({f.id for f in self.findings
-                                 if f.rule.target == "deepimagej" and f.status in ("failed", "warning")}),
+                "rules": sorted(
+                    {f.id for f in self.findings if f.rule.target == "deepimagej" and f.status in ("failed", "warning")}
+                ),
             },
             "checks": [
                 {
@@ -110,13 +114,27 @@ class ValidationReport:
 
         findings = []
         for check in data.get("checks", []):
-            rule_ = RULES.get(check["id"]) or Rule(check["id"], check["severity"], check["title"], check.get("fix", ""),
-                                                   stage="unknown", target=check.get("target", "bioimageio"))
-            findings.append(Finding(rule_, check["status"], check["message"], check.get("location", ""),
-                                    check.get("details") or None))
-        return cls(source=data["source"], findings=findings, name=data.get("name"),
-                   format_version=data.get("format_version"), weight_formats=list(data.get("weight_formats", [])),
-                   duration_s=float(data.get("duration_s", 0.0)))
+            rule_ = RULES.get(check["id"]) or Rule(
+                check["id"],
+                check["severity"],
+                check["title"],
+                check.get("fix", ""),
+                stage="unknown",
+                target=check.get("target", "bioimageio"),
+            )
+            findings.append(
+                Finding(
+                    rule_, check["status"], check["message"], check.get("location", ""), check.get("details") or None
+                )
+            )
+        return cls(
+            source=data["source"],
+            findings=findings,
+            name=data.get("name"),
+            format_version=data.get("format_version"),
+            weight_formats=list(data.get("weight_formats", [])),
+            duration_s=float(data.get("duration_s", 0.0)),
+        )
 
     def write_json(self, path: Path) -> Path:
         """Atomically: a reader never sees half a report."""

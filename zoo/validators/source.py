@@ -74,8 +74,14 @@ def open_source(source: Path, extract_time_limit_s: float | None = None) -> Open
             started = time.monotonic()
             safe_extract(source, Path(tmp.name), extract_time_limit_s)
             seconds = time.monotonic() - started
-            return OpenedSource(source, Path(tmp.name), find_rdf(Path(tmp.name)), tmp, extract_s=seconds,
-                                extract_limit_s=extract_time_limit_s)
+            return OpenedSource(
+                source,
+                Path(tmp.name),
+                find_rdf(Path(tmp.name)),
+                tmp,
+                extract_s=seconds,
+                extract_limit_s=extract_time_limit_s,
+            )
         except BaseException:
             tmp.cleanup()
             raise
@@ -110,8 +116,9 @@ def safe_extract(archive_path: Path, target: Path, time_limit_s: float | None = 
                 raise UnsafeArchive(f"{archive_path}: member {member.filename!r} is a symbolic link; refused")
             total += member.file_size
         if total > MAX_UNPACKED_BYTES:
-            raise UnsafeArchive(f"{archive_path} declares {total} bytes unpacked, more than the limit of "
-                                f"{MAX_UNPACKED_BYTES}; refused")
+            raise UnsafeArchive(
+                f"{archive_path} declares {total} bytes unpacked, more than the limit of {MAX_UNPACKED_BYTES}; refused"
+            )
         written = 0
         for done, member in enumerate(members):
             _check_deadline(archive_path, started, limit_s, done, len(members))
@@ -133,8 +140,14 @@ def safe_extract(archive_path: Path, target: Path, time_limit_s: float | None = 
 def _check_deadline(archive_path: Path, started: float, limit_s: float, done: int, total: int) -> None:
     seconds = time.monotonic() - started
     if seconds > limit_s:
-        raise ExtractionTimeout(f"{archive_path}: unpacking took more than {limit_s:g} s ({done} of {total} members "
-                                f"done after {seconds:.1f} s); stopped", seconds, limit_s, done, total)
+        raise ExtractionTimeout(
+            f"{archive_path}: unpacking took more than {limit_s:g} s ({done} of {total} members "
+            f"done after {seconds:.1f} s); stopped",
+            seconds,
+            limit_s,
+            done,
+            total,
+        )
 
 
 __all__ = ["ExtractionTimeout", "OpenedSource", "UnsafeArchive", "find_rdf", "open_source", "safe_extract"]

@@ -123,19 +123,26 @@ def render_markdown(report: ValidationReport, target: str = "bioimageio", level:
     return "\n".join(lines)
 
 
-PERFORMANCE_COLUMNS = (("weights", "weight_format", "{}"), ("device", "device", "{}"), ("input", "input_shape", "{}"),
-                       ("load s", "load_s", "{:.2f}"), ("first inference s", "first_inference_s", "{:.3f}"),
-                       ("inference s", "inference_s", "{:.3f}"), ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
-                       ("+MB during inference", "inference_increase_mb", "{:.0f}"),
-                       ("GPU peak MB", "gpu_peak_mb", "{:.0f}"))
+PERFORMANCE_COLUMNS = (
+    ("weights", "weight_format", "{}"),
+    ("device", "device", "{}"),
+    ("input", "input_shape", "{}"),
+    ("load s", "load_s", "{:.2f}"),
+    ("first inference s", "first_inference_s", "{:.3f}"),
+    ("inference s", "inference_s", "{:.3f}"),
+    ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
+    ("+MB during inference", "inference_increase_mb", "{:.0f}"),
+    ("GPU peak MB", "gpu_peak_mb", "{:.0f}"),
+)
 
 
 def performance_rows(report: ValidationReport) -> tuple[list[str], list[list[str]], str]:
     """(headers, rows, how memory was measured) of the performance table; no rows when nothing was measured."""
     entries = report.performance
     columns = [c for c in PERFORMANCE_COLUMNS if c[1] != "gpu_peak_mb" or any(e.get("gpu_peak_mb") for e in entries)]
-    rows = [[fmt.format(entry[key]) if entry.get(key) is not None else "—" for _, key, fmt in columns]
-            for entry in entries]
+    rows = [
+        [fmt.format(entry[key]) if entry.get(key) is not None else "—" for _, key, fmt in columns] for entry in entries
+    ]
     method = next((e.get("memory_method", "") for e in entries), "")
     return [header for header, _, _ in columns], rows, method
 
@@ -175,41 +182,68 @@ def junit_testsuite(report: ValidationReport, name: str | None = None, target: s
 
     failures = sum(fails_for(f, target) for f in report.findings)
     skipped_count = sum(f.status == "skipped" for f in report.findings)
-    suite = ET.Element("testsuite", {
-        "name": _xml(name or display_name(report)), "tests": str(len(report.findings)), "failures": str(failures),
-        "errors": "0", "skipped": str(skipped_count), "time": f"{report.duration_s:.3f}",
-    })
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": _xml(name or display_name(report)),
+            "tests": str(len(report.findings)),
+            "failures": str(failures),
+            "errors": "0",
+            "skipped": str(skipped_count),
+            "time": f"{report.duration_s:.3f}",
+        },
+    )
     properties = ET.SubElement(suite, "properties")
-    for key, value in (("source", report.source), ("verdict", "failed" if report.exit_code_for(target) else "passed"),
-                       ("deepimagej", report.deepimagej_verdict or "not checked"), ("target", target),
-                       ("format_version", report.format_version or ""), ("zoo_version", __version__)):
+    for key, value in (
+        ("source", report.source),
+        ("verdict", "failed" if report.exit_code_for(target) else "passed"),
+        ("deepimagej", report.deepimagej_verdict or "not checked"),
+        ("target", target),
+        ("format_version", report.format_version or ""),
+        ("zoo_version", __version__),
+    ):
         ET.SubElement(properties, "property", {"name": key, "value": _xml(value)})
     for finding in report.findings:
-        case = ET.SubElement(suite, "testcase", {
-            "classname": _xml(finding.rule.stage), "name": _xml(f"{finding.id} {finding.location}".strip()),
-            "time": "0"})
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": _xml(finding.rule.stage),
+                "name": _xml(f"{finding.id} {finding.location}".strip()),
+                "time": "0",
+            },
+        )
         if fails_for(finding, target):
-            failure = ET.SubElement(case, "failure", {"message": _xml(finding.message.splitlines()[0] if finding.message
-                                                                      else finding.rule.title), "type": finding.id})
+            failure = ET.SubElement(
+                case,
+                "failure",
+                {
+                    "message": _xml(finding.message.splitlines()[0] if finding.message else finding.rule.title),
+                    "type": finding.id,
+                },
+            )
             failure.text = _xml(f"{finding.message}\nfix: {finding.rule.fix}")
         elif finding.status == "skipped":
             ET.SubElement(case, "skipped", {"message": _xml(finding.message)})
         elif finding.status in ("warning", "failed"):  # a warning, or a deepImageJ finding the target ignores
             out = ET.SubElement(case, "system-out")
-            out.text = _xml(f"{finding.status} {finding.id} ({finding.rule.target}): {finding.message}\n"
-                            f"fix: {finding.rule.fix}")
+            out.text = _xml(
+                f"{finding.status} {finding.id} ({finding.rule.target}): {finding.message}\nfix: {finding.rule.fix}"
+            )
     return suite
 
 
 def error_testsuite(name: str, source: str, message: str) -> ET.Element:
     """The testsuite of a package that could not be opened at all: one failing testcase."""
-    suite = ET.Element("testsuite", {"name": _xml(name), "tests": "1", "failures": "1", "errors": "0",
-                                     "skipped": "0", "time": "0.000"})
+    suite = ET.Element(
+        "testsuite", {"name": _xml(name), "tests": "1", "failures": "1", "errors": "0", "skipped": "0", "time": "0.000"}
+    )
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", {"name": "source", "value": _xml(source)})
     case = ET.SubElement(suite, "testcase", {"classname": "source", "name": "open", "time": "0"})
-    failure = ET.SubElement(case, "failure", {"message": _xml(message.splitlines()[0] if message else "unreadable"),
-                                              "type": "SourceError"})
+    failure = ET.SubElement(
+        case, "failure", {"message": _xml(message.splitlines()[0] if message else "unreadable"), "type": "SourceError"}
+    )
     failure.text = _xml(message)
     return suite
 
@@ -250,9 +284,16 @@ figure img{width:128px;height:auto;image-rendering:pixelated;border:1px solid va
 figcaption{font-size:12px;max-width:160px}
 """
 
-_VERDICT_CLASS = {"passed": "ok", "runs": "ok", "failed": "bad", "will not run": "bad",
-                  "runs but gives different numbers": "bad", "runs with risks": "warn", "warning": "warn",
-                  "skipped": "skip"}
+_VERDICT_CLASS = {
+    "passed": "ok",
+    "runs": "ok",
+    "failed": "bad",
+    "will not run": "bad",
+    "runs but gives different numbers": "bad",
+    "runs with risks": "warn",
+    "warning": "warn",
+    "skipped": "skip",
+}
 
 
 def html_text(text: object) -> str:
@@ -267,9 +308,11 @@ def badge(text: str, big: bool = False) -> str:
 def html_page(title: str, body: str, script: str = "", css: str = "") -> str:
     """A complete page with inline CSS (and script): no external asset."""
     script_tag = f"<script>{script}</script>" if script else ""
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{html_text(title)}</title>'
-            f"<style>{CSS}{css}</style></head>\n<body>\n{body}\n{script_tag}</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{html_text(title)}</title>'
+        f"<style>{CSS}{css}</style></head>\n<body>\n{body}\n{script_tag}</body></html>\n"
+    )
 
 
 def render_html(report: ValidationReport, target: str = "bioimageio") -> str:
@@ -286,30 +329,37 @@ def render_html(report: ValidationReport, target: str = "bioimageio") -> str:
     parts = [
         f"<header><h1>{html_text(display_name(report))}</h1>",
         f'<div class="muted mono">{html_text(report.source)}</div>',
-        f'<p>bioimage.io {badge(verdict, big=True)} deepImageJ (Fiji) '
-        f'{badge(dij or "not checked", big=True)}</p>',
+        f"<p>bioimage.io {badge(verdict, big=True)} deepImageJ (Fiji) {badge(dij or 'not checked', big=True)}</p>",
         f'<div class="meta muted">{html_text(" · ".join(meta))}</div></header><main>',
     ]
     figures = _reproduction_figures(report)
     for stage, findings in by_stage(report.findings):
         problems = sum(f.status in ("failed", "warning") for f in findings)
         stage_counts = ", ".join(f"{n} {s}" for s, n in _tally(findings).items())
-        parts.append(f'<details id="stage-{html_text(stage)}"{" open" if problems else ""}><summary>'
-                     f'<h2>{html_text(stage)}</h2> <span class="muted">{html_text(stage_counts)}</span></summary>')
+        parts.append(
+            f'<details id="stage-{html_text(stage)}"{" open" if problems else ""}><summary>'
+            f'<h2>{html_text(stage)}</h2> <span class="muted">{html_text(stage_counts)}</span></summary>'
+        )
         parts.append("<table><thead><tr><th>status</th><th>rule</th><th>where</th><th>finding</th></tr></thead><tbody>")
         for finding in findings:
-            fix = (f'<div class="fix">Fix: {html_text(finding.rule.fix)}</div>'
-                   if finding.status in ("failed", "warning") else "")
-            parts.append(f'<tr class="{html_text(finding.status)}"><td>{badge(finding.status)}</td>'
-                         f'<td><code title="{html_text(finding.rule.title)}">{html_text(finding.id)}</code></td>'
-                         f'<td class="mono">{html_text(finding.location)}</td>'
-                         f'<td>{html_text(finding.message)}{fix}</td></tr>')
+            fix = (
+                f'<div class="fix">Fix: {html_text(finding.rule.fix)}</div>'
+                if finding.status in ("failed", "warning")
+                else ""
+            )
+            parts.append(
+                f'<tr class="{html_text(finding.status)}"><td>{badge(finding.status)}</td>'
+                f'<td><code title="{html_text(finding.rule.title)}">{html_text(finding.id)}</code></td>'
+                f'<td class="mono">{html_text(finding.location)}</td>'
+                f"<td>{html_text(finding.message)}{fix}</td></tr>"
+            )
             images = figures.get(id(finding))
             if images:
                 figures_html = "".join(
                     f'<figure><img alt="{html_text(caption)}" src="{uri}"><figcaption>{html_text(caption)}<br>'
                     f'<span class="muted">{html_text(note)}</span></figcaption></figure>'
-                    for caption, uri, note in images)
+                    for caption, uri, note in images
+                )
                 parts.append(f'<tr class="figures"><td></td><td colspan="3">{figures_html}</td></tr>')
         parts.append("</tbody></table>" + (_performance_html(report) if stage == "performance" else "") + "</details>")
     parts.append("</main>")
@@ -322,15 +372,19 @@ def _performance_html(report: ValidationReport) -> str:
         return ""
     head = "".join(f"<th>{html_text(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html_text(cell)}</td>" for cell in row) + "</tr>" for row in rows)
-    return (f'<table id="performance"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-            f'<div class="fix">One inference per weight format on the test input. Memory: {html_text(method)}.</div>')
+    return (
+        f'<table id="performance"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        f'<div class="fix">One inference per weight format on the test input. Memory: {html_text(method)}.</div>'
+    )
 
 
 def render_error_html(name: str, source: str, message: str) -> str:
     """The page of a package that could not be opened."""
-    body = (f"<header><h1>{html_text(name)}</h1><div class=\"muted mono\">{html_text(source)}</div>"
-            f"<p>bioimage.io {badge('failed', big=True)}</p></header>"
-            f"<main><p>The package could not be opened:</p><pre>{html_text(message)}</pre></main>")
+    body = (
+        f'<header><h1>{html_text(name)}</h1><div class="muted mono">{html_text(source)}</div>'
+        f"<p>bioimage.io {badge('failed', big=True)}</p></header>"
+        f"<main><p>The package could not be opened:</p><pre>{html_text(message)}</pre></main>"
+    )
     return html_page(f"zoo validation: {name}", body)
 
 
@@ -352,8 +406,11 @@ class _TestTensorFile:
 
 def _reproduction_figures(report: ValidationReport) -> dict[int, list[tuple[str, str, str]]]:
     """id(finding) -> [(caption, data URI, value range)] for each failed REP001 finding with details."""
-    wanted = [f for f in report.findings if f.id == "REP001" and f.status == "failed" and f.details
-              and _REPRODUCTION_LOCATION.match(f.location)]
+    wanted = [
+        f
+        for f in report.findings
+        if f.id == "REP001" and f.status == "failed" and f.details and _REPRODUCTION_LOCATION.match(f.location)
+    ]
     if not wanted:
         return {}
     try:
@@ -425,8 +482,12 @@ def _axis_names(axes) -> list[str] | None:
         for axis in axes:
             if not isinstance(axis, dict):
                 return None
-            names.append(str(axis.get("id") or {"batch": "b", "channel": "c", "index": "i",
-                                                  "time": "t"}.get(axis.get("type"), "?")))
+            names.append(
+                str(
+                    axis.get("id")
+                    or {"batch": "b", "channel": "c", "index": "i", "time": "t"}.get(axis.get("type"), "?")
+                )
+            )
         return names
     return None
 
@@ -435,8 +496,10 @@ def _plane(array: np.ndarray, axes: list[str] | None) -> np.ndarray:
     """A 2D (y, x) plane to show: first batch/channel/index, middle z."""
     array = np.asarray(array)
     if axes is not None and len(axes) == array.ndim and "y" in axes and "x" in axes:
-        index = tuple(slice(None) if name in ("y", "x") else (array.shape[i] // 2 if name == "z" else 0)
-                      for i, name in enumerate(axes))
+        index = tuple(
+            slice(None) if name in ("y", "x") else (array.shape[i] // 2 if name == "z" else 0)
+            for i, name in enumerate(axes)
+        )
         plane = array[index]
         return plane.T if axes.index("x") < axes.index("y") else plane
     plane = np.squeeze(array)
@@ -490,7 +553,8 @@ class _PackageFiles:
             self._zip = zipfile.ZipFile(source)
             names = set(self._zip.namelist())
             candidates = [n for n in RDF_NAMES if n in names] or sorted(
-                n for n in names if "/" not in n and n.endswith(".bioimageio.yaml"))
+                n for n in names if "/" not in n and n.endswith(".bioimageio.yaml")
+            )
             if not candidates:
                 raise FileNotFoundError(f"{source} holds no rdf")
             self._root, self._rdf = None, candidates[0]
@@ -526,5 +590,14 @@ class _PackageFiles:
             self._zip.close()
 
 
-__all__ = ["error_testsuite", "junit_testsuite", "render_html", "render_junit", "render_markdown", "write_html",
-           "write_junit", "write_markdown", "write_text_atomic"]
+__all__ = [
+    "error_testsuite",
+    "junit_testsuite",
+    "render_html",
+    "render_junit",
+    "render_markdown",
+    "write_html",
+    "write_junit",
+    "write_markdown",
+    "write_text_atomic",
+]

@@ -19,24 +19,31 @@ logger = logging.getLogger(__name__)
 NOISE_CASE = "noise probe"
 
 
-@rule("XFM001", "error", "all weight formats agree with each other",
-      "Re-export the formats that disagree from the same source weights.", "cross-format")
+@rule(
+    "XFM001",
+    "error",
+    "all weight formats agree with each other",
+    "Re-export the formats that disagree from the same source weights.",
+    "cross-format",
+)
 def check_formats_agree(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_formats_agree.rule
     formats = [wf for wf in pkg.runnable_formats() if wf in pkg.test_outputs]
     if len(formats) < 2:
         yield skipped(rule_, f"{len(formats)} runnable weight format(s): nothing to compare")
         return
-    cases = {"test input": {wf: {str(k): v.data.to_numpy() for k, v in pkg.test_outputs[wf].members.items()}
-                            for wf in formats}}
+    cases = {
+        "test input": {
+            wf: {str(k): v.data.to_numpy() for k, v in pkg.test_outputs[wf].members.items()} for wf in formats
+        }
+    }
     descr5 = pkg.descr_v05
     if descr5 is not None:
         try:
             cases[NOISE_CASE] = {wf: probe_outputs(pkg, descr5, wf, "noise") for wf in formats}
         except Exception as e:
             logger.debug("the noise probe failed", exc_info=True)
-            yield failed(rule_, f"a weight format failed on a noise input of the smallest valid size "
-                                f"({error_text(e)})")
+            yield failed(rule_, f"a weight format failed on a noise input of the smallest valid size ({error_text(e)})")
     for first, second in combinations(formats, 2):
         worst, problems = 0.0, 0
         for case, outputs in cases.items():
@@ -46,17 +53,28 @@ def check_formats_agree(pkg: PackageUnderTest) -> Iterator[Finding]:
                 where = f"{first} vs {second}/outputs[{member_id}]"
                 if b is None or a.shape != b.shape:
                     problems += 1
-                    yield failed(rule_, f"{case}: shapes {a.shape} and {None if b is None else b.shape} differ", where,
-                                 case=case)
+                    yield failed(
+                        rule_, f"{case}: shapes {a.shape} and {None if b is None else b.shape} differ", where, case=case
+                    )
                     continue
                 result = compare_reproduction(b, a, rtol, atol)
                 worst = max(worst, result["max_abs"])
                 if result["ppm"] > ppm_budget:
                     problems += 1
-                    yield failed(rule_, f"{case} ({shape_text(a.shape)}): {result['mismatched']} elements "
-                                        f"({result['ppm']:.0f} ppm) differ, worst at {tuple(result['worst_index'])}: "
-                                        f"{result['worst_actual']:.6g} vs {result['worst_expected']:.6g}", where,
-                                 case=case, **result)
+                    yield failed(
+                        rule_,
+                        f"{case} ({shape_text(a.shape)}): {result['mismatched']} elements "
+                        f"({result['ppm']:.0f} ppm) differ, worst at {tuple(result['worst_index'])}: "
+                        f"{result['worst_actual']:.6g} vs {result['worst_expected']:.6g}",
+                        where,
+                        case=case,
+                        **result,
+                    )
         if not problems:
-            yield passed(rule_, f"{first} and {second} agree: max |Δ| {worst:.2e} over {', '.join(cases)}",
-                         f"{first} vs {second}", max_abs=worst, cases=list(cases))
+            yield passed(
+                rule_,
+                f"{first} and {second} agree: max |Δ| {worst:.2e} over {', '.join(cases)}",
+                f"{first} vs {second}",
+                max_abs=worst,
+                cases=list(cases),
+            )

@@ -58,17 +58,28 @@ def _model_runner(pkg: PackageUnderTest, weight_format: str, input_tensor: Tenso
     def run(tile: np.ndarray) -> dict[str, np.ndarray]:
         sample = Sample(members={input_tensor.tensor_id: Tensor.from_numpy(tile, dims=dims)}, stat={}, id=None)
         result = pipeline.predict_sample_without_blocking(
-            sample, skip_preprocessing=True, skip_postprocessing=True, skip_input_padding=True,
-            skip_output_cropping=True)
-        return {str(key): value.transpose(output_dims[str(key)]).data.to_numpy()
-                for key, value in result.members.items()}
+            sample,
+            skip_preprocessing=True,
+            skip_postprocessing=True,
+            skip_input_padding=True,
+            skip_output_cropping=True,
+        )
+        return {
+            str(key): value.transpose(output_dims[str(key)]).data.to_numpy() for key, value in result.members.items()
+        }
 
     return run
 
 
-@rule("DJE001", "wrong", "deepImageJ's computation reproduces the test outputs",
-      "Use processing deepImageJ computes alike (see DIJ29/DIJ30) and re-create the test outputs, or accept that "
-      "Fiji gives different numbers.", "deepimagej-emulation", target="deepimagej")
+@rule(
+    "DJE001",
+    "wrong",
+    "deepImageJ's computation reproduces the test outputs",
+    "Use processing deepImageJ computes alike (see DIJ29/DIJ30) and re-create the test outputs, or accept that "
+    "Fiji gives different numbers.",
+    "deepimagej-emulation",
+    target="deepimagej",
+)
 def check_deepimagej_emulation_reproduces(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_deepimagej_emulation_reproduces.rule
     inputs, outputs = tensors(pkg.rdf, "inputs"), tensors(pkg.rdf, "outputs")
@@ -105,27 +116,46 @@ def check_deepimagej_emulation_reproduces(pkg: PackageUnderTest) -> Iterator[Fin
             continue
         except Exception as e:
             logger.debug("emulating %s failed", weight_format, exc_info=True)
-            yield failed(rule_, f"{weight_format} failed to run as deepImageJ runs it ({type(e).__name__}: "
-                                f"{str(e).strip()[:300]})", location, weight_format=weight_format)
+            yield failed(
+                rule_,
+                f"{weight_format} failed to run as deepImageJ runs it ({type(e).__name__}: {str(e).strip()[:300]})",
+                location,
+                weight_format=weight_format,
+            )
             continue
         for output in outputs:
             expected = np.load(expected_paths[output.tensor_id])
             actual = results[output.tensor_id]
             where = f"{location}/outputs[{output.tensor_id}]"
             if actual.shape != expected.shape:
-                yield failed(rule_, f"outputs[{output.tensor_id}]: deepImageJ gives shape {actual.shape}, the test "
-                                    f"output is {expected.shape}: Fiji gives different numbers", where,
-                             weight_format=weight_format, actual_shape=list(actual.shape),
-                             expected_shape=list(expected.shape))
+                yield failed(
+                    rule_,
+                    f"outputs[{output.tensor_id}]: deepImageJ gives shape {actual.shape}, the test "
+                    f"output is {expected.shape}: Fiji gives different numbers",
+                    where,
+                    weight_format=weight_format,
+                    actual_shape=list(actual.shape),
+                    expected_shape=list(expected.shape),
+                )
                 continue
             result = compare_fiji(actual, expected)
             details = {**result, "weight_format": weight_format, "atol": FIJI_ATOL, "rtol": FIJI_RTOL}
             if result["mismatched"]:
-                yield failed(rule_, f"outputs[{output.tensor_id}]: {result['mismatched']} of {result['size']} pixels "
-                                    f"differ by more than {FIJI_ATOL:g} + {FIJI_RTOL:g}·|expected| as deepImageJ "
-                                    f"computes them; worst at {tuple(result['worst_index'])}: "
-                                    f"{result['worst_actual']:.6g}, expected {result['worst_expected']:.6g}: Fiji "
-                                    "gives different numbers", where, **details)
+                yield failed(
+                    rule_,
+                    f"outputs[{output.tensor_id}]: {result['mismatched']} of {result['size']} pixels "
+                    f"differ by more than {FIJI_ATOL:g} + {FIJI_RTOL:g}·|expected| as deepImageJ "
+                    f"computes them; worst at {tuple(result['worst_index'])}: "
+                    f"{result['worst_actual']:.6g}, expected {result['worst_expected']:.6g}: Fiji "
+                    "gives different numbers",
+                    where,
+                    **details,
+                )
             else:
-                yield passed(rule_, f"outputs[{output.tensor_id}]: deepImageJ's computation matches the test output, "
-                                    f"max |Δ| {result['max_abs']:.2e}", where, **details)
+                yield passed(
+                    rule_,
+                    f"outputs[{output.tensor_id}]: deepImageJ's computation matches the test output, "
+                    f"max |Δ| {result['max_abs']:.2e}",
+                    where,
+                    **details,
+                )

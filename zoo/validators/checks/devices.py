@@ -55,13 +55,20 @@ def run_on_device(pkg: PackageUnderTest, weight_format: str, device: str):
     """The test input's outputs with `weight_format` on `device` (the package's own run when it is that device)."""
     if device == pkg.device:
         return pkg.test_output(weight_format)
-    return pkg.memo(("device run", weight_format, device),
-                    lambda: run_on_test_input(pkg.pipeline(weight_format, device), pkg.test_input_sample()))
+    return pkg.memo(
+        ("device run", weight_format, device),
+        lambda: run_on_test_input(pkg.pipeline(weight_format, device), pkg.test_input_sample()),
+    )
 
 
-@rule("GPU001", "error", "CPU and GPU give the same outputs (when a GPU is present)",
-      "Make the model deterministic across devices (disable TF32: torch.backends.cuda.matmul.allow_tf32 = False; "
-      "avoid device-specific ops), or state a wider reproducibility_tolerance.", "devices")
+@rule(
+    "GPU001",
+    "error",
+    "CPU and GPU give the same outputs (when a GPU is present)",
+    "Make the model deterministic across devices (disable TF32: torch.backends.cuda.matmul.allow_tf32 = False; "
+    "avoid device-specific ops), or state a wider reproducibility_tolerance.",
+    "devices",
+)
 def check_cpu_gpu_agree(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_cpu_gpu_agree.rule
     gpu, about = accelerator()
@@ -82,8 +89,9 @@ def check_cpu_gpu_agree(pkg: PackageUnderTest) -> Iterator[Finding]:
             on_cpu, on_gpu = (run_on_device(pkg, weight_format, device) for device in pair)
         except Exception as e:
             logger.debug("%s on %s failed", weight_format, pair, exc_info=True)
-            yield failed(rule_, f"{weight_format} did not run on both {pair[0]} and {pair[1]} ({error_text(e)})",
-                         location)
+            yield failed(
+                rule_, f"{weight_format} did not run on both {pair[0]} and {pair[1]} ({error_text(e)})", location
+            )
             continue
         for member_id, tensor in on_cpu.members.items():
             where = f"{location}/outputs[{member_id}]"
@@ -91,18 +99,37 @@ def check_cpu_gpu_agree(pkg: PackageUnderTest) -> Iterator[Finding]:
             a = tensor.data.to_numpy()
             b = other.data.to_numpy() if other is not None else None
             if b is None or a.shape != b.shape:
-                yield failed(rule_, f"outputs[{member_id}]: {pair[1]} gave {'no output' if b is None else b.shape}, "
-                                    f"{pair[0]} {a.shape}", where)
+                yield failed(
+                    rule_,
+                    f"outputs[{member_id}]: {pair[1]} gave {'no output' if b is None else b.shape}, "
+                    f"{pair[0]} {a.shape}",
+                    where,
+                )
                 continue
             rtol, atol, ppm_budget = tolerance(pkg.descr, weight_format, str(member_id))
             result = compare_reproduction(b, a, rtol, atol)
-            details = {**result, "devices": list(pair), "gpu": about, "rtol": rtol, "atol": atol,
-                       "ppm_budget": ppm_budget}
+            details = {
+                **result,
+                "devices": list(pair),
+                "gpu": about,
+                "rtol": rtol,
+                "atol": atol,
+                "ppm_budget": ppm_budget,
+            }
             if result["ppm"] > ppm_budget:
-                yield failed(rule_, f"outputs[{member_id}]: {pair[1]} ({about}) differs from {pair[0]}: "
-                                    f"{result['mismatched']} elements ({result['ppm']:.0f} ppm) over {atol:g} + "
-                                    f"{rtol:g}·|cpu|, max |Δ| {result['max_abs']:.2e}, worst at "
-                                    f"{tuple(result['worst_index'])}", where, **details)
+                yield failed(
+                    rule_,
+                    f"outputs[{member_id}]: {pair[1]} ({about}) differs from {pair[0]}: "
+                    f"{result['mismatched']} elements ({result['ppm']:.0f} ppm) over {atol:g} + "
+                    f"{rtol:g}·|cpu|, max |Δ| {result['max_abs']:.2e}, worst at "
+                    f"{tuple(result['worst_index'])}",
+                    where,
+                    **details,
+                )
             else:
-                yield passed(rule_, f"outputs[{member_id}]: {pair[1]} ({about}) agrees with {pair[0]}, max |Δ| "
-                                    f"{result['max_abs']:.2e}", where, **details)
+                yield passed(
+                    rule_,
+                    f"outputs[{member_id}]: {pair[1]} ({about}) agrees with {pair[0]}, max |Δ| {result['max_abs']:.2e}",
+                    where,
+                    **details,
+                )

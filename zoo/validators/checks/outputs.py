@@ -53,9 +53,14 @@ def _prepare(pkg: PackageUnderTest, rule_):
     return formats, descr5, skip
 
 
-@rule("OUT002", "error", "outputs hold no NaN or Inf, on the test input and on a constant and a noise image",
-      "Guard divisions and logarithms (e.g. add eps to a normalisation's spread), or fix the pre-processing that "
-      "fails on a blank image.", "outputs")
+@rule(
+    "OUT002",
+    "error",
+    "outputs hold no NaN or Inf, on the test input and on a constant and a noise image",
+    "Guard divisions and logarithms (e.g. add eps to a normalisation's spread), or fix the pre-processing that "
+    "fails on a blank image.",
+    "outputs",
+)
 def check_outputs_finite(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_outputs_finite.rule
     formats, descr5, skip = _prepare(pkg, rule_)
@@ -69,8 +74,9 @@ def check_outputs_finite(pkg: PackageUnderTest) -> Iterator[Finding]:
         for case, outputs in cases.items():
             if isinstance(outputs, Exception):
                 problems += 1
-                yield failed(rule_, f"{weight_format} failed on the {case} probe ({error_text(outputs)})", location,
-                             case=case)
+                yield failed(
+                    rule_, f"{weight_format} failed on the {case} probe ({error_text(outputs)})", location, case=case
+                )
                 continue
             for output_id, array in outputs.items():
                 if not np.issubdtype(array.dtype, np.floating):
@@ -78,12 +84,19 @@ def check_outputs_finite(pkg: PackageUnderTest) -> Iterator[Finding]:
                 n_nan, n_inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
                 if n_nan or n_inf:
                     problems += 1
-                    yield failed(rule_, f"{case}: outputs[{output_id}] holds {n_nan} NaN and {n_inf} Inf of "
-                                        f"{array.size} values", f"{location}/outputs[{output_id}]", case=case,
-                                 nan=n_nan, inf=n_inf, size=int(array.size))
+                    yield failed(
+                        rule_,
+                        f"{case}: outputs[{output_id}] holds {n_nan} NaN and {n_inf} Inf of {array.size} values",
+                        f"{location}/outputs[{output_id}]",
+                        case=case,
+                        nan=n_nan,
+                        inf=n_inf,
+                        size=int(array.size),
+                    )
         if not problems:
-            yield passed(rule_, f"{weight_format}: every output finite on {', '.join(cases)}", location,
-                         cases=list(cases))
+            yield passed(
+                rule_, f"{weight_format}: every output finite on {', '.join(cases)}", location, cases=list(cases)
+            )
 
 
 def declared_values(tensor) -> list[tuple] | None:
@@ -125,9 +138,14 @@ def _violations(array: np.ndarray, declared: tuple) -> tuple[int, str]:
     return outside, f"[{'-∞' if low is None else f'{low:g}'}, {'∞' if high is None else f'{high:g}'}]"
 
 
-@rule("OUT001", "error", "outputs stay within the declared data range (or values)",
-      "Declare the range the model really produces in outputs[].data.range, or add post-processing (e.g. sigmoid, "
-      "clip) that keeps the outputs within it.", "outputs")
+@rule(
+    "OUT001",
+    "error",
+    "outputs stay within the declared data range (or values)",
+    "Declare the range the model really produces in outputs[].data.range, or add post-processing (e.g. sigmoid, "
+    "clip) that keeps the outputs within it.",
+    "outputs",
+)
 def check_outputs_in_range(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_outputs_in_range.rule
     formats, descr5, skip = _prepare(pkg, rule_)
@@ -151,8 +169,11 @@ def check_outputs_in_range(pkg: PackageUnderTest) -> Iterator[Finding]:
                 if not entries:
                     continue
                 channel = axes[output_id].index("channel")
-                parts = ([(None, array, entries[0])] if len(entries) == 1 or channel is None else
-                         [(c, np.take(array, c, axis=channel), entry) for c, entry in enumerate(entries)])
+                parts = (
+                    [(None, array, entries[0])]
+                    if len(entries) == 1 or channel is None
+                    else [(c, np.take(array, c, axis=channel), entry) for c, entry in enumerate(entries)]
+                )
                 finite = array[np.isfinite(array)] if np.issubdtype(array.dtype, np.floating) else array
                 if finite.size:
                     low, high = observed.get(output_id, (np.inf, -np.inf))
@@ -163,12 +184,23 @@ def check_outputs_in_range(pkg: PackageUnderTest) -> Iterator[Finding]:
                         problems += 1
                         which = f" channel {channel_index}" if channel_index is not None else ""
                         found = values[np.isfinite(values)] if np.issubdtype(values.dtype, np.floating) else values
-                        yield failed(rule_, f"{case}: outputs[{output_id}]{which} has {outside} of {values.size} "
-                                            f"values outside {wanted} (found {float(found.min()):.6g} … "
-                                            f"{float(found.max()):.6g})", f"{location}/outputs[{output_id}]",
-                                     case=case, outside=outside, declared=wanted, min=float(found.min()),
-                                     max=float(found.max()))
+                        yield failed(
+                            rule_,
+                            f"{case}: outputs[{output_id}]{which} has {outside} of {values.size} "
+                            f"values outside {wanted} (found {float(found.min()):.6g} … "
+                            f"{float(found.max()):.6g})",
+                            f"{location}/outputs[{output_id}]",
+                            case=case,
+                            outside=outside,
+                            declared=wanted,
+                            min=float(found.min()),
+                            max=float(found.max()),
+                        )
         if not problems:
             ranges = "; ".join(f"outputs[{k}] {v[0]:.4g} … {v[1]:.4g}" for k, v in observed.items())
-            yield passed(rule_, f"{weight_format}: within the declared range on {', '.join(cases)} ({ranges})",
-                         location, observed={k: list(v) for k, v in observed.items()})
+            yield passed(
+                rule_,
+                f"{weight_format}: within the declared range on {', '.join(cases)} ({ranges})",
+                location,
+                observed={k: list(v) for k, v in observed.items()},
+            )

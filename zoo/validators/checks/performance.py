@@ -16,9 +16,13 @@ from zoo.validators.registry import Finding, passed, rule, skipped
 logger = logging.getLogger(__name__)
 
 
-@rule("PRF001", "info", "time and peak memory of one inference per weight format (reported, never failing)",
-      "Nothing to fix; prefer the fastest format for the device, and size tiles by the memory shown.",
-      "performance")
+@rule(
+    "PRF001",
+    "info",
+    "time and peak memory of one inference per weight format (reported, never failing)",
+    "Nothing to fix; prefer the fastest format for the device, and size tiles by the memory shown.",
+    "performance",
+)
 def check_performance(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_performance.rule
     formats, skip = formats_to_run(pkg, rule_)
@@ -39,9 +43,13 @@ def check_performance(pkg: PackageUnderTest) -> Iterator[Finding]:
             yield skipped(rule_, f"{weight_format}: the inference was not measured", location)
             continue
         details = {
-            "weight_format": weight_format, "device": pkg.device, "input_shape": shape,
-            "load_s": load.seconds if load else None, "load_increase_mb": load.increase_mb if load else None,
-            "first_inference_s": first.seconds, "inference_s": again.seconds,
+            "weight_format": weight_format,
+            "device": pkg.device,
+            "input_shape": shape,
+            "load_s": load.seconds if load else None,
+            "load_increase_mb": load.increase_mb if load else None,
+            "first_inference_s": first.seconds,
+            "inference_s": again.seconds,
             "peak_rss_mb": max(first.peak_rss_mb, again.peak_rss_mb),
             "inference_increase_mb": max(first.increase_mb, again.increase_mb),
             "gpu_peak_mb": max((m.gpu_peak_mb for m in (first, again) if m.gpu_peak_mb is not None), default=None),
@@ -49,7 +57,12 @@ def check_performance(pkg: PackageUnderTest) -> Iterator[Finding]:
         }
         loading = f"load {load.seconds:.2f} s (+{load.increase_mb:.0f} MB), " if load else ""
         gpu = f", GPU peak {details['gpu_peak_mb']:.0f} MB" if details["gpu_peak_mb"] is not None else ""
-        yield passed(rule_, f"{weight_format} on {pkg.device}, input {shape}: {loading}first inference "
-                            f"{first.seconds:.3f} s, then {again.seconds:.3f} s; peak RSS "
-                            f"{details['peak_rss_mb']:.0f} MB, +{details['inference_increase_mb']:.0f} MB during "
-                            f"inference{gpu} (RSS sampled during the call, with ru_maxrss)", location, **details)
+        yield passed(
+            rule_,
+            f"{weight_format} on {pkg.device}, input {shape}: {loading}first inference "
+            f"{first.seconds:.3f} s, then {again.seconds:.3f} s; peak RSS "
+            f"{details['peak_rss_mb']:.0f} MB, +{details['inference_increase_mb']:.0f} MB during "
+            f"inference{gpu} (RSS sampled during the call, with ru_maxrss)",
+            location,
+            **details,
+        )

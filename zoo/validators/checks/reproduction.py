@@ -51,16 +51,23 @@ def run_on_test_input(pipeline, inputs):
     sample = deepcopy(inputs)
     pipeline.apply_preprocessing(sample)
     outputs = pipeline.predict_sample_without_blocking(
-        sample, skip_preprocessing=True, skip_postprocessing=True, skip_input_padding=True,
+        sample,
+        skip_preprocessing=True,
+        skip_postprocessing=True,
+        skip_input_padding=True,
         skip_output_cropping=True,
     )
     pipeline.apply_postprocessing(outputs)
     return outputs
 
 
-@rule("REP001", "error", "each weight format reproduces the test outputs",
-      "Re-create the test outputs with this weight format, or re-export the weights so that they match.",
-      "reproduction")
+@rule(
+    "REP001",
+    "error",
+    "each weight format reproduces the test outputs",
+    "Re-create the test outputs with this weight format, or re-export the weights so that they match.",
+    "reproduction",
+)
 def check_reproduces_test_outputs(pkg: PackageUnderTest) -> Iterator[Finding]:
     from bioimageio.core.digest_spec import get_test_output_sample
 
@@ -81,15 +88,21 @@ def check_reproduces_test_outputs(pkg: PackageUnderTest) -> Iterator[Finding]:
             yield skipped(rule_, f"{weight_format} not run: {'; '.join(unavailable)}", location)
             continue
         if weight_format in CODE_EXECUTING_FORMATS and not pkg.trust:
-            yield skipped(rule_, f"{weight_format} not run: loading it executes code from the package; "
-                                 "pass --trust to run it", location)
+            yield skipped(
+                rule_,
+                f"{weight_format} not run: loading it executes code from the package; pass --trust to run it",
+                location,
+            )
             continue
         try:
             outputs = pkg.test_output(weight_format)  # loaded, run and measured once, reused by later checks
         except Exception as e:
             logger.debug("running %s failed", weight_format, exc_info=True)
-            yield failed(rule_, f"{weight_format} failed to run on the test input ({type(e).__name__}: "
-                                f"{str(e).strip()[:500]})", location)
+            yield failed(
+                rule_,
+                f"{weight_format} failed to run on the test input ({type(e).__name__}: {str(e).strip()[:500]})",
+                location,
+            )
             continue
         for member_id, expected_tensor in expected.members.items():
             rtol, atol, ppm_budget = tolerance(pkg.descr, weight_format, str(member_id))
@@ -114,7 +127,15 @@ def check_reproduces_test_outputs(pkg: PackageUnderTest) -> Iterator[Finding]:
                     f"outputs[{member_id}]: {result['mismatched']} elements ({result['ppm']:.0f} ppm) differ by more "
                     f"than {atol:g} + {rtol:g}·|expected|, budget {ppm_budget:g} ppm; worst at "
                     f"{tuple(result['worst_index'])}: {result['worst_actual']:.6g}, expected "
-                    f"{result['worst_expected']:.6g}", where, **details)
+                    f"{result['worst_expected']:.6g}",
+                    where,
+                    **details,
+                )
             else:
-                yield passed(rule_, f"outputs[{member_id}] reproduced: {result['mismatched']} mismatched elements, "
-                                    f"max |Δ| {result['max_abs']:.2e}", where, **details)
+                yield passed(
+                    rule_,
+                    f"outputs[{member_id}] reproduced: {result['mismatched']} mismatched elements, "
+                    f"max |Δ| {result['max_abs']:.2e}",
+                    where,
+                    **details,
+                )

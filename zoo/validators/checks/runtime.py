@@ -23,8 +23,9 @@ def formats_to_run(pkg: PackageUnderTest, rule_: Rule) -> tuple[list[str], Findi
         return [], skipped(rule_, f"not run: no weight format can be run here{reason}")
     working = pkg.working_formats()
     if not working:
-        return [], skipped(rule_, f"not run: no weight format ran on the test input ({', '.join(runnable)}; see "
-                                  "REP001)")
+        return [], skipped(
+            rule_, f"not run: no weight format ran on the test input ({', '.join(runnable)}; see REP001)"
+        )
     return working, None
 
 
@@ -35,8 +36,11 @@ def fastest(formats: list[str]) -> str:
 def descr_v05_or_skip(pkg: PackageUnderTest, rule_: Rule) -> tuple[object | None, Finding | None]:
     descr5 = pkg.descr_v05
     if descr5 is None:
-        return None, skipped(rule_, f"not run: the format {pkg.descr.format_version} description could not be "
-                                    "converted to format 0.5 to resolve its sizes")
+        return None, skipped(
+            rule_,
+            f"not run: the format {pkg.descr.format_version} description could not be "
+            "converted to format 0.5 to resolve its sizes",
+        )
     return descr5, None
 
 

@@ -9,8 +9,14 @@ from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, passed, rule
 
 
-@rule("SAF001", "error", "the archive has no member that escapes, links or is absurdly large",
-      "Re-create the zip from the package folder with plain relative member names.", "safety", needs="nothing")
+@rule(
+    "SAF001",
+    "error",
+    "the archive has no member that escapes, links or is absurdly large",
+    "Re-create the zip from the package folder with plain relative member names.",
+    "safety",
+    needs="nothing",
+)
 def check_archive_safe(pkg: PackageUnderTest) -> Iterator[Finding]:
     if pkg.opened.source.is_file() and pkg.opened.source != pkg.opened.rdf_path:
         yield passed(check_archive_safe.rule, "archive members checked before extraction", pkg.opened.source.name)
@@ -18,9 +24,15 @@ def check_archive_safe(pkg: PackageUnderTest) -> Iterator[Finding]:
         yield passed(check_archive_safe.rule, "not an archive", pkg.opened.source.name)
 
 
-@rule("SAF002", "error", "the archive unpacks within the time limit",
-      "Re-create the zip with ordinary deflate compression and a sane number of members; a package that takes "
-      "minutes to unpack is refused.", "safety", needs="nothing")
+@rule(
+    "SAF002",
+    "error",
+    "the archive unpacks within the time limit",
+    "Re-create the zip with ordinary deflate compression and a sane number of members; a package that takes "
+    "minutes to unpack is refused.",
+    "safety",
+    needs="nothing",
+)
 def check_archive_unpacks_in_time(pkg: PackageUnderTest) -> Iterator[Finding]:
     from zoo.validators.source import MAX_EXTRACT_SECONDS
 
@@ -28,6 +40,9 @@ def check_archive_unpacks_in_time(pkg: PackageUnderTest) -> Iterator[Finding]:
     if seconds is None:
         yield passed(check_archive_unpacks_in_time.rule, "not an archive", pkg.opened.source.name)
     else:
-        yield passed(check_archive_unpacks_in_time.rule, f"unpacked in {seconds:.2f} s (limit "
-                                                         f"{pkg.opened.extract_limit_s or MAX_EXTRACT_SECONDS:g} s)",
-                     pkg.opened.source.name, seconds=seconds)
+        yield passed(
+            check_archive_unpacks_in_time.rule,
+            f"unpacked in {seconds:.2f} s (limit {pkg.opened.extract_limit_s or MAX_EXTRACT_SECONDS:g} s)",
+            pkg.opened.source.name,
+            seconds=seconds,
+        )

@@ -82,10 +82,13 @@ def _make_plan(pkg: PackageUnderTest, descr5, weight_format: str) -> SizePlan:
     steps = {key: size.step for key, size in parameterized_axes(descr5).items()}
     for n in sorted(ns, reverse=True):
         in_shapes, out_shapes = shapes(descr5, n)
-        starts = {t.tensor_id: tuple(_start(largest_shapes[t.tensor_id][i], size, steps.get((t.tensor_id, axis_id)),
-                                            centre=n == 0)
-                                     for i, (axis_id, size) in enumerate(zip(t.ids, in_shapes[t.tensor_id])))
-                  for t in inputs}
+        starts = {
+            t.tensor_id: tuple(
+                _start(largest_shapes[t.tensor_id][i], size, steps.get((t.tensor_id, axis_id)), centre=n == 0)
+                for i, (axis_id, size) in enumerate(zip(t.ids, in_shapes[t.tensor_id]))
+            )
+            for t in inputs
+        }
         if n == 0:
             plan.starts = starts
         plan.cases.append(SizeCase(f"n={n}", crop(largest, starts, in_shapes), out_shapes))
@@ -156,9 +159,14 @@ def _input_text(inputs: dict[str, np.ndarray]) -> str:
     return ", ".join(f"{tensor_id} {shape_text(array.shape)}" for tensor_id, array in inputs.items())
 
 
-@rule("SIZ001", "error", "outputs have the shapes the rdf describes, at every tested input size and batch",
-      "Correct the output axes' sizes (size reference, scale, offset) in the rdf, or the model, so that they agree "
-      "at every valid input size.", "sizes")
+@rule(
+    "SIZ001",
+    "error",
+    "outputs have the shapes the rdf describes, at every tested input size and batch",
+    "Correct the output axes' sizes (size reference, scale, offset) in the rdf, or the model, so that they agree "
+    "at every valid input size.",
+    "sizes",
+)
 def check_output_shapes(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_output_shapes.rule
     formats, descr5, plan, skip = _prepare(pkg, rule_)
@@ -168,11 +176,21 @@ def check_output_shapes(pkg: PackageUnderTest) -> Iterator[Finding]:
     outputs = tensor_axes(descr5, "outputs")
     test_inputs = as_arrays(pkg.test_input_sample(), tensor_axes(descr5, "inputs"))
     test_sizes = {t.id: {a.id: test_inputs[str(t.id)].shape[i] for i, a in enumerate(t.axes)} for t in descr5.inputs}
-    expected_test = {str(tid): tuple(sizes[a.id] for a in next(o for o in descr5.outputs if o.id == tid).axes)
-                     for tid, sizes in descr5.get_output_tensor_sizes(test_sizes).items()}
+    try:
+        expected_test = {
+            str(tid): tuple(sizes[a.id] for a in next(o for o in descr5.outputs if o.id == tid).axes)
+            for tid, sizes in descr5.get_output_tensor_sizes(test_sizes).items()
+        }
+    except Exception as e:  # a test input of a size the rdf does not allow: TEN001 names it
+        logger.debug("output sizes for the test input", exc_info=True)
+        expected_test, test_problem = None, error_text(e)
     for weight_format in formats:
         location = f"weights.{weight_format}"
-        cases = [("test input", test_inputs, expected_test, as_arrays(pkg.test_output(weight_format), outputs))]
+        cases = []
+        if expected_test is not None:
+            cases.append(("test input", test_inputs, expected_test, as_arrays(pkg.test_output(weight_format), outputs)))
+        else:
+            yield skipped(rule_, f"test input: output sizes not resolved ({test_problem}; see TEN001)", location)
         runs = size_runs(pkg, plan, descr5, weight_format)
         for case in plan.cases:
             cases.append((case.label, case.inputs, case.expected, runs[case.label]))
@@ -180,26 +198,40 @@ def check_output_shapes(pkg: PackageUnderTest) -> Iterator[Finding]:
         for label, inputs, expected, actual in cases:
             if isinstance(actual, Exception):
                 problems += 1
-                yield failed(rule_, f"{weight_format} failed on a valid input, {label} ({_input_text(inputs)}): "
-                                    f"{error_text(actual)}", location, case=label)
+                yield failed(
+                    rule_,
+                    f"{weight_format} failed on a valid input, {label} ({_input_text(inputs)}): {error_text(actual)}",
+                    location,
+                    case=label,
+                )
                 continue
             for output_id, want in expected.items():
                 have = actual.get(output_id)
                 if have is None:
                     problems += 1
-                    yield failed(rule_, f"{label}: {weight_format} produced no output {output_id!r}", location,
-                                 case=label)
+                    yield failed(
+                        rule_, f"{label}: {weight_format} produced no output {output_id!r}", location, case=label
+                    )
                 elif _shape_problem(have.shape, want):
                     problems += 1
-                    yield failed(rule_, f"{label} ({_input_text(inputs)}): outputs[{output_id}] shape "
-                                        f"{shape_text(have.shape)}, expected {_expected_text(want)}",
-                                 f"{location}/outputs[{output_id}]", case=label, shape=list(have.shape),
-                                 expected=_expected_text(want))
+                    yield failed(
+                        rule_,
+                        f"{label} ({_input_text(inputs)}): outputs[{output_id}] shape "
+                        f"{shape_text(have.shape)}, expected {_expected_text(want)}",
+                        f"{location}/outputs[{output_id}]",
+                        case=label,
+                        shape=list(have.shape),
+                        expected=_expected_text(want),
+                    )
         if not problems:
             labels = [label for label, *_ in cases]
             note = f" ({plan.why_one_size})" if plan.why_one_size else ""
-            yield passed(rule_, f"{weight_format}: output shapes as described on {', '.join(labels)}{note}", location,
-                         cases=labels)
+            yield passed(
+                rule_,
+                f"{weight_format}: output shapes as described on {', '.join(labels)}{note}",
+                location,
+                cases=labels,
+            )
 
 
 def _value_region(descr5, output_index: int, small: tuple, large: tuple, plan: SizePlan):
@@ -221,7 +253,8 @@ def _value_region(descr5, output_index: int, small: tuple, large: tuple, plan: S
             return f"axis {axis.id} changes with the input size but does not refer to an input axis"
         reference = inputs[str(size.tensor_id)]
         position = [str(a.id) for a in reference.axes].index(str(size.axis_id))
-        offset = plan.starts[str(size.tensor_id)][position] * reference.axes[position].scale / axis.scale
+        ratio = getattr(reference.axes[position], "scale", 1.0) / getattr(axis, "scale", 1.0)
+        offset = plan.starts[str(size.tensor_id)][position] * ratio
         if abs(offset - round(offset)) > 1e-9:
             return f"axis {axis.id} does not map pixel by pixel onto inputs[{size.tensor_id}] axis {size.axis_id}"
         offset, halo = round(offset), int(getattr(axis, "halo", 0) or 0)
@@ -233,14 +266,20 @@ def _value_region(descr5, output_index: int, small: tuple, large: tuple, plan: S
         small_index.append(slice(halo, have - halo))
         large_index.append(slice(offset + halo, offset + have - halo))
     if not follows:
-        return ("no axis follows the input size (e.g. a classifier's outputs): different fields of view, nothing to "
-                "compare")
+        return (
+            "no axis follows the input size (e.g. a classifier's outputs): different fields of view, nothing to compare"
+        )
     return tuple(small_index), tuple(large_index), halos, undeclared
 
 
-@rule("SIZ002", "error", "a smaller input's output equals the centre of a larger input's output beyond the halo",
-      "Declare a halo that covers the model's border effects (TIL001 measures it), or remove what makes the output "
-      "depend on the whole input (global pooling or normalisation inside the model).", "sizes")
+@rule(
+    "SIZ002",
+    "error",
+    "a smaller input's output equals the centre of a larger input's output beyond the halo",
+    "Declare a halo that covers the model's border effects (TIL001 measures it), or remove what makes the output "
+    "depend on the whole input (global pooling or normalisation inside the model).",
+    "sizes",
+)
 def check_sizes_agree(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_sizes_agree.rule
     formats, descr5, plan, skip = _prepare(pkg, rule_)
@@ -248,8 +287,7 @@ def check_sizes_agree(pkg: PackageUnderTest) -> Iterator[Finding]:
         yield skip
         return
     if plan.largest_n == 0:
-        yield skipped(rule_, f"not run: {plan.why_one_size or 'one input size only'}: no larger input to compare "
-                             "with")
+        yield skipped(rule_, f"not run: {plan.why_one_size or 'one input size only'}: no larger input to compare with")
         return
     large_label = f"n={plan.largest_n}"
     for weight_format in formats:
@@ -273,26 +311,46 @@ def check_sizes_agree(pkg: PackageUnderTest) -> Iterator[Finding]:
             result = compare_reproduction(small[small_index], large[large_index], rtol, atol)
             sizes = f"n=0 ({shape_text(small.shape)}) inside {large_label} ({shape_text(large.shape)})"
             if undeclared:  # no halo is no claim: tell what a tiler would see, do not fail
-                yield skipped(rule_, f"outputs[{output.tensor_id}] declares no halo on {', '.join(undeclared)}, so "
-                                     f"the rdf claims no region exact; not compared (for information, {sizes} "
-                                     f"differ by max |Δ| {result['max_abs']:.2e} up to the border)", where,
-                              max_abs=result["max_abs"], undeclared=undeclared)
+                yield skipped(
+                    rule_,
+                    f"outputs[{output.tensor_id}] declares no halo on {', '.join(undeclared)}, so "
+                    f"the rdf claims no region exact; not compared (for information, {sizes} "
+                    f"differ by max |Δ| {result['max_abs']:.2e} up to the border)",
+                    where,
+                    max_abs=result["max_abs"],
+                    undeclared=undeclared,
+                )
                 continue
             halo_text = ", ".join(f"{axis} {halo}" for axis, halo in halos.items())
             details = {**result, "halo": halos, "rtol": rtol, "atol": atol, "ppm_budget": ppm_budget}
             if result["ppm"] > ppm_budget:
-                yield failed(rule_, f"outputs[{output.tensor_id}] {sizes}: beyond the declared halo ({halo_text}) "
-                                    f"{result['mismatched']} elements ({result['ppm']:.0f} ppm) differ by more than "
-                                    f"{atol:g} + {rtol:g}·|expected|, max |Δ| {result['max_abs']:.2e}, worst at "
-                                    f"{tuple(result['worst_index'])} of the compared region", where, **details)
+                yield failed(
+                    rule_,
+                    f"outputs[{output.tensor_id}] {sizes}: beyond the declared halo ({halo_text}) "
+                    f"{result['mismatched']} elements ({result['ppm']:.0f} ppm) differ by more than "
+                    f"{atol:g} + {rtol:g}·|expected|, max |Δ| {result['max_abs']:.2e}, worst at "
+                    f"{tuple(result['worst_index'])} of the compared region",
+                    where,
+                    **details,
+                )
             else:
-                yield passed(rule_, f"outputs[{output.tensor_id}] {sizes}: equal beyond the declared halo "
-                                    f"({halo_text}), max |Δ| {result['max_abs']:.2e}", where, **details)
+                yield passed(
+                    rule_,
+                    f"outputs[{output.tensor_id}] {sizes}: equal beyond the declared halo "
+                    f"({halo_text}), max |Δ| {result['max_abs']:.2e}",
+                    where,
+                    **details,
+                )
 
 
-@rule("SIZ003", "error", "a batch of two copies gives each copy's single output",
-      "Make the model treat batch entries independently (no batch statistics at inference, e.g. BatchNorm in "
-      "eval mode), or fix the batch axis to 1 in the rdf.", "sizes")
+@rule(
+    "SIZ003",
+    "error",
+    "a batch of two copies gives each copy's single output",
+    "Make the model treat batch entries independently (no batch statistics at inference, e.g. BatchNorm in "
+    "eval mode), or fix the batch axis to 1 in the rdf.",
+    "sizes",
+)
 def check_batch_independent(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_batch_independent.rule
     formats, descr5, plan, skip = _prepare(pkg, rule_)
@@ -302,17 +360,22 @@ def check_batch_independent(pkg: PackageUnderTest) -> Iterator[Finding]:
     if plan.case("n=0, batch 2") is None:
         fixed = [f"inputs[{t.id}]" for t in descr5.inputs for a in t.axes if a.type == "batch" and a.size == 1]
         has_batch = any(a.type == "batch" for t in descr5.inputs for a in t.axes)
-        reason = (f"{', '.join(fixed)} fix the batch to 1" if fixed else
-                  f"a batch of two of the smallest input would exceed {2 * MAX_PROBE_ELEMENTS} elements" if has_batch
-                  else "no input has a batch axis")
+        reason = (
+            f"{', '.join(fixed)} fix the batch to 1"
+            if fixed
+            else f"a batch of two of the smallest input would exceed {2 * MAX_PROBE_ELEMENTS} elements"
+            if has_batch
+            else "no input has a batch axis"
+        )
         yield skipped(rule_, f"not run: {reason}")
         return
     for weight_format in formats:
         runs = size_runs(pkg, plan, descr5, weight_format)
         single, double = runs["n=0"], runs["n=0, batch 2"]
         if isinstance(single, Exception) or isinstance(double, Exception):
-            yield skipped(rule_, f"{weight_format} did not run on batch 1 and 2 (see SIZ001)",
-                          f"weights.{weight_format}")
+            yield skipped(
+                rule_, f"{weight_format} did not run on batch 1 and 2 (see SIZ001)", f"weights.{weight_format}"
+            )
             continue
         for output in tensor_axes(descr5, "outputs"):
             where = f"weights.{weight_format}/outputs[{output.tensor_id}]"
@@ -326,10 +389,20 @@ def check_batch_independent(pkg: PackageUnderTest) -> Iterator[Finding]:
             entry = results.index(worst)
             details = {**worst, "batch_entry": entry, "rtol": rtol, "atol": atol, "ppm_budget": ppm_budget}
             if worst["ppm"] > ppm_budget:
-                yield failed(rule_, f"outputs[{output.tensor_id}]: entry {entry} of a batch of two copies "
-                                    f"({shape_text(two.shape)}) differs from the single run: {worst['mismatched']} "
-                                    f"of {math.prod(one.shape)} elements over {atol:g} + {rtol:g}·|expected|, max "
-                                    f"|Δ| {worst['max_abs']:.2e}", where, **details)
+                yield failed(
+                    rule_,
+                    f"outputs[{output.tensor_id}]: entry {entry} of a batch of two copies "
+                    f"({shape_text(two.shape)}) differs from the single run: {worst['mismatched']} "
+                    f"of {math.prod(one.shape)} elements over {atol:g} + {rtol:g}·|expected|, max "
+                    f"|Δ| {worst['max_abs']:.2e}",
+                    where,
+                    **details,
+                )
             else:
-                yield passed(rule_, f"outputs[{output.tensor_id}]: both entries of a batch of two equal the single "
-                                    f"run, max |Δ| {max(r['max_abs'] for r in results):.2e}", where, **details)
+                yield passed(
+                    rule_,
+                    f"outputs[{output.tensor_id}]: both entries of a batch of two equal the single "
+                    f"run, max |Δ| {max(r['max_abs'] for r in results):.2e}",
+                    where,
+                    **details,
+                )

@@ -60,7 +60,7 @@ def tiling_layout(descr5) -> tuple[str, list[TiledAxis], list[TiledOutput], dict
         fixed = shape_text(shapes(descr5, 0)[0][str(tensor.id)])
         return f"inputs[{tensor.id}] has no spatial axis of parameterized size ({fixed}): no image larger than a tile"
     ids = [str(a.id) for _, a in tiled]
-    letters = ids if set(ids) <= set("zyx") else list("zyx"[-len(tiled):]) if len(tiled) <= 3 else None
+    letters = ids if set(ids) <= set("zyx") else list("zyx"[-len(tiled) :]) if len(tiled) <= 3 else None
     if letters is None:
         return f"inputs[{tensor.id}] has {len(tiled)} spatial axes; at most 3 (z, y, x) are tiled"
     axes = [TiledAxis(letter, i, a.size.min, a.size.step) for letter, (i, a) in zip(letters, tiled)]
@@ -73,7 +73,7 @@ def tiling_layout(descr5) -> tuple[str, list[TiledAxis], list[TiledOutput], dict
             size = axis.size if axis.type not in ("batch", "channel") else None
             if isinstance(size, SizeReference) and str(size.tensor_id) == str(tensor.id) and str(size.axis_id) in by_id:
                 ref = next(a for a in tensor.axes if str(a.id) == str(size.axis_id))
-                if size.offset != 0 or ref.scale != axis.scale:
+                if size.offset != 0 or getattr(ref, "scale", 1.0) != getattr(axis, "scale", 1.0):
                     reason = f"axis {axis.id} is not the same size as inputs[{tensor.id}] axis {size.axis_id}"
                 letter = by_id[str(size.axis_id)]
                 letters_out.append(letter)
@@ -87,8 +87,10 @@ def tiling_layout(descr5) -> tuple[str, list[TiledAxis], list[TiledOutput], dict
         elif set(halos) != set(by_id.values()):
             reason = "not every tiled input axis reaches this output"
         elif None in halos.values():
-            reason = (f"it declares no halo on {', '.join(k for k, v in halos.items() if v is None)}, so the rdf "
-                      "claims no tile exact (tilers then use none)")
+            reason = (
+                f"it declares no halo on {', '.join(k for k, v in halos.items() if v is None)}, so the rdf "
+                "claims no tile exact (tilers then use none)"
+            )
         if reason:
             reasons[str(output.id)] = reason
         else:
@@ -100,9 +102,14 @@ def _rounded(halo: int, step: int) -> int:
     return math.ceil(halo / step) * step
 
 
-@rule("TIL001", "error", "a tile predicted with the declared halo equals the whole-image prediction",
-      "Declare at least the halo this finding says is needed (outputs[].axes[].halo), so that tiled prediction "
-      "reproduces the whole image.", "tiling")
+@rule(
+    "TIL001",
+    "error",
+    "a tile predicted with the declared halo equals the whole-image prediction",
+    "Declare at least the halo this finding says is needed (outputs[].axes[].halo), so that tiled prediction "
+    "reproduces the whole image.",
+    "tiling",
+)
 def check_tiling_exact(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_tiling_exact.rule
     formats, skip = formats_to_run(pkg, rule_)
@@ -127,8 +134,9 @@ def check_tiling_exact(pkg: PackageUnderTest) -> Iterator[Finding]:
         yield from _check_outputs(pkg, descr5, weight_format, layout, axes, outputs)
     except Exception as e:
         logger.debug("tiling with %s failed", weight_format, exc_info=True)
-        yield failed(rule_, f"{weight_format} failed to run the tiling comparison ({error_text(e)})",
-                     f"weights.{weight_format}")
+        yield failed(
+            rule_, f"{weight_format} failed to run the tiling comparison ({error_text(e)})", f"weights.{weight_format}"
+        )
 
 
 def _check_outputs(pkg, descr5, weight_format, layout, axes, outputs) -> Iterator[Finding]:
@@ -151,8 +159,11 @@ def _check_outputs(pkg, descr5, weight_format, layout, axes, outputs) -> Iterato
         max_halo -= step
     shape = image_shape(max_halo)
     if others * math.prod(shape) > MAX_TILING_ELEMENTS:
-        yield skipped(rule_, f"not run: an image to tile with the declared halo would be {shape_text(shape)}, more "
-                             f"than {MAX_TILING_ELEMENTS} elements")
+        yield skipped(
+            rule_,
+            f"not run: an image to tile with the declared halo would be {shape_text(shape)}, more "
+            f"than {MAX_TILING_ELEMENTS} elements",
+        )
         return
     pipeline = pkg.pipeline(weight_format)
     inputs = tensor_axes(descr5, "inputs")
@@ -178,28 +189,64 @@ def _check_outputs(pkg, descr5, weight_format, layout, axes, outputs) -> Iterato
         tol = TILING_ATOL * max(1.0, float(finite.max()) if finite.size else 1.0)
         halo = {a.letter: _rounded(output.halos[a.letter], a.step) for a in axes}
         steps = {a.letter: a.step for a in axes}
-        difference = centre_tile_difference(predict, image, whole, layout, halo, core, steps,
-                                            output_layout=output.layout)
+        difference = centre_tile_difference(
+            predict, image, whole, layout, halo, core, steps, output_layout=output.layout
+        )
         declared_text = ", ".join(f"{letter} {h}" for letter, h in output.halos.items())
         rounded = "" if halo == output.halos else f" (rounded up to the size step: {halo})"
-        details = {"weight_format": weight_format, "declared_halo": output.halos, "max_abs": difference,
-                   "tolerance": tol, "image": list(shape), "core": core}
+        details = {
+            "weight_format": weight_format,
+            "declared_halo": output.halos,
+            "max_abs": difference,
+            "tolerance": tol,
+            "image": list(shape),
+            "core": core,
+        }
         if difference <= tol:
-            yield passed(rule_, f"outputs[{output.tensor_id}]: a tile with the declared halo ({declared_text}) equals "
-                                f"the whole image ({shape_text(shape)}, {weight_format}), max |Δ| {difference:.2e} "
-                                f"≤ {tol:.1e}", where, **details)
+            yield passed(
+                rule_,
+                f"outputs[{output.tensor_id}]: a tile with the declared halo ({declared_text}) equals "
+                f"the whole image ({shape_text(shape)}, {weight_format}), max |Δ| {difference:.2e} "
+                f"≤ {tol:.1e}",
+                where,
+                **details,
+            )
             continue
         first = _rounded(max(halo.values()) + 1, step)
-        measured = measure_halo(predict, layout, step, max_halo, atol=tol, core=core, image=image, whole=whole,
-                                output_layout=output.layout, first_halo=first) if first <= max_halo else None
+        measured = (
+            measure_halo(
+                predict,
+                layout,
+                step,
+                max_halo,
+                atol=tol,
+                core=core,
+                image=image,
+                whole=whole,
+                output_layout=output.layout,
+                first_halo=first,
+            )
+            if first <= max_halo
+            else None
+        )
         found = measured is not None and measured.max_abs <= tol
-        details.update(needed_halo=measured.halo if found else None,
-                       needed_max_abs=measured.max_abs if measured else None,
-                       halos_checked=measured.checked if measured else [])
-        needed = (f"a halo of {measured.halo} on {', '.join(a.letter for a in axes)} is needed (max |Δ| "
-                  f"{measured.max_abs:.2e})" if found else
-                  f"no halo up to {max_halo} is enough"
-                  + (f" (at {measured.checked[-1]}: max |Δ| {measured.max_abs:.2e})" if measured else ""))
-        yield failed(rule_, f"outputs[{output.tensor_id}]: a tile with the declared halo ({declared_text}){rounded} "
-                            f"differs from the whole image ({shape_text(shape)}, {weight_format}) by max |Δ| "
-                            f"{difference:.2e} > {tol:.1e}; {needed}", where, **details)
+        details.update(
+            needed_halo=measured.halo if found else None,
+            needed_max_abs=measured.max_abs if measured else None,
+            halos_checked=measured.checked if measured else [],
+        )
+        needed = (
+            f"a halo of {measured.halo} on {', '.join(a.letter for a in axes)} is needed (max |Δ| "
+            f"{measured.max_abs:.2e})"
+            if found
+            else f"no halo up to {max_halo} is enough"
+            + (f" (at {measured.checked[-1]}: max |Δ| {measured.max_abs:.2e})" if measured else "")
+        )
+        yield failed(
+            rule_,
+            f"outputs[{output.tensor_id}]: a tile with the declared halo ({declared_text}){rounded} "
+            f"differs from the whole image ({shape_text(shape)}, {weight_format}) by max |Δ| "
+            f"{difference:.2e} > {tol:.1e}; {needed}",
+            where,
+            **details,
+        )
