@@ -37,8 +37,8 @@ def main() -> None:
     from zoo.packaging.export import Geometry, prove_agreement
     from zoo.packaging.exporters import EXPORTERS, ExportContext, get_exporter
     from zoo.packaging.source_model import SourceModel
-    from zoo.trainers.task import Task
     from zoo.trainers.architectures import architecture_source
+    from zoo.trainers.task import Task
 
     kwargs = dict(in_channels=1, out_channels=1, base_channels=args.base_channels, depth=args.depth)
     geometry = Geometry.for_unet(args.depth)

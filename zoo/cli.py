@@ -230,7 +230,7 @@ def validate(
     keep_artifacts: Annotated[Optional[Path], typer.Option(help="Save produced output tensors here.")] = None,
     target: Annotated[str, typer.Option(help="bioimageio, or deepimagej: also fail when Fiji will not run the "
                                              "package or gives different numbers.")] = "bioimageio",
-    time_limit: Annotated[float, typer.Option(help="Seconds the model runs may take in all.", min=1)] = 900,
+    time_limit: Annotated[float, typer.Option(help="Seconds the isolated validation may take.", min=1)] = 900,
     memory_limit: Annotated[float, typer.Option(help="MB of memory the model runs may use.", min=64)] = 8192,
     verbose: Verbose = False,
 ) -> None:
@@ -395,7 +395,7 @@ def validate_collection(
     cache_dir: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder; OUT/.cache by "
                                                                       "default.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    time_limit: Annotated[float, typer.Option(help="Seconds the model runs of one package may take.", min=1)] = 900,
+    time_limit: Annotated[float, typer.Option(help="Seconds one package may take.", min=1)] = 900,
     memory_limit: Annotated[float, typer.Option(help="MB of memory the model runs of one package may use.",
                                                 min=64)] = 8192,
     verbose: Verbose = False,
