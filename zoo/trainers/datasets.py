@@ -33,13 +33,8 @@ class SegmentationSplits:
     test_clean: list[np.ndarray] = field(default_factory=list)  # ground truth a self-supervised run never trains on
 
 
-def _crop_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
-    height, width = (s - s % multiple for s in array.shape)
-    return array[:height, :width]
-
-
 def load_segmentation_splits(config: DataConfig, multiple_of: int) -> SegmentationSplits:
-    """Images and masks split into train/validation/test; each image cropped to a multiple of the
+    """Images and binary masks split into train/validation/test; each image cropped to a multiple of the
     network's down-sampling factor so that whole images can be evaluated."""
     if config.folder is not None:
         from zoo.data.folder import load_image_mask_folder
@@ -55,31 +50,8 @@ def load_segmentation_splits(config: DataConfig, multiple_of: int) -> Segmentati
         raw, masks = list(images), list(stacked)
         provenance = {"source": "synthetic", "generator": "zoo.data.synthetic.make_nuclei",
                       "n_images": config.n_images, "image_size": config.image_size, "seed": config.seed}
-    small = [i for i, image in enumerate(raw) if min(image.shape) < multiple_of]
-    if small:
-        raise DataError(f"{len(small)} image(s) are smaller than {multiple_of} px in y or x (first: index "
-                        f"{small[0]}, shape {raw[small[0]].shape}): use images of at least {multiple_of} px")
-    if len(raw) < 3:
-        raise DataError(f"{len(raw)} image(s) given, expected at least 3 for train, validation and test splits")
-    raw = [_crop_to_multiple(image, multiple_of) for image in raw]
-    masks = [_crop_to_multiple((mask > 0).astype(np.uint8), multiple_of) for mask in masks]
-
-    order = np.random.default_rng(config.seed).permutation(len(raw))
-    n_test = max(1, round(config.test_fraction * len(raw)))
-    n_val = max(1, round(config.validation_fraction * len(raw)))
-    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    provenance["split"] = {"train": len(train), "validation": len(val), "test": len(test)}
-    normalized = [normalize_image(image) for image in raw]
-    return SegmentationSplits(
-        train_images=[normalized[i] for i in train],
-        train_masks=[masks[i] for i in train],
-        val_images=[normalized[i] for i in val],
-        val_masks=[masks[i] for i in val],
-        test_images=[normalized[i] for i in test],
-        test_masks=[masks[i] for i in test],
-        test_raw=[raw[i].astype(np.float32) for i in test],
-        provenance=provenance,
-    )
+    masks = [(mask > 0).astype(np.uint8) for mask in masks]
+    return make_splits(list(raw), masks, config, provenance, multiple_of=multiple_of)
 
 
 def split_indices(n: int, config: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
