@@ -58,6 +58,11 @@ def _save_state(path: Path, payload: dict[str, Any]) -> None:
             os.unlink(tmp)
 
 
+def changed_settings(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The settings of a saved run that differ now and would change what is trained."""
+    return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+
+
 def _load_state(path: Path, config: TrainConfig) -> dict[str, Any]:
     import torch
 
@@ -66,7 +71,7 @@ def _load_state(path: Path, config: TrainConfig) -> dict[str, Any]:
     except Exception as e:
         raise InputError(f"cannot resume from {path} ({type(e).__name__}: {e}); delete it to start afresh") from e
     saved, now = dict(state["config"]), config.model_dump(mode="json")
-    changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    changed = changed_settings(saved, now)
     if changed:
         raise InputError(f"cannot resume from {path}: the run was started with other settings ({', '.join(changed)}"
                          f": {', '.join(f'{saved.get(k)!r} then, {now.get(k)!r} now' for k in changed)}); "

@@ -146,12 +146,11 @@ def _save_keras_state(path: Path, model, rng, config: TrainConfig, epoch: int, h
 
 
 def _load_keras_state(path: Path, model, rng, config: TrainConfig):
-    from zoo.trainers.loop import RESUMABLE_CHANGES
+    from zoo.trainers.loop import changed_settings
 
     with np.load(path, allow_pickle=False) as stored:
         meta = json.loads(str(stored["meta"]))
-        saved, now = meta["config"], config.model_dump(mode="json")
-        changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+        changed = changed_settings(meta["config"], config.model_dump(mode="json"))
         if changed:
             raise InputError(f"cannot resume from {path}: the run was started with other settings "
                              f"({', '.join(changed)}); use the same settings or another --out folder")
