@@ -18,7 +18,7 @@ def dij_report(source: Path) -> ValidationReport:
     import zoo.validators.checks  # noqa: F401  (registers the rules)
     from zoo.validators import _run_check
     from zoo.validators.registry import CHECKS, RULES
-    from zoo.validators.source import open_source
+    from zoo.bioimage.source import open_source
 
     report = ValidationReport(source=str(source))
     with open_source(Path(source)) as opened:

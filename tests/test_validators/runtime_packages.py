@@ -215,7 +215,7 @@ def run_rules(folder: Path, rule_ids: tuple[str, ...], **options) -> dict[str, l
     from zoo.validators import _load, _run_check
     from zoo.validators.context import PackageUnderTest
     from zoo.validators.registry import CHECKS
-    from zoo.validators.source import open_source
+    from zoo.bioimage.source import open_source
 
     with open_source(folder) as opened:
         pkg = PackageUnderTest(opened, **options)

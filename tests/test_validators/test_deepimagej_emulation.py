@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import load_rdf, save_rdf
 from zoo.validators.deepimagej import emulation
-from zoo.validators.deepimagej.rdf import tensors
+from zoo.bioimage.rdf import tensors
 
 
 def run_rules(folder: Path, rule_ids: tuple[str, ...]) -> dict[str, list]:
@@ -18,7 +18,7 @@ def run_rules(folder: Path, rule_ids: tuple[str, ...]) -> dict[str, list]:
     from zoo.validators import _load, _run_check
     from zoo.validators.context import PackageUnderTest
     from zoo.validators.registry import CHECKS
-    from zoo.validators.source import open_source
+    from zoo.bioimage.source import open_source
 
     with open_source(folder) as opened:
         pkg = PackageUnderTest(opened)
@@ -45,7 +45,7 @@ def rewrite_test_output(folder: Path) -> None:
     from zoo.validators import _load
     from zoo.validators.checks.reproduction import run_on_test_input
     from zoo.validators.context import PackageUnderTest
-    from zoo.validators.source import open_source
+    from zoo.bioimage.source import open_source
 
     with open_source(folder) as opened:
         pkg = PackageUnderTest(opened)

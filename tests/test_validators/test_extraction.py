@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import zip_folder
 from tests.test_validators import runtime_packages as rp
 from zoo.validators import validate_source
-from zoo.validators.source import ExtractionTimeout, safe_extract
+from zoo.bioimage.source import ExtractionTimeout, safe_extract
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_zip_over_the_deadline_is_a_finding_and_leaves_nothing(package_zip, tmp_
 
 
 def test_safe_extract_stops_between_chunks(package_zip, tmp_path, monkeypatch):
-    from zoo.validators import source
+    from zoo.bioimage import source
 
     ticks = iter(range(1000))
     monkeypatch.setattr(source.time, "monotonic", lambda: float(next(ticks)))  # one second per look at the clock

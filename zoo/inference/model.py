@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bioimage.files import sha256_of
+from zoo.bioimage.source import OpenedSource, open_source
+from zoo.bioimage.tensors import AxisSpec, TensorSpec, ValidSizes
 from zoo.errors import InputError, PredictionError, SourceError, WeightsError
-from zoo.inference.tiling import ValidSizes
-from zoo.validators.checks.files import sha256_of
 from zoo.validators.context import CODE_EXECUTING_FORMATS
-from zoo.validators.source import OpenedSource, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -41,41 +41,6 @@ TILED_KINDS = ("space", "time")
 # onnxruntime on CPU: tiles run side by side, each call on a share of the cores; this beats one call on all
 # cores when other work competes for them (pre-processing, writing, other processes) and is no slower otherwise
 ONNX_CPU_WORKERS = 2
-
-
-@dataclass(frozen=True)
-class AxisSpec:
-    id: str
-    kind: str  # batch | channel | space | time | index
-    sizes: ValidSizes | None = None  # None: free (batch), a reference, or data dependent
-    reference: tuple[str, str] | None = None  # (tensor id, axis id) this axis' size follows
-    offset: int = 0
-    scale: float = 1.0
-    halo: int = 0
-    channel_names: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    id: str
-    axes: tuple[AxisSpec, ...]
-    pad_mode: str = "symmetric"
-    pad_value: float = 0.0
-
-    @property
-    def axis_ids(self) -> tuple[str, ...]:
-        return tuple(a.id for a in self.axes)
-
-    def axis(self, axis_id: str) -> AxisSpec | None:
-        return next((a for a in self.axes if a.id == axis_id), None)
-
-    def of_kind(self, *kinds: str) -> list[AxisSpec]:
-        return [a for a in self.axes if a.kind in kinds]
-
-    @property
-    def channels(self) -> int | None:
-        channel = self.of_kind("channel")
-        return len(channel[0].channel_names) if channel else None
 
 
 @dataclass(frozen=True)

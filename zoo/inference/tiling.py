@@ -16,52 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zoo.bioimage.tensors import ValidSizes
 from zoo.errors import InputError
-
-
-@dataclass(frozen=True)
-class ValidSizes:
-    """The sizes a model accepts along one axis: min + n·step (step 0: exactly min)."""
-
-    min: int
-    step: int = 0
-
-    def is_valid(self, n: int) -> bool:
-        if self.step == 0:
-            return n == self.min
-        return n >= self.min and (n - self.min) % self.step == 0
-
-    def at_least(self, n: int) -> int | None:
-        """The smallest valid size ≥ n, None when there is none (a fixed size smaller than n)."""
-        if n <= self.min:
-            return self.min
-        if self.step == 0:
-            return None
-        return self.min + _ceil_div(n - self.min, self.step) * self.step
-
-    def at_most(self, n: int) -> int | None:
-        """The largest valid size ≤ n, None when even the minimum is larger."""
-        if n < self.min:
-            return None
-        if self.step == 0:
-            return self.min
-        return self.min + (n - self.min) // self.step * self.step
-
-    def intersect(self, other: ValidSizes) -> ValidSizes | None:
-        """Sizes valid for both (inputs tiled in lock-step), None when there are none."""
-        if self.step == 0 or other.step == 0:
-            fixed, rest = (self, other) if self.step == 0 else (other, self)
-            return fixed if rest.is_valid(fixed.min) else None
-        common = math.lcm(self.step, other.step)
-        candidate = self.at_least(max(self.min, other.min))
-        for _ in range(common // self.step + 1):
-            if other.is_valid(candidate):
-                return ValidSizes(candidate, common)
-            candidate += self.step
-        return None
-
-    def __str__(self) -> str:
-        return str(self.min) if self.step == 0 else f"{self.min} + n·{self.step}"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import ExportError
-from zoo.validators.source import open_source
+from zoo.bioimage.source import open_source
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
     else:
         why, target, onnx_entry = "missing", work / "weights.onnx", None
     from zoo.validators.deepimagej.emulation import NotEmulated, apply_processing
-    from zoo.validators.deepimagej.rdf import tensors
+    from zoo.bioimage.rdf import tensors
 
     try:  # the model sees pre-processed data: compare there, not on raw intensities
         inputs = [apply_processing(view, np.load(work / _test_source(t)))

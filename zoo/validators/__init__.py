@@ -7,11 +7,11 @@ import os
 import time
 from pathlib import Path
 
+from zoo.bioimage.source import ExtractionTimeout, UnsafeArchive, open_source
 from zoo.progress import Progress, SilentProgress
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import CHECKS, RULES, Finding, failed, skipped
 from zoo.validators.report import ValidationReport
-from zoo.validators.source import ExtractionTimeout, UnsafeArchive, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def run_isolated_checks(job, send) -> None:
     `send("static", findings)` (when the job names them), then the runtime rules: `send("runtime", findings)`.
     Without the parent's list of unusable files (`job.file_problems` None) the FIL rules find them here."""
     import zoo.validators.checks  # noqa: F401
-    from zoo.validators.source import OpenedSource
+    from zoo.bioimage.source import OpenedSource
 
     opened = OpenedSource(
         job.source, job.root, job.rdf_path, extract_s=job.extract_s, extract_limit_s=job.extract_limit_s

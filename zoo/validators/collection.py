@@ -25,7 +25,7 @@ from pathlib import Path
 from zoo.errors import InputError, SourceError
 from zoo.progress import Progress, SilentProgress
 from zoo.validators.report import ValidationReport
-from zoo.validators.source import RDF_NAMES
+from zoo.bioimage.source import RDF_NAMES
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.bioimage.source import OpenedSource
 from zoo.validators.measure import Measurement, measure
-from zoo.validators.source import OpenedSource
 
 logger = logging.getLogger(__name__)
 

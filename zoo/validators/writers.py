@@ -544,7 +544,7 @@ class _PackageFiles:
     """Reads files of a package (folder, rdf yaml or zip) without extracting it; never leaves it."""
 
     def __init__(self, source: Path) -> None:
-        from zoo.validators.source import RDF_NAMES, find_rdf
+        from zoo.bioimage.source import RDF_NAMES, find_rdf
 
         self._zip: zipfile.ZipFile | None = None
         if source.is_dir():

@@ -14,7 +14,7 @@ class TensorflowSavedModelBackend:
     def __init__(self, path: Path, device: str = "cpu"):
         import tensorflow as tf
 
-        from zoo.validators.source import safe_extract
+        from zoo.bioimage.source import safe_extract
 
         self._tmp = None
         if path.is_file():

@@ -19,7 +19,7 @@ from zoo.validators.deepimagej.emulation import (
     compare_fiji,
     run_tiled,
 )
-from zoo.validators.deepimagej.rdf import RUNNABLE_FORMATS_V05, TensorView, tensors
+from zoo.bioimage.rdf import RUNNABLE_FORMATS_V05, TensorView, tensors
 from zoo.validators.registry import Finding, failed, passed, rule, skipped
 
 logger = logging.getLogger(__name__)

@@ -3,12 +3,12 @@ not fetched, it is reported."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from zoo.bioimage.files import sha256_of
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed, rule
 
@@ -48,14 +48,6 @@ def referenced_files(descr) -> list[tuple[str, str, str | None]]:
 
 def is_remote(source: str) -> bool:
     return source.startswith(("http://", "https://"))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @rule("FIL001", "error", "every referenced local file is in the package",

@@ -34,7 +34,7 @@ def check_archive_safe(pkg: PackageUnderTest) -> Iterator[Finding]:
     needs="nothing",
 )
 def check_archive_unpacks_in_time(pkg: PackageUnderTest) -> Iterator[Finding]:
-    from zoo.validators.source import MAX_EXTRACT_SECONDS
+    from zoo.bioimage.source import MAX_EXTRACT_SECONDS
 
     seconds = pkg.opened.extract_s
     if seconds is None:

@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 
 from zoo.validators.context import PackageUnderTest
-from zoo.validators.deepimagej.rdf import is_url, source_name, weights
+from zoo.bioimage.rdf import is_url, source_name, weights
 from zoo.validators.registry import rule
 
 # every DIJ rule feeds deepImageJ's verdict and reads the raw rdf, so it also runs when bioimageio.spec rejects it

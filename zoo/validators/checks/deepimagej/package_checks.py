@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 from zoo.validators.checks.deepimagej.common import TF_FORMAT, TORCHSCRIPT_FORMATS, VANISHES, dij, weight_path
 from zoo.validators.context import PackageUnderTest
-from zoo.validators.deepimagej.rdf import RUNNABLE_FORMATS_V05, is_url, source_name, spec_version, tensors, weights
+from zoo.bioimage.rdf import RUNNABLE_FORMATS_V05, is_url, source_name, spec_version, tensors, weights
 from zoo.validators.deepimagej.weight_files import find_saved_model
 from zoo.validators.registry import Finding, failed, passed
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from zoo.validators.checks.deepimagej.common import dij
 from zoo.validators.context import PackageUnderTest
-from zoo.validators.deepimagej.rdf import TensorView, deepimagej_config, spec_version, tensors
+from zoo.bioimage.rdf import TensorView, deepimagej_config, spec_version, tensors
 from zoo.validators.registry import Finding, failed, passed
 
 IMPLEMENTED_OPS = ("binarize", "clip", "scale_linear", "scale_range", "sigmoid", "zero_mean_unit_variance",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from zoo.validators.checks.deepimagej.common import TF_FORMAT, VANISHES, dij, weight_path
 from zoo.validators.context import PackageUnderTest
-from zoo.validators.deepimagej.rdf import TensorView, deepimagej_config, source_name, spec_version, tensors, weights
+from zoo.bioimage.rdf import TensorView, deepimagej_config, source_name, spec_version, tensors, weights
 from zoo.validators.deepimagej.weight_files import UnreadableWeights, read_onnx, read_saved_model
 from zoo.validators.registry import Finding, failed, passed
 

@@ -17,7 +17,7 @@ from zoo.validators.deepimagej.known_ops import (
     TORCH_ATEN_OPS,
     TORCH_PRIM_OPS,
 )
-from zoo.validators.deepimagej.rdf import (
+from zoo.bioimage.rdf import (
     NEVER_RUN_FORMATS,
     RUNNABLE_FORMATS_V05,
     runnable_formats,
