@@ -145,7 +145,8 @@ V04_TYPES = {"b": "batch", "c": "channel", "x": "space", "y": "space", "z": "spa
 def _axes_v04(entry: dict, axes: str, kind: str, reference_axes: dict[str, str] | None = None) -> list[AxisView]:
     """0.3/0.4 axes. A reference (`reference_tensor`, 0.3's `reference_input`) follows the referenced tensor's
     axis at the same index (`reference_axes`: tensor name -> its axes string). A null scale is a new axis whose
-    size is 2·offset (spec 0.4); a null offset is 0. A parameterized axis with step 0 is fixed at its min."""
+    size is 2·offset (spec 0.4); a null offset is 0. A parameterized axis with step 0 is fixed at its min, except the
+    batch: a list shape fixes it, min/step leaves it free."""
     shape = entry.get("shape")
     halo = entry.get("halo") if isinstance(entry.get("halo"), list) else []
     reference = None
@@ -167,7 +168,9 @@ def _axes_v04(entry: dict, axes: str, kind: str, reference_axes: dict[str, str] 
                 size = Size("reference", ref_tensor=str(reference), ref_axis=ref_letter, scale=scale, offset=offset)
         elif isinstance(shape, dict) and "min" in shape:
             minimum, step = _int(_pick(shape.get("min"), j, None)), _int(_pick(shape.get("step"), j, 0))
-            if step == 0 and minimum is not None:
+            if letter == "b":  # 0.4: "the batch dimension can always be increased" (its step must be 0)
+                size = Size("free")
+            elif step == 0 and minimum is not None:
                 size = Size("fixed", value=minimum)
             else:
                 size = Size("parameterized", min=minimum, step=step)
@@ -408,7 +411,8 @@ def _architecture(rdf: dict, entry: dict, name: str) -> Architecture:
         return Architecture(source, callable_, None, _text(sha), location, problem)
     module, _, callable_ = raw.rpartition(".")
     if not module or not all(p.isidentifier() for p in raw.split(".")):
-        return Architecture(None, None, None, None, location, f"{raw!r} is neither `file.py:Callable` nor `module.Callable`")
+        problem = f"{raw!r} is neither `file.py:Callable` nor `module.Callable`"
+        return Architecture(None, None, None, None, location, problem)
     return Architecture(None, callable_, module, None, location)
 
 
@@ -440,15 +444,14 @@ def referenced_files(rdf: dict) -> list[FileRef]:
             found.append(FileRef(location, value.strip(), _text(sha), role, needed, weight_format))
 
     for name, entry in weight_entries(rdf).items():
-        raw_name = next((n for n in weights(rdf) if WEIGHT_ALIASES.get(n, n) == name), name)
-        add(f"weights.{raw_name}.source", entry.source, "weights", True, entry.sha256, name)
+        add(f"weights.{name}", entry.source, "weights", True, entry.sha256, name)
         arch = entry.architecture
         if arch is not None and arch.source and arch.problem is None:
             add(arch.location, arch.source, "architecture", True, arch.sha256, name)
         deps = entry.raw.get("dependencies")
         if isinstance(deps, str) and deps.startswith(("conda:", "pip:")):
             deps = deps.split(":", 1)[1]
-        add(f"weights.{raw_name}.dependencies", deps, "dependencies", False, None, name)
+        add(f"weights.{name}.dependencies", deps, "dependencies", False, None, name)
     for kind, test_key, sample_key in (("inputs", "test_inputs", "sample_inputs"),
                                        ("outputs", "test_outputs", "sample_outputs")):
         for key, role, needed in ((test_key, "test_tensor", True), (sample_key, "sample", False)):

@@ -246,19 +246,14 @@ def run_runtime_checks(job) -> list[Finding]:
 
 
 def _load(pkg: PackageUnderTest) -> None:
-    """Parse the yaml, then let bioimageio.spec judge it without touching the network."""
-    from ruyaml import YAML
+    """Read the yaml (bounded: size, aliases, depth), then let bioimageio.spec judge it without the network."""
+    from zoo.bioimage.rdf import RdfError, read_rdf
 
     try:
-        with pkg.opened.rdf_path.open(encoding="utf-8") as f:
-            rdf = YAML(typ="safe").load(f)
-    except Exception as e:
-        pkg.rdf_error = f"{pkg.opened.rdf_path.name} is not readable YAML ({type(e).__name__}: {e})"
+        pkg.rdf = read_rdf(pkg.opened.rdf_path)
+    except (RdfError, OSError) as e:
+        pkg.rdf_error = str(e)
         return
-    if not isinstance(rdf, dict):
-        pkg.rdf_error = f"{pkg.opened.rdf_path.name} holds a {type(rdf).__name__}, expected a mapping"
-        return
-    pkg.rdf = rdf
     from bioimageio.spec import InvalidDescr, load_description
 
     try:

@@ -1,96 +1,156 @@
-"""FIL: every file the rdf names is in the package and is the file it claims to be. Offline: a URL is
-not fetched, it is reported."""
+"""FIL: every file the rdf names is in the package, inside it, and is the file it claims to be; a state dict's
+architecture source is there and defines what the rdf names (read, never run). Offline: a URL is not fetched,
+it is named; it only matters when running the model needs that file."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from zoo.bioimage.files import sha256_of
+from zoo.bioimage.rdf import FileRef, referenced_files, weight_entries
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed, rule
 
-# fields that hold links or identifiers, not files of the package
-NOT_FILES = {"cite", "git_repo", "links", "uploader", "parent", "config", "id", "training_data", "maintainers",
-             "authors", "badges", "icon", "source"}
+
+def package_path(pkg: PackageUnderTest, source: str) -> tuple[Path | None, str | None]:
+    """(path inside the package, None) or (None, why it may not be opened): absolute paths, `..` out of the
+    package and links that lead outside are refused before anything is opened."""
+    if Path(source).is_absolute() or source.startswith(("/", "\\")) or (len(source) > 1 and source[1] == ":"):
+        return None, f"{source} is an absolute path; a package names its files relative to its rdf"
+    root = pkg.root.resolve()
+    path = pkg.root / source
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as e:  # a link loop
+        return None, f"{source} cannot be resolved ({type(e).__name__})"
+    if resolved != root and root not in resolved.parents:
+        where = "through a link" if path.is_symlink() else "through a parent folder or an absolute path"
+        return None, f"{source} leads outside the package ({where})"
+    return path, None
 
 
-def referenced_files(descr) -> list[tuple[str, str, str | None]]:
-    """(location, source, sha256 or None) for every file the description references."""
-    from bioimageio.spec._internal.io import RelativeFilePath
-    from bioimageio.spec._internal.url import HttpUrl
-
-    found: list[tuple[str, str, str | None]] = []
-
-    def walk(node, location: list[str]) -> None:
-        if isinstance(node, BaseModel):
-            source = getattr(node, "source", None)
-            if "source" in type(node).model_fields and isinstance(source, (RelativeFilePath, HttpUrl, Path)):
-                sha = getattr(node, "sha256", None)
-                found.append((".".join(location), str(source), str(sha) if sha else None))
-            for name in type(node).model_fields:
-                if name not in NOT_FILES:
-                    walk(getattr(node, name), [*location, name])
-        elif isinstance(node, (list, tuple)):
-            for i, value in enumerate(node):
-                walk(value, [*location, str(i)])
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, [*location, str(key)])
-        elif isinstance(node, (RelativeFilePath, HttpUrl, Path)):
-            found.append((".".join(location), str(node), None))
-
-    walk(descr, [])
-    return found
-
-
-def is_remote(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
+def _files(pkg: PackageUnderTest) -> list[FileRef]:
+    return pkg.memo("referenced files", lambda: referenced_files(pkg.rdf))
 
 
 @rule("FIL001", "error", "every referenced local file is in the package",
-      "Add the missing file to the package or correct its path in the rdf.", "files")
+      "Add the missing file to the package or correct its path in the rdf (relative, inside the package).",
+      "files", needs="rdf")
 def check_file_present(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_file_present.rule
-    local = [(loc, src) for loc, src, _ in referenced_files(pkg.descr) if not is_remote(src)]
-    missing = [(loc, src) for loc, src in local if not (pkg.root / src).is_file()]
-    for location, source in missing:
-        pkg.file_problems[location] = f"{source} is missing"
-        yield failed(rule_, f"{source} is referenced but not in the package", location, file=source)
-    if not missing:
+    local = [f for f in _files(pkg) if not f.is_url]
+    problems = 0
+    for ref in local:
+        path, refused = package_path(pkg, ref.source)
+        if refused is not None:
+            problems += 1
+            pkg.file_problems[ref.location] = refused
+            yield failed(rule_, f"{refused}: not opened", ref.location, file=ref.source)
+        elif not path.is_file():
+            problems += 1
+            pkg.file_problems[ref.location] = f"{ref.source} is missing"
+            yield failed(rule_, f"{ref.source} is referenced but not in the package", ref.location, file=ref.source)
+    if not problems:
         yield passed(rule_, f"{len(local)} local files present")
 
 
 @rule("FIL002", "error", "every file matches its declared sha256",
-      "Replace the file with the one the rdf describes, or update its sha256 in the rdf.", "files")
+      "Replace the file with the one the rdf describes, or update its sha256 in the rdf.", "files", needs="rdf")
 def check_file_hash(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_file_hash.rule
     checked = mismatched = 0
-    for location, source, expected in referenced_files(pkg.descr):
-        path = pkg.root / source
-        if expected is None or is_remote(source) or not path.is_file():
+    for ref in _files(pkg):
+        if ref.sha256 is None or ref.is_url or ref.location in pkg.file_problems:
+            continue
+        path, refused = package_path(pkg, ref.source)
+        if refused is not None or not path.is_file():
             continue
         checked += 1
         actual = sha256_of(path)
-        if actual != expected:
+        if actual != ref.sha256:
             mismatched += 1
-            pkg.file_problems[location] = f"{source} has sha256 {actual}, expected {expected}"
-            yield failed(rule_, f"{source} has sha256 {actual}, expected {expected}", location,
-                         file=source, expected=expected, actual=actual)
+            pkg.file_problems[ref.location] = f"{ref.source} has sha256 {actual}, expected {ref.sha256}"
+            yield failed(rule_, f"{ref.source} has sha256 {actual}, expected {ref.sha256}", ref.location,
+                         file=ref.source, expected=ref.sha256, actual=actual)
     if not mismatched:
         yield passed(rule_, f"{checked} declared sha256 match")
 
 
-@rule("FIL003", "error", "no file is only available at a URL",
-      "Put the file into the package and reference it by a relative path; validation runs offline.", "files")
+@rule("FIL003", "warning", "files that running the model needs are not only at a URL",
+      "Put the file into the package and reference it by a relative path; validation runs offline.", "files",
+      needs="rdf")
 def check_file_not_remote(pkg: PackageUnderTest) -> Iterator[Finding]:
+    """A URL is named, never fetched. Only files that running or reproducing the model reads matter (weights,
+    their architecture, test tensors); a URL-only cover or documentation is listed in the passing finding."""
     rule_ = check_file_not_remote.rule
-    remote = [(loc, src) for loc, src, _ in referenced_files(pkg.descr) if is_remote(src)]
-    for location, source in remote:
-        pkg.file_problems[location] = f"{source} is remote"
-        yield failed(rule_, f"{source} is a URL; it was not downloaded (offline validation), so this "
-                            "file is unavailable", location, url=source)
-    if not remote:
-        yield passed(rule_, "no remote files")
+    remote = [f for f in _files(pkg) if f.is_url]
+    needed = [f for f in remote if f.needed]
+    for ref in needed:
+        pkg.file_problems[ref.location] = f"{ref.source} is only at a URL (not fetched: validation is offline)"
+        what = f"{ref.weight_format} weights" if ref.role in ("weights", "architecture") else ref.role.replace("_", " ")
+        yield failed(rule_, f"{ref.source} is a URL; it was not downloaded (offline validation), so the {what} "
+                            "cannot be checked or run", ref.location, url=ref.source, role=ref.role)
+    others = [f for f in remote if not f.needed]
+    if not needed:
+        named = "; ".join(f"{f.location}: {f.source}" for f in others)
+        yield passed(rule_, f"running needs no remote file{f' (not fetched, not needed: {named})' if named else ''}",
+                     urls=[f.source for f in others] or None)
+
+
+@rule("FIL004", "error", "a state dict's architecture is a Python file in the package that defines the named callable",
+      "Write the architecture as `file.py:Callable` (0.4) or {source: file.py, callable: Name} (0.5), with the file "
+      "in the package defining that class or function.", "files", needs="rdf")
+def check_architecture_source(pkg: PackageUnderTest) -> Iterator[Finding]:
+    """Read statically (ast): the package's code is not run here, with or without --trust."""
+    rule_ = check_architecture_source.rule
+    checked = 0
+    for name, entry in weight_entries(pkg.rdf).items():
+        arch = entry.architecture
+        if arch is None:
+            continue
+        checked += 1
+        problem = _architecture_problem(pkg, arch)
+        if problem:
+            pkg.file_problems.setdefault(f"weights.{name}.architecture", problem)
+            yield failed(rule_, f"weights.{name} architecture {problem}", arch.location)
+    if checked and not any(f"weights.{n}.architecture" in pkg.file_problems for n in weight_entries(pkg.rdf)):
+        yield passed(rule_, f"{checked} architecture source{'s' if checked > 1 else ''} define the named callable")
+    elif not checked:
+        yield passed(rule_, "no state dict weights: no architecture to check")
+
+
+def _architecture_problem(pkg: PackageUnderTest, arch) -> str | None:
+    if arch.problem:
+        return arch.problem
+    if arch.import_from is not None:
+        top = arch.import_from.split(".")[0]
+        if importlib.util.find_spec(top) is None:
+            return f"imports {arch.callable} from {arch.import_from}, which is not installed here"
+        return None
+    if arch.source is None or arch.callable is None:
+        return "names no source file and callable"
+    if arch.source.startswith(("http://", "https://")):
+        return None  # FIL003 names it
+    path, refused = package_path(pkg, arch.source)
+    if refused is not None:
+        return refused
+    if not path.is_file():
+        return f"source {arch.source} is not in the package"
+    try:
+        tree = ast.parse(path.read_bytes(), filename=arch.source)
+    except (SyntaxError, ValueError) as e:
+        return f"source {arch.source} is not valid Python ({type(e).__name__}: {e})"
+    defined = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign):
+            defined.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((a.asname or a.name).split(".")[0] for a in node.names)
+    if arch.callable not in defined:
+        return f"source {arch.source} defines no {arch.callable!r} at its top level"
+    return None

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zoo.bioimage.rdf import format_version, referenced_files
+from zoo.bioimage.tensors import TensorSpec
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed, rule
 
@@ -19,21 +21,26 @@ class TestTensor:
     tensor_id: str
     source: str
     location: str
-    descr: object
+    spec: TensorSpec | None  # the tensor as the rdf describes it, in its own format version
+    raw_allowed: bool = False  # formats 0.3/0.4 let a test input be raw (e.g. uint16): pre-processing makes floats
 
 
-def test_tensors(descr) -> list[TestTensor]:
-    """Test tensors of a format 0.4 or 0.5 model description."""
+def test_tensors(pkg: PackageUnderTest) -> list[TestTensor]:
+    """Test tensors of any format version, from zoo's reading of the rdf: 0.5 `test_tensor` per tensor, 0.3/0.4
+    `test_inputs` / `test_outputs` lists beside the tensors."""
+    inputs, outputs = pkg.tensor_specs
+    specs = {"inputs": inputs, "outputs": outputs}
+    legacy = format_version(pkg.rdf or {})[:2] < (0, 5)
     out = []
-    for kind in ("inputs", "outputs"):
-        for i, tensor in enumerate(getattr(descr, kind)):
-            if getattr(tensor, "test_tensor", None) is not None:
-                source, location = str(tensor.test_tensor.source), f"{kind}.{i}.test_tensor"
-            else:  # format 0.4: test_inputs / test_outputs lists beside the tensors
-                files = getattr(descr, "test_" + kind)
-                source, location = str(files[i]), f"test_{kind}.{i}"
-            tensor_id = str(getattr(tensor, "id", None) or getattr(tensor, "name", i))
-            out.append(TestTensor(kind, tensor_id, source, location, tensor))
+    for ref in referenced_files(pkg.rdf or {}):
+        if ref.role != "test_tensor":
+            continue
+        parts = ref.location.split(".")
+        kind = parts[0] if parts[0] in specs else parts[0].removeprefix("test_")
+        index = int(parts[1]) if parts[1].isdigit() else -1
+        spec = specs[kind][index] if 0 <= index < len(specs[kind]) else None
+        tensor_id = spec.id if spec is not None else str(index)
+        out.append(TestTensor(kind, tensor_id, ref.source, ref.location, spec, legacy and kind == "inputs"))
     return out
 
 
@@ -42,33 +49,27 @@ def load_test_tensor(pkg: PackageUnderTest, tensor: TestTensor) -> np.ndarray:
 
 
 def _shape_problem(tensor: TestTensor, array: np.ndarray) -> str | None:
-    axes = getattr(tensor.descr, "axes", None)
-    if axes is None:
+    if tensor.spec is None:
         return None
-    n_axes = len(axes) if not isinstance(axes, str) else len(axes)
-    if array.ndim != n_axes:
-        return f"{tensor.kind}[{tensor.tensor_id}] test tensor has shape {array.shape}, expected {n_axes} axes"
-    if isinstance(axes, str):  # format 0.4 axes are a string like "bcyx"
-        return None
+    axes = tensor.spec.axes
+    if array.ndim != len(axes):
+        return f"{tensor.kind}[{tensor.tensor_id}] test tensor has shape {array.shape}, expected {len(axes)} axes"
     for axis, size in zip(axes, array.shape):
-        declared = getattr(axis, "size", None)
-        if isinstance(declared, int) and declared != size:
+        if axis.sizes is None or (axis.kind == "batch" and axis.sizes.min == 1 and size == 1):
+            continue
+        if not axis.sizes.is_valid(size) and not (axis.kind == "channel" and not axis.channel_names):
             return (f"{tensor.kind}[{tensor.tensor_id}] axis {axis.id} has size {size} in the test tensor, "
-                    f"expected {declared}")
-        if hasattr(declared, "min") and hasattr(declared, "step") and declared.step is not None:
-            if size < declared.min or (declared.step and (size - declared.min) % declared.step):
-                return (f"{tensor.kind}[{tensor.tensor_id}] axis {axis.id} has size {size} in the test tensor, "
-                        f"expected {declared.min} + n·{declared.step}")
+                    f"expected {axis.sizes}")
     return None
 
 
 def _dtype_problem(tensor: TestTensor, array: np.ndarray) -> str | None:
-    data = getattr(tensor.descr, "data", None)
-    declared = getattr(data, "type", None) if data is not None and not isinstance(data, (list, tuple)) else None
-    declared = declared or getattr(tensor.descr, "data_type", None)
-    if declared and str(array.dtype) != str(declared):
-        return f"{tensor.kind}[{tensor.tensor_id}] test tensor has dtype {array.dtype}, expected {declared}"
-    return None
+    declared = tensor.spec.data_type if tensor.spec is not None else None
+    if not declared or str(array.dtype) == str(declared):
+        return None
+    if tensor.raw_allowed and (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        return None  # a raw test input, as 0.3/0.4 allowed; the reference casts it too
+    return f"{tensor.kind}[{tensor.tensor_id}] test tensor has dtype {array.dtype}, expected {declared}"
 
 
 @rule("TEN001", "error", "test tensors are readable .npy files that match the described axes and dtype",
@@ -76,7 +77,7 @@ def _dtype_problem(tensor: TestTensor, array: np.ndarray) -> str | None:
 def check_test_tensor_matches(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_test_tensor_matches.rule
     problems = 0
-    for tensor in test_tensors(pkg.descr):
+    for tensor in test_tensors(pkg):
         if tensor.location in pkg.file_problems:
             continue
         try:
@@ -125,7 +126,7 @@ def check_test_tensor_not_blank(pkg: PackageUnderTest) -> Iterator[Finding]:
 
 def _readable_test_tensors(pkg: PackageUnderTest):
     """(tensor, array) for each test tensor whose file is present and readable (TEN001 reports the rest)."""
-    for tensor in test_tensors(pkg.descr):
+    for tensor in test_tensors(pkg):
         if tensor.location in pkg.file_problems:
             continue
         try:

@@ -1,0 +1,157 @@
+"""Packages as other people write them: formats 0.3/0.4, fixed batches, raw test inputs, architectures named
+wrongly, files outside the package, hostile YAML. Read through zoo's one reading of the rdf (zoo.bioimage)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SHARED, load_rdf, save_rdf, sha256
+from zoo.validators import validate_source
+
+REAL_WORLD = SHARED / "real-world" / "packages"
+
+
+def _legacy_rdf(folder: Path, *, batch: int | None = 1) -> dict:
+    """A format-0.4 description of the tiny package in `folder` (same weights and test tensors): axes as a
+    string, the input shape a list (batch fixed at `batch`) or min/step (`batch` None), outputs by reference."""
+    rdf = load_rdf(folder)
+    test_input = np.load(folder / rdf["inputs"][0]["test_tensor"]["source"])
+    shape = list(test_input.shape)
+    input_shape = [batch, *shape[1:]] if batch else {"min": [1, *shape[1:]], "step": [0, 0, 8, 8]}
+    legacy = {
+        "format_version": "0.4.10",
+        "type": "model",
+        "name": "legacy tiny unet",
+        "description": "the tiny package described in format 0.4",
+        "authors": [{"name": "zoo tests"}],
+        "cite": [{"text": "zoo", "doi": "10.1007/978-3-319-24574-4_28"}],
+        "license": "MIT",
+        "documentation": rdf["documentation"],
+        "timestamp": "2024-01-01T00:00:00",
+        "inputs": [{"name": "raw", "axes": "bcyx", "data_type": "float32", "data_range": [-1e9, 1e9],
+                    "shape": input_shape,
+                    "preprocessing": [{"name": "zero_mean_unit_variance",
+                                       "kwargs": {"mode": "per_sample", "axes": "yx"}}]}],
+        "outputs": [{"name": "mask", "axes": "bcyx", "data_type": "float32", "data_range": [0.0, 1.0],
+                     "shape": {"reference_tensor": "raw", "scale": [1, 1, 1, 1], "offset": [0, 0, 0, 0]},
+                     "halo": [0, 0, 0, 0]}],
+        "test_inputs": [rdf["inputs"][0]["test_tensor"]["source"]],
+        "test_outputs": [rdf["outputs"][0]["test_tensor"]["source"]],
+        "weights": {name: {"source": entry["source"], "sha256": entry["sha256"]}
+                    for name, entry in rdf["weights"].items() if name in ("onnx", "torchscript")},
+    }
+    return legacy
+
+
+def _write(folder: Path, rdf: dict) -> Path:
+    save_rdf(folder, rdf)
+    return folder
+
+
+def test_fixed_batch_of_a_format_04_shape_is_kept(package_folder):
+    """The spec's 0.4 → 0.5 upgrade drops `shape: [1, ...]`'s fixed batch; no check may feed a batch of two."""
+    folder = package_folder()
+    report = validate_source(_write(folder, _legacy_rdf(folder, batch=1)), isolate=False)
+    assert report.by_id("FMT002")[0].status == "passed"
+    assert {f.status for f in report.by_id("SIZ003")} == {"skipped"}
+    assert not [f for f in report.findings if f.status == "failed"]
+    assert report.status == "passed"
+
+
+def test_free_batch_of_a_format_04_shape_is_tested(package_folder):
+    folder = package_folder()
+    report = validate_source(_write(folder, _legacy_rdf(folder, batch=None)), isolate=False)
+    assert "passed" in {f.status for f in report.by_id("SIZ003")}
+
+
+def test_raw_integer_test_input_is_allowed_in_format_04(package_folder):
+    folder = package_folder()
+    rdf = _legacy_rdf(folder)
+    source = folder / rdf["test_inputs"][0]
+    image = np.load(source)
+    scaled = (image - image.min()) / (np.ptp(image) or 1) * 60000
+    np.save(source, scaled.astype(np.uint16))
+    report = validate_source(_write(folder, rdf), isolate=False)
+    assert [f.status for f in report.by_id("TEN001")] == ["passed"]
+
+
+def test_integer_test_input_is_still_refused_in_format_05(package_folder):
+    folder = package_folder()
+    rdf = load_rdf(folder)
+    source = folder / rdf["inputs"][0]["test_tensor"]["source"]
+    np.save(source, np.load(source).astype(np.uint16))
+    rdf["inputs"][0]["test_tensor"]["sha256"] = sha256(source)
+    report = validate_source(_write(folder, rdf), isolate=False)
+    assert "failed" in {f.status for f in report.by_id("TEN001")}
+
+
+@pytest.mark.parametrize(
+    ("architecture", "status"),
+    [("arch.py:UNet", "passed"), ("arch.py::UNet", "failed"), ("arch.py:Missing", "failed"), ("nofile.py:UNet", "failed")],
+)
+def test_architecture_source_is_checked_statically(package_folder, architecture, status):
+    folder = package_folder()
+    (folder / "arch.py").write_text("import os\nos.makedirs('never-run')\n\nclass UNet:\n    pass\n")
+    rdf = _legacy_rdf(folder)
+    rdf["weights"]["pytorch_state_dict"] = {"source": rdf["weights"]["onnx"]["source"], "architecture": architecture}
+    report = validate_source(_write(folder, rdf), isolate=False)
+    assert [f.status for f in report.by_id("FIL004")] == [status]
+    assert not (folder / "never-run").exists() and not Path("never-run").exists()
+
+
+@pytest.mark.parametrize("source", ["../outside/weights.onnx", "/etc/hostname"])
+def test_files_outside_the_package_are_refused_unread(package_folder, tmp_path, source):
+    folder = package_folder()
+    outside = tmp_path / "outside"
+    outside.mkdir(exist_ok=True)
+    rdf = load_rdf(folder)
+    shutil.copy(folder / rdf["weights"]["onnx"]["source"], outside / "weights.onnx")
+    rdf["weights"]["onnx"]["source"] = source if source.startswith("/") else f"../{folder.name}/{source}"
+    if not source.startswith("/"):
+        rdf["weights"]["onnx"]["source"] = str(Path("..") / "outside" / "weights.onnx")
+    report = validate_source(_write(folder, rdf), isolate=False)
+    [finding] = [f for f in report.by_id("FIL001") if f.status == "failed"]
+    assert finding.location == "weights.onnx"
+    assert not [f for f in report.by_id("FIL002") if f.details and f.details.get("actual")]
+
+
+def test_symlink_out_of_the_package_is_refused(package_folder, tmp_path):
+    folder = package_folder()
+    rdf = load_rdf(folder)
+    weights = folder / rdf["weights"]["onnx"]["source"]
+    elsewhere = tmp_path / "elsewhere.onnx"
+    shutil.move(weights, elsewhere)
+    weights.symlink_to(elsewhere)
+    report = validate_source(folder, isolate=False)
+    assert [f.location for f in report.by_id("FIL001") if f.status == "failed"] == ["weights.onnx"]
+
+
+def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (tmp_path / "rdf.yaml").write_text("\n".join(lines) + "\ntype: model\n")
+    report = validate_source(tmp_path, isolate=False)
+    [finding] = report.by_id("FMT001")
+    assert finding.status == "failed"
+    assert report.status == "failed"
+
+
+needs_real_world = pytest.mark.skipif(not REAL_WORLD.is_dir(), reason="../shared/real-world is absent")
+
+
+@needs_real_world
+def test_real_uint8_test_input_of_a_format_04_package_is_allowed():
+    report = validate_source(REAL_WORLD / "tiktorch_dummy_tensorflow" / "rdf.yaml", isolate=False)
+    assert [f.status for f in report.by_id("TEN001")] == ["passed"]
+
+
+@needs_real_world
+def test_real_state_dict_with_an_invalid_architecture_is_named_without_trust():
+    report = validate_source(REAL_WORLD / "tiktorch_dummy" / "Dummy.model.yaml", isolate=False)
+    [finding] = report.by_id("FIL004")
+    assert finding.status == "failed"
+    assert finding.location == "source"
