@@ -155,3 +155,36 @@ def test_real_state_dict_with_an_invalid_architecture_is_named_without_trust():
     [finding] = report.by_id("FIL004")
     assert finding.status == "failed"
     assert finding.location == "source"
+
+
+def test_zip_with_two_descriptors_is_refused(package_folder, tmp_path):
+    import warnings
+    import zipfile
+
+    folder = package_folder()
+    archive = tmp_path / "twice.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name it is asked to write
+        with zipfile.ZipFile(archive, "w") as out:
+            for path in sorted(folder.iterdir()):
+                out.write(path, path.name)
+            out.writestr("rdf.yaml", "type: model\nname: the other one\n")
+    report = validate_source(archive, isolate=False)
+    assert [f.status for f in report.by_id("SAF001")] == ["failed"]
+
+
+def test_folder_with_two_descriptors_is_refused(package_folder):
+    from zoo.errors import SourceError
+
+    folder = package_folder()
+    (folder / "bioimageio.yaml").write_text((folder / "rdf.yaml").read_text())
+    with pytest.raises(SourceError):
+        validate_source(folder, isolate=False)
+
+
+@needs_real_world
+def test_legacy_model_yaml_is_found_in_its_folder():
+    from zoo.bioimage.source import find_rdf
+
+    assert find_rdf(REAL_WORLD / "tiktorch_dummy_tensorflow").name == "rdf.yaml"
+    assert find_rdf(REAL_WORLD / "tiktorch_unet2d_onnx").name == "UNet2DNucleiBroad.model.yaml"

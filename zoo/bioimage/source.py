@@ -51,12 +51,25 @@ class OpenedSource:
 
 
 def find_rdf(folder: Path) -> Path:
-    for name in RDF_NAMES:
-        if (folder / name).is_file():
-            return folder / name
-    candidates = sorted(folder.glob("*.bioimageio.yaml"))
-    if len(candidates) == 1:
-        return candidates[0]
+    """The package's one descriptor: rdf.yaml or bioimageio.yaml, else a single `*.bioimageio.yaml` or
+    (formats 0.3/0.4) `*.model.yaml`. Two descriptors are ambiguous: refused rather than one picked silently."""
+    named = [folder / name for name in RDF_NAMES if (folder / name).is_file()]
+    if len(named) > 1:
+        raise SourceError(
+            f"{folder} holds {' and '.join(p.name for p in named)}: two descriptors, so which one is the package is "
+            "ambiguous; keep one"
+        )
+    if named:
+        return named[0]
+    for pattern in ("*.bioimageio.yaml", "*.model.yaml"):
+        candidates = sorted(folder.glob(pattern))
+        if len(candidates) > 1:
+            raise SourceError(
+                f"{folder} holds {len(candidates)} descriptors ({', '.join(p.name for p in candidates)}): "
+                "give the one to use as the path of its yaml file"
+            )
+        if candidates:
+            return candidates[0]
     raise SourceError(f"{folder} holds no rdf.yaml (nor bioimageio.yaml): give a package folder, its rdf.yaml or a zip")
 
 
@@ -105,8 +118,15 @@ def safe_extract(archive_path: Path, target: Path, time_limit_s: float | None = 
         if len(members) > MAX_MEMBERS:
             raise UnsafeArchive(f"{archive_path} has {len(members)} members, expected at most {MAX_MEMBERS}")
         total = 0
+        seen: set[str] = set()
         for member in members:
             name = PurePosixPath(member.filename)
+            if member.filename in seen:
+                raise UnsafeArchive(
+                    f"{archive_path}: member {member.filename!r} appears twice (which copy is the package is "
+                    "ambiguous); refused"
+                )
+            seen.add(member.filename)
             if name.is_absolute() or member.filename.startswith(("/", "\\")) or ":" in name.parts[0]:
                 raise UnsafeArchive(f"{archive_path}: member {member.filename!r} has an absolute path; refused")
             if ".." in name.parts:
