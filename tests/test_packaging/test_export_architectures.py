@@ -181,7 +181,7 @@ def test_fiji_engines_have_every_operator_of_the_files(exported, tmp_path):
 
     from tests.conftest import save_rdf
     from tests.test_validators.deepimagej_packages import dij_report
-    from zoo.validators.deepimagej.weight_files import read_saved_model, read_torchscript
+    from zoo.bioimage.weight_files import read_saved_model, read_torchscript
 
     architecture, _, _, weights = exported
     for entry in weights.values():

@@ -28,6 +28,7 @@ class UnreadableWeights(Exception):
 class TorchScriptContent:
     file_format_version: int | None
     ops: frozenset[str]  # "aten::conv2d", "prim::NumToTensor", "torchvision::nms"
+    op_sites: frozenset[tuple[str, str]] = frozenset()  # (op, code record that calls it)
 
 
 def read_torchscript(path: Path) -> TorchScriptContent:
@@ -57,6 +58,7 @@ def _read_torchscript(path_text: str, *stamp) -> TorchScriptContent:
                 version = int(text)
                 break
         ops: set[str] = set()
+        sites: set[tuple[str, str]] = set()
         budget = MAX_CODE_BYTES
         for name in names:
             parts = PurePosixPath(name).parts
@@ -67,11 +69,13 @@ def _read_torchscript(path_text: str, *stamp) -> TorchScriptContent:
                 break
             budget -= info.file_size
             code = archive.read(name).decode("utf-8", "replace")
-            ops.update(f"aten::{m.group(1)}" for m in _TORCH_CALL.finditer(code))
-            ops.update(f"{m.group(1)}::{m.group(2)}" for m in _OPS_CALL.finditer(code))
+            found = {f"aten::{m.group(1)}" for m in _TORCH_CALL.finditer(code)}
+            found |= {f"{m.group(1)}::{m.group(2)}" for m in _OPS_CALL.finditer(code)}
+            ops |= found
+            sites |= {(op, name) for op in found}
     if version is None and not ops:
         raise UnreadableWeights(f"{path.name} is a zip without a TorchScript version record or code")
-    return TorchScriptContent(version, frozenset(ops))
+    return TorchScriptContent(version, frozenset(ops), frozenset(sites))
 
 
 def _is_record(name: str, record: str) -> bool:
@@ -116,6 +120,35 @@ def _read_onnx(path_text: str, *stamp) -> OnnxContent:
                        described(model.graph.output))
 
 
+def read_onnx_domains(path: Path) -> list[tuple[str, str, str]]:
+    """(domain, op type, node name) of every node, in the main graph and its functions."""
+    return _read_onnx_domains(str(path), *_stamp(path))
+
+
+@lru_cache(maxsize=16)
+def _read_onnx_domains(path_text: str, *stamp) -> list[tuple[str, str, str]]:
+    import onnx
+
+    path = Path(path_text)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise UnreadableWeights(f"{path.name} cannot be parsed as ONNX ({type(e).__name__}: {e})") from e
+    found = []
+
+    def walk(nodes, where: str) -> None:
+        for node in nodes:
+            found.append((node.domain, node.op_type, f"{where}node {node.name or node.op_type}"))
+            for attr in node.attribute:  # subgraphs of If / Loop / Scan
+                for graph in [attr.g, *attr.graphs] if attr.type in (5, 10) else []:
+                    walk(graph.node, f"{where}{node.name or node.op_type}/")
+
+    walk(model.graph.node, "")
+    for function in model.functions:
+        walk(function.node, f"function {function.domain}::{function.name}/")
+    return found
+
+
 TF_TYPES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 9: "int64", 10: "bool",
             17: "uint16", 19: "float16", 22: "uint32", 23: "uint64"}
 
@@ -135,6 +168,8 @@ class SavedModelContent:
     ops: frozenset[str] = frozenset()
     attrs: frozenset[tuple[str, str]] = frozenset()  # (op, attr) pairs set on nodes
     tensorflow_version: str | None = None  # the writer's, from meta_info_def
+    # (op, node or function) for every op the serving signatures reach (all nodes when there is no serve graph)
+    op_sites: frozenset[tuple[str, str]] = frozenset()
 
 
 def find_saved_model(root: Path, source: str | None) -> tuple[str, Path] | None:
@@ -214,4 +249,48 @@ def _parse_saved_model(where: str, root_members: frozenset[str], data: bytes) ->
                 {k: TF_TYPES.get(v.dtype, f"tf type {v.dtype}") for k, v in signature.inputs.items()},
                 {k: TF_TYPES.get(v.dtype, f"tf type {v.dtype}") for k, v in signature.outputs.items()},
             )
-    return SavedModelContent(where, root_members, tags, signatures, frozenset(ops), frozenset(attrs), version)
+    return SavedModelContent(where, root_members, tags, signatures, frozenset(ops), frozenset(attrs), version,
+                             frozenset(_reachable_ops(saved, serving)))
+
+
+def _reachable_ops(saved, serving) -> set[tuple[str, str]]:
+    """(op, where) of the nodes the serving signatures' outputs depend on, following node inputs and the
+    functions nodes call (StatefulPartitionedCall's `f`, While/If bodies): a saver's SaveV2 beside the serving
+    graph is not reached, a WriteFile the outputs depend on is."""
+    graphs = [serving] if serving is not None else list(saved.meta_graphs)
+    sites: set[tuple[str, str]] = set()
+    for mg in graphs:
+        library = {f.signature.name: f for f in mg.graph_def.library.function}
+        nodes = {n.name: n for n in mg.graph_def.node}
+        starts = [t.name for sig in mg.signature_def.values() for t in sig.outputs.values()] if serving else []
+        pending = [name.split(":")[0].lstrip("^") for name in starts] or list(nodes)
+        seen: set[str] = set()
+        functions: list[str] = []
+        while pending:
+            name = pending.pop()
+            if name in seen or name not in nodes:
+                continue
+            seen.add(name)
+            node = nodes[name]
+            sites.add((node.op, f"node {name}"))
+            pending.extend(i.split(":")[0].lstrip("^") for i in node.input)
+            functions.extend(_called_functions(node, library))
+        done: set[str] = set()
+        while functions:
+            fname = functions.pop()
+            if fname in done:
+                continue
+            done.add(fname)
+            for node in library[fname].node_def:
+                sites.add((node.op, f"function {fname}"))
+                functions.extend(_called_functions(node, library))
+    return sites
+
+
+def _called_functions(node, library) -> list[str]:
+    names = [node.op] if node.op in library else []
+    for value in node.attr.values():
+        if value.HasField("func") and value.func.name in library:
+            names.append(value.func.name)
+        names.extend(f.name for f in value.list.func if f.name in library)
+    return names
