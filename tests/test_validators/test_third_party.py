@@ -188,3 +188,20 @@ def test_legacy_model_yaml_is_found_in_its_folder():
 
     assert find_rdf(REAL_WORLD / "tiktorch_dummy_tensorflow").name == "rdf.yaml"
     assert find_rdf(REAL_WORLD / "tiktorch_unet2d_onnx").name == "UNet2DNucleiBroad.model.yaml"
+
+
+def test_sparse_huge_file_is_not_hashed(package_folder):
+    import time
+
+    folder = package_folder()
+    rdf = load_rdf(folder)
+    huge = folder / "huge.bin"
+    with huge.open("wb") as f:
+        f.truncate(10 * 1024**4)  # 10 TiB, sparse: no disk used
+    rdf["attachments"] = [{"source": "huge.bin", "sha256": "0" * 64}]
+    save_rdf(folder, rdf)
+    started = time.monotonic()
+    report = validate_source(folder, isolate=False)
+    assert time.monotonic() - started < 300
+    [finding] = [f for f in report.by_id("FIL002") if f.status == "failed"]
+    assert finding.details["size"] == 10 * 1024**4

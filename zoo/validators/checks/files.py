@@ -11,8 +11,11 @@ from pathlib import Path
 
 from zoo.bioimage.files import sha256_of
 from zoo.bioimage.rdf import FileRef, referenced_files, weight_entries
+from zoo.bioimage.source import MAX_UNPACKED_BYTES
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed, rule
+
+MAX_FILE_BYTES = MAX_UNPACKED_BYTES  # one file may be as large as a whole unpacked package, no larger
 
 
 def package_path(pkg: PackageUnderTest, source: str) -> tuple[Path | None, str | None]:
@@ -67,6 +70,13 @@ def check_file_hash(pkg: PackageUnderTest) -> Iterator[Finding]:
             continue
         path, refused = package_path(pkg, ref.source)
         if refused is not None or not path.is_file():
+            continue
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            mismatched += 1
+            pkg.file_problems[ref.location] = f"{ref.source} is {size} bytes"
+            yield failed(rule_, f"{ref.source} is {size} bytes, more than the {MAX_FILE_BYTES} a package file may "
+                                "have; not hashed, not opened", ref.location, file=ref.source, size=size)
             continue
         checked += 1
         actual = sha256_of(path)
