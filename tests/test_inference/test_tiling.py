@@ -49,9 +49,23 @@ def test_plan_covers_every_pixel_once_with_the_halo_inside_each_window(length, t
         start, stop = tiling.window(k)
         owned[lo:hi] += 1
         assert sizes.is_valid(stop - start)
-        assert start <= lo - 16 and stop >= hi + 16
-        assert (start + 16) % 4 == 0 if tiling.count > 1 else start == -16
+        if sizes.is_valid(length):  # a size the model takes: windows inside the image, on the pooling grid
+            assert 0 <= start and stop <= length and start % 4 == 0
+            assert start <= max(lo - 16, 0) and stop >= min(hi + 16, length)
+            assert (start, stop) == (0, length) if tiling.count == 1 else True
+        else:  # padded by the halo at the borders
+            assert start <= lo - 16 and stop >= hi + 16
+            assert (start + 16) % 4 == 0 if tiling.count > 1 else start == -16
     assert (owned == 1).all()
+
+
+def test_an_image_the_model_takes_whole_is_one_unpadded_window():
+    """A fixed 512 model with a halo of 32, on a 512 image: one call on the image as it is (as bioimageio.core's
+    test run does), not four padded tiles."""
+    tiling = plan_axis("y", 512, ValidSizes(512), 32, 64, target=576)
+    assert (tiling.count, tiling.window(0)) == (1, (0, 512))
+    assert plan_axis("y", 512, ValidSizes(512), 32, 64, whole=True).window(0) == (0, 512)
+    assert plan_axis("y", 300, ValidSizes(512), 32, 64, target=576).window(0) == (-32, 480)  # padded up to 512
 
 
 def test_plan_balances_tiles_and_aligns_strides():
@@ -94,7 +108,11 @@ def test_context_after_each_tile_covers_a_cropping_model(length):
         lo, hi = tiling.inner(k)
         start, stop = tiling.window(k)
         owned[lo:hi] += 1
-        assert sizes.is_valid(stop - start) and start == lo and stop >= hi + 5
+        assert sizes.is_valid(stop - start) and start <= lo and stop >= min(hi + 5, length)
+        if sizes.is_valid(length):  # inside the image: the last window ends at its border
+            assert 0 <= start and stop <= length
+        else:
+            assert start == lo and stop >= hi + 5
     assert (owned == 1).all() and tiling.after == 5
 
 

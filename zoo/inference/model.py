@@ -1,5 +1,6 @@
-"""A package made ready to predict: its description (any format version, read as 0.5), the weight format
-chosen for the device, the runtime that executes it, and the rdf's pre/post-processing from bioimageio.core."""
+"""A package made ready to predict: its tensors and weights read faithfully from the rdf (formats 0.3-0.5,
+zoo.bioimage), the weight format chosen for the device, the runtime that executes it, and the rdf's pre/post-processing
+from bioimageio.core, which reads the description in its own format version (0.4 or 0.5), never upgraded."""
 
 from __future__ import annotations
 
@@ -15,28 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from zoo.bioimage.files import sha256_of
+from zoo.bioimage.files import is_url, sha256_of
+from zoo.bioimage.formats import CODE_EXECUTING_FORMATS, RUNTIMES
+from zoo.bioimage.formats import PREFERENCE as WEIGHT_PRIORITY
+from zoo.bioimage.rdf import RdfError, WeightsEntry, read_rdf, weight_entries
 from zoo.bioimage.source import OpenedSource, open_source
-from zoo.bioimage.tensors import AxisSpec, TensorSpec, ValidSizes
+from zoo.bioimage.tensors import AxisSpec, TensorSpec, ValidSizes, tensor_specs
 from zoo.errors import InputError, PredictionError, SourceError, WeightsError
-from zoo.validators.context import CODE_EXECUTING_FORMATS
 
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
-# fastest first: onnxruntime is the quickest CPU runtime here, TorchScript the natural one on a GPU
-WEIGHT_PRIORITY: dict[str, tuple[str, ...]] = {
-    "cpu": ("onnx", "torchscript", "tensorflow_saved_model_bundle", "pytorch_state_dict", "keras_v3", "keras_hdf5"),
-    "cuda": ("torchscript", "onnx", "pytorch_state_dict", "tensorflow_saved_model_bundle", "keras_v3", "keras_hdf5"),
-}
-RUNTIMES: dict[str, str] = {
-    "onnx": "onnxruntime",
-    "torchscript": "torch",
-    "pytorch_state_dict": "torch",
-    "tensorflow_saved_model_bundle": "tensorflow",
-    "keras_hdf5": "tensorflow",
-    "keras_v3": "keras",
-}
 TILED_KINDS = ("space", "time")
 # onnxruntime on CPU: tiles run side by side, each call on a share of the cores; this beats one call on all
 # cores when other work competes for them (pre-processing, writing, other processes) and is no slower otherwise
@@ -108,7 +98,7 @@ def _cuda_available() -> bool:
 @dataclass
 class PredictionModel:
     opened: OpenedSource
-    descr: Any  # bioimageio.spec v0_5.ModelDescr
+    descr: Any  # bioimageio.spec ModelDescr in the package's own format version (v0_4 or v0_5)
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     geometry: Geometry
@@ -150,21 +140,21 @@ def load_model(
     """Open a package (folder, rdf or zip), read its description and load the best usable weights."""
     opened = open_source(Path(source))
     try:
+        rdf = _read_rdf(opened)
         descr = _load_description(opened)
         _refuse_custom_code(descr, trust)
-        inputs = [_tensor_spec(t, is_input=True) for t in descr.inputs]
-        outputs = [_tensor_spec(t, is_input=False) for t in descr.outputs]
+        inputs, outputs = tensor_specs(rdf)
         geometry = derive_geometry(inputs, outputs)
         requested, device = device, resolve_device(device)
         try:
-            weight_format, backend, not_used, workers = _load_weights(descr, opened, weights, device, trust)
+            weight_format, backend, not_used, workers = _load_weights(descr, rdf, opened, weights, device, trust)
         except WeightsError as e:
             if requested != "auto" or device == "cpu":
                 raise
             # --device auto on a GPU machine: weights that cannot run on CUDA here still run on the CPU
             logger.warning("no weights usable on CUDA (%s); predicting on the CPU", e)
             device = "cpu"
-            weight_format, backend, not_used, workers = _load_weights(descr, opened, weights, device, trust)
+            weight_format, backend, not_used, workers = _load_weights(descr, rdf, opened, weights, device, trust)
             not_used["cuda"] = str(e)
         pre_ops, post_ops, measures = _processing(descr)
         tile_post, deferred = _split_post(post_ops)
@@ -190,78 +180,57 @@ def load_model(
         raise
 
 
+def _read_rdf(opened: OpenedSource) -> dict:
+    try:
+        return read_rdf(opened.rdf_path)
+    except (RdfError, OSError) as e:
+        raise SourceError(f"{opened.source}: {e}: run `zoo validate` on it") from e
+
+
 def _load_description(opened: OpenedSource):
+    """The description bioimageio.core runs (processing, its model adapters), in the package's own format version:
+    an upgrade to 0.5 rejects valid 0.4 packages (a halo on a fixed-size output, an invalid `cite` URL)."""
     from bioimageio.spec import InvalidDescr, load_description
 
     try:
-        descr = load_description(opened.rdf_path, perform_io_checks=False, format_version="latest")
+        descr = load_description(opened.rdf_path, perform_io_checks=False, format_version="discover")
     except Exception as e:
         raise SourceError(
             f"bioimageio.spec cannot read {opened.source} ({type(e).__name__}: {e}): run `zoo validate` on it"
         ) from e
     if isinstance(descr, InvalidDescr):
+        from zoo.validators.checks.spec_format import _errors
+
+        errors = _errors(descr)
+        first = f": {errors[0][0] or 'rdf'}: {errors[0][1]}" if errors else ""
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise SourceError(
-            f"{opened.source} is not a valid bioimage.io description: run `zoo validate` on it for the failing fields"
+            f"{opened.source} is not a valid bioimage.io description{first}{more}: run `zoo validate` on it"
         )
     if descr.type != "model":
         raise SourceError(f"{opened.source} describes a {descr.type}, not a model: give a model package")
+    from zoo.validators import _choose_keras_backend
+
+    _choose_keras_backend(descr)  # before bioimageio.core is imported: it sets a Keras backend of its own
     return descr
 
 
 def _refuse_custom_code(descr, trust: bool) -> None:
+    """Format 0.5 processing may name a Python class shipped in the package; 0.4 has no such step."""
     from bioimageio.spec.model import v0_5
 
+    if trust or not isinstance(descr, v0_5.ModelDescr):
+        return
     for kind, tensors in (("inputs", descr.inputs), ("outputs", descr.outputs)):
         for tensor in tensors:
             steps = tensor.preprocessing if kind == "inputs" else tensor.postprocessing
             for i, step in enumerate(steps):
-                if isinstance(step, v0_5.CustomProcessingDescr) and not trust:
+                if isinstance(step, v0_5.CustomProcessingDescr):
                     where = f"{kind}[{tensor.id}].{'pre' if kind == 'inputs' else 'post'}processing[{i}]"
                     raise WeightsError(
                         f"{where} runs Python code shipped in the package ({step.source}): "
                         "pass --trust if you trust its authors"
                     )
-
-
-def _size(size) -> tuple[ValidSizes | None, tuple[str, str] | None, int]:
-    from bioimageio.spec.model import v0_5
-
-    if isinstance(size, int):
-        return ValidSizes(int(size), 0), None, 0
-    if isinstance(size, v0_5.ParameterizedSize):
-        return ValidSizes(int(size.min), int(size.step)), None, 0
-    if isinstance(size, v0_5.SizeReference):
-        return None, (str(size.tensor_id), str(size.axis_id)), int(size.offset)
-    return None, None, 0  # DataDependentSize
-
-
-def _tensor_spec(tensor, *, is_input: bool) -> TensorSpec:
-    axes = []
-    for axis in tensor.axes:
-        kind = str(axis.type)
-        if kind == "batch":
-            axes.append(AxisSpec(str(axis.id), "batch", ValidSizes(1, 0) if axis.size == 1 else None))
-            continue
-        if kind == "channel":
-            names = tuple(str(n) for n in axis.channel_names)
-            axes.append(AxisSpec(str(axis.id), "channel", ValidSizes(len(names), 0), channel_names=names))
-            continue
-        sizes, reference, offset = _size(axis.size)
-        axes.append(
-            AxisSpec(
-                str(axis.id),
-                kind,
-                sizes,
-                reference,
-                offset,
-                float(getattr(axis, "scale", 1.0) or 1.0),
-                int(getattr(axis, "halo", 0) or 0),
-            )
-        )
-    pad = getattr(tensor, "pad", None) if is_input else None
-    return TensorSpec(
-        str(tensor.id), tuple(axes), pad.mode if pad is not None else "symmetric", float(getattr(pad, "value", 0) or 0)
-    )
 
 
 def derive_geometry(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> Geometry:
@@ -369,18 +338,19 @@ def _alignment(sizes: ValidSizes, context: int) -> int:
     return power
 
 
-def _weight_path(entry, opened: OpenedSource) -> Path | None:
-    source = str(entry.source)
-    if source.startswith(("http://", "https://")):
+def _weight_path(entry: WeightsEntry, opened: OpenedSource) -> Path | None:
+    if entry.source is None or is_url(entry.source):
         return None
-    path = Path(source)
+    path = Path(entry.source)
     return path if path.is_absolute() else opened.root / path
 
 
 def _load_weights(
-    descr, opened: OpenedSource, requested: str | None, device: str, trust: bool
+    descr, rdf: dict, opened: OpenedSource, requested: str | None, device: str, trust: bool
 ) -> tuple[str, Any, dict[str, str], int]:
-    present = {name: entry for name, entry in descr.weights if entry is not None}
+    """The first usable weights in the device's order of preference. The files come from the raw reading (0.3's
+    `pytorch_script` is torchscript); bioimageio.core's adapters get the description in its own format."""
+    present = weight_entries(rdf)
     if requested is not None and requested not in present:
         raise WeightsError(f"--weights {requested}: the package has {', '.join(present) or 'no weights'}")
     order = [requested] if requested else [f for f in WEIGHT_PRIORITY[device] if f in present]
@@ -403,7 +373,7 @@ def _load_weights(
     raise WeightsError(f"no usable weights in {opened.source} for {device} ({details})")
 
 
-def _unusable(weight_format: str, entry, opened: OpenedSource, device: str, trust: bool) -> str | None:
+def _unusable(weight_format: str, entry: WeightsEntry, opened: OpenedSource, device: str, trust: bool) -> str | None:
     if weight_format in CODE_EXECUTING_FORMATS and not trust:
         return "loading it runs code shipped in the package: pass --trust to allow it"
     runtime = RUNTIMES.get(weight_format)
@@ -416,14 +386,25 @@ def _unusable(weight_format: str, entry, opened: OpenedSource, device: str, trus
 
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             return "onnxruntime has no CUDA provider here (install onnxruntime-gpu)"
+    if entry.source is None:
+        return "the rdf names no weight file"
     path = _weight_path(entry, opened)
     if path is None:
         return f"{entry.source} is only at a URL; predict works offline"
     if not path.exists():
         return f"{path.name} is missing from the package"
-    expected = getattr(entry, "sha256", None)
+    expected = entry.sha256
     if expected is not None and path.is_file() and sha256_of(path) != str(expected):
         return f"{path.name} does not match its sha256 in the rdf (the file was changed): run `zoo validate`"
+    if not trust:
+        from zoo.bioimage.weight_scan import UnreadableWeights, acting_ops
+
+        try:
+            acting = acting_ops(weight_format, path, opened.root)
+        except UnreadableWeights as e:
+            return f"{path.name} cannot be read as {weight_format} ({e})"
+        if acting:
+            return f"its graph calls {', '.join(sorted({a.op for a in acting}))}: pass --trust to run it anyway"
     return None
 
 
@@ -437,7 +418,7 @@ def _workers(weight_format: str, device: str) -> int:
     return min(ONNX_CPU_WORKERS, cores) if weight_format == "onnx" and device == "cpu" else 1
 
 
-def _backend(weight_format: str, entry, opened: OpenedSource, descr, device: str, workers: int = 1):
+def _backend(weight_format: str, entry: WeightsEntry, opened: OpenedSource, descr, device: str, workers: int = 1):
     from zoo.inference.backends import load_backend
 
     if weight_format == "onnx" and workers > 1:

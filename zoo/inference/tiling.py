@@ -6,6 +6,11 @@ Along one axis of length L, tile k owns the output range [k·stride, (k+1)·stri
 model's padding mode through an index map, so every window sees exactly what a whole-image run sees. Strides are
 multiples of the model's size step, so a U-Net's pooling grid lines up in every tile; with a sufficient halo the
 stitched output equals the whole-image output.
+
+An axis whose length the model takes as it is, and that fits one window, is not cut and not padded: the model sees
+the image exactly as bioimageio.core's test run gives it (no halo padding), so a package's test input reproduces
+its test output. Only an axis that must be cut, or padded up to a size the model takes, is padded at the image's
+borders by the model's padding mode (as bioimageio.core pads the blocks of a tiled run).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class AxisTiling:
     halo: int  # input context before each tile's range
     overlap: int = 0  # extra context blended with the neighbours (0: exact crop)
     halo_after: int | None = None  # input context after each tile's range; None: the same as `halo`
+    inside: bool = False  # windows are moved inside the image: its borders are seen unpadded, as in one call
 
     @property
     def after(self) -> int:
@@ -41,8 +47,10 @@ class AxisTiling:
         return max(1, _ceil_div(self.length, self.stride))
 
     def window(self, k: int) -> tuple[int, int]:
-        """Input window of tile k in image coordinates (may stick out of the image)."""
+        """Input window of tile k in image coordinates (may stick out of the image, unless `inside`)."""
         start = -self.halo if self.count == 1 else k * self.stride - self.halo - self.overlap
+        if self.inside:
+            start = min(max(start, 0), self.length - self.tile)
         return start, start + self.tile
 
     def inner(self, k: int) -> tuple[int, int]:
@@ -151,12 +159,16 @@ def plan_axis(
 ) -> AxisTiling:
     """Cut one axis. `whole`: one window over everything; `requested`: this window size (rounded up to a
     valid one); otherwise windows of at most `target` pixels, as few as possible, balanced. `halo` pixels of
-    context before each tile's range, `halo_after` (default: `halo`) after it."""
+    context before each tile's range, `halo_after` (default: `halo`) after it. A length the model takes that fits
+    one window (the requested one, or `target`) is one window of exactly the image, without padding."""
     after = halo if halo_after is None else halo_after
     after_field = None if after == halo else after
     context_in = halo + after
     single = sizes.at_least(length + context_in)
+    as_is = AxisTiling(axis, length, length, length, 0) if sizes.is_valid(length) else None  # one call, no padding
     if whole:
+        if as_is is not None:
+            return as_is
         if single is None:
             raise InputError(
                 f"axis {axis}: the model takes exactly {sizes.min} pixels, the image needs "
@@ -172,6 +184,8 @@ def plan_axis(
             )
     else:
         tile = sizes.at_most(max(target or 0, sizes.min))
+    if as_is is not None and (length <= tile or (requested is None and length <= (target or 0) + sizes.step)):
+        return as_is
     overlap = min(overlap, max(0, (tile - context_in - max(align, 1)) // 4))  # blending may not eat the tile
     context = context_in + 2 * overlap
     stride = tile - context
@@ -194,12 +208,28 @@ def plan_axis(
     balanced = _ceil_div(_ceil_div(length, count), align) * align if stride >= align else stride
     if count > 1:
         overlap = min(overlap, balanced // 2)
+    overlap = overlap if count > 1 else 0
+    if as_is is not None:
+        # the image's length is one the model takes: windows stay inside the image, so its borders are seen as a
+        # single call sees them; the context before a tile is rounded up so that every window starts on the
+        # pooling grid of that call
+        before = _round_up(halo + overlap, max(align, 1)) - overlap
+        inside_tile = sizes.at_least(balanced + before + after + 2 * overlap)
+        if inside_tile is not None and inside_tile >= length:
+            return as_is
+        if inside_tile is not None and (length - inside_tile) % max(align, 1) == 0:
+            return AxisTiling(axis, length, inside_tile, balanced, before, overlap,
+                              None if after == before else after, inside=True)
     tile = sizes.at_least(balanced + context_in + 2 * overlap) or tile
-    return AxisTiling(axis, length, tile, balanced, halo, overlap if count > 1 else 0, after_field)
+    return AxisTiling(axis, length, tile, balanced, halo, overlap, after_field)
 
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return _ceil_div(value, multiple) * multiple
 
 
 def source_indices(start: int, stop: int, length: int, mode: str) -> np.ndarray:
