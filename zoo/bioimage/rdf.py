@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.bioimage import formats
 from zoo.bioimage.files import is_url
 
 RUNNABLE_FORMATS_V04 = ("torchscript", "pytorch_script", "onnx", "tensorflow_saved_model_bundle")
@@ -343,7 +344,6 @@ def format_version(rdf: dict) -> tuple[int, ...]:
 
 # --- weights and the files an rdf names ------------------------------------------------------------------
 
-WEIGHT_ALIASES = {"pytorch_script": "torchscript"}  # 0.3 names
 
 
 @dataclass(frozen=True)
@@ -376,7 +376,7 @@ def weight_entries(rdf: dict) -> dict[str, WeightsEntry]:
     """Canonical weight format -> its entry, with the architecture for state dicts (0.3 keeps it at the top)."""
     out = {}
     for name, entry in weights(rdf).items():
-        canonical = WEIGHT_ALIASES.get(name, name)
+        canonical = formats.canonical(name)
         architecture = None
         if canonical == "pytorch_state_dict":
             architecture = _architecture(rdf, entry, name)

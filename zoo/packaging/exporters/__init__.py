@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from zoo.bioimage.formats import ALIASES
 from zoo.packaging.agreement import Agreement
 
 # source framework -> weight format -> "module:function"; the first format is the native one, the parent
@@ -26,11 +27,7 @@ EXPORTERS: dict[str, dict[str, str]] = {
         "onnx": "zoo.packaging.exporters.keras_tensorflow:export_onnx_from_keras",
     },
 }
-FORMAT_ALIASES = {
-    "tensorflow": "tensorflow_saved_model_bundle",
-    "state_dict": "pytorch_state_dict",
-    "keras": "keras_v3",
-}
+FORMAT_ALIASES = ALIASES  # the CLI's short names ("tensorflow", "state_dict", "keras")
 
 
 @dataclass

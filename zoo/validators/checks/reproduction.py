@@ -8,7 +8,8 @@ from copy import deepcopy
 
 import numpy as np
 
-from zoo.validators.context import CODE_EXECUTING_FORMATS, PackageUnderTest
+from zoo.bioimage.formats import CODE_EXECUTING_FORMATS
+from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed, rule, skipped
 
 logger = logging.getLogger(__name__)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo.validators.context import CODE_EXECUTING_FORMATS, PackageUnderTest
+from zoo.bioimage.formats import CODE_EXECUTING_FORMATS, PREFERENCE
+from zoo.validators.context import PackageUnderTest
 from zoo.validators.probes import as_arrays, constant_inputs, noise_inputs, run_processed, shapes, tensor_axes
 from zoo.validators.registry import Finding, Rule, skipped
 
 # cheapest first on a CPU: the format a check that needs only one runs with
-SPEED_ORDER = ("onnx", "torchscript", "pytorch_state_dict", "tensorflow_saved_model_bundle", "keras_v3", "keras_hdf5")
+SPEED_ORDER = PREFERENCE["cpu"]
 
 
 def formats_to_run(pkg: PackageUnderTest, rule_: Rule) -> tuple[list[str], Finding | None]:
