@@ -205,3 +205,32 @@ def test_sparse_huge_file_is_not_hashed(package_folder):
     assert time.monotonic() - started < 300
     [finding] = [f for f in report.by_id("FIL002") if f.status == "failed"]
     assert finding.details["size"] == 10 * 1024**4
+
+
+def test_zip_with_a_corrupt_member_is_a_finding(package_folder, tmp_path):
+    import zipfile
+
+    folder = package_folder()
+    archive = tmp_path / "corrupt.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as out:
+        for path in sorted(folder.iterdir()):
+            out.write(path, path.name)
+    data = bytearray(archive.read_bytes())
+    offset = data.index(b"NUMPY") + 200  # inside a stored .npy member: its CRC no longer matches
+    data[offset] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    report = validate_source(archive, isolate=False)
+    assert [f.status for f in report.by_id("SAF001")] == ["failed"]
+
+
+def test_zip_member_name_too_long_for_the_file_system_is_a_finding(package_folder, tmp_path):
+    import zipfile
+
+    folder = package_folder()
+    archive = tmp_path / "long.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(folder.iterdir()):
+            out.write(path, path.name)
+        out.writestr("a" * 300 + ".txt", "x")
+    report = validate_source(archive, isolate=False)
+    assert [f.status for f in report.by_id("SAF001")] == ["failed"]

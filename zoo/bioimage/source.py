@@ -6,6 +6,7 @@ import stat
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +20,10 @@ MAX_EXTRACT_SECONDS = 300.0  # unpacking slower than this (a decompression bomb,
 
 class UnsafeArchive(SourceError):
     """The zip holds members that would escape the target folder, links, or absurd sizes."""
+
+
+class UnpackError(UnsafeArchive):
+    """The zip could not be written out here (a member name the file system refuses, a full disk)."""
 
 
 class ExtractionTimeout(UnsafeArchive):
@@ -146,14 +151,27 @@ def safe_extract(archive_path: Path, target: Path, time_limit_s: float | None = 
             if member.is_dir():
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as src, destination.open("wb") as dst:
-                while chunk := src.read(1 << 20):
-                    written += len(chunk)
-                    if written > MAX_UNPACKED_BYTES:
-                        raise UnsafeArchive(f"{archive_path} unpacks to more than {MAX_UNPACKED_BYTES} bytes; refused")
-                    dst.write(chunk)
-                    _check_deadline(archive_path, started, limit_s, done, len(members))
+            try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as src, destination.open("wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        written += len(chunk)
+                        if written > MAX_UNPACKED_BYTES:
+                            raise UnsafeArchive(
+                                f"{archive_path} unpacks to more than {MAX_UNPACKED_BYTES} bytes; refused"
+                            )
+                        dst.write(chunk)
+                        _check_deadline(archive_path, started, limit_s, done, len(members))
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error) as e:
+                raise UnsafeArchive(
+                    f"{archive_path}: member {member.filename!r} is corrupt ({type(e).__name__}: {e}); "
+                    "re-create the zip"
+                ) from e
+            except OSError as e:  # a name longer than the file system allows, a full disk, a file-size limit
+                raise UnpackError(
+                    f"{archive_path}: member {member.filename!r} could not be unpacked ({e.strerror or e}); "
+                    "check the free space of the temporary folder, or re-create the zip with shorter names"
+                ) from e
         _check_deadline(archive_path, started, limit_s, len(members), len(members))
 
 
