@@ -117,7 +117,57 @@ def test_dij04_weight_file_missing_or_remote(package_folder):
 
 def test_dij04_weight_files_present(zoo_report):
     [finding] = zoo_report.by_id("DIJ04")
-    assert finding.status == "passed" and finding.details == {"files": 4}
+    # the state dict beside TorchScript and ONNX is never loaded by deepImageJ (DIJ14): not counted
+    assert finding.status == "passed" and finding.details == {"files": 3, "not_used": ["pytorch_state_dict"]}
+
+
+def test_dij04_only_weights_deepimagej_uses_matter(package_folder):
+    """A state dict only at a URL beside local TorchScript and ONNX: deepImageJ never loads it, so it runs."""
+    folder = package_folder()
+    (folder / "weights.pt").unlink()
+    edit_rdf(folder, lambda rdf: rdf["weights"]["pytorch_state_dict"].update(
+        source="https://example.invalid/weights.pt"))
+    report = dij_report(folder)
+    [finding] = report.by_id("DIJ04")
+    assert finding.status == "passed" and finding.details["not_used"] == ["pytorch_state_dict"]
+    assert report.deepimagej_verdict in ("runs", "runs with risks")
+
+
+def test_dij04_state_dict_of_format_0_4_is_never_used(tmp_path):
+    """Format 0.4: deepImageJ runs no pytorch_state_dict, so its absence says nothing; the TorchScript counts."""
+    (tmp_path / "rdf.yaml").write_text(RDF_V04.replace("AXES", "bcyx").replace(
+        "weights:\n", "weights:\n  torchscript: {source: weights_torchscript.pt, pytorch_version: '1.13'}\n"))
+    np.save(tmp_path / "test_input.npy", np.ones((1, 1, 64, 64), np.float32))
+    (tmp_path / "weights_torchscript.pt").write_bytes(b"not read by DIJ04")
+    [finding] = dij_report(tmp_path).by_id("DIJ04")
+    assert finding.status == "passed" and finding.details == {"files": 1, "not_used": ["pytorch_state_dict"]}
+
+
+def test_lone_rdf_cannot_be_judged(package_folder, tmp_path):
+    """The rdf without any file it names (weights, test tensors): the rules that read files cannot judge, and the
+    verdict says so instead of "will not run"."""
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "rdf.yaml").write_bytes((package_folder() / "rdf.yaml").read_bytes())
+    report = dij_report(lone / "rdf.yaml")
+    assert not [f for f in report.findings if f.status == "failed"], [(f.id, f.message) for f in report.findings]
+    judged_nothing = {f.id for f in report.findings if (f.details or {}).get("cannot_judge")}
+    assert {"DIJ04", "DIJ07", "DIJ11", "DIJ13", "DIJ32"} <= judged_nothing
+    [dij04] = report.by_id("DIJ04")
+    assert set(dij04.details["missing"]) == {"weights_torchscript.pt", "weights.onnx", TF_ZIP}
+    assert report.deepimagej_verdict == "cannot judge"
+    assert report.verdict("deepimagej").status == "not verified"
+
+
+def test_lone_rdf_still_fails_what_the_text_proves(package_folder, tmp_path):
+    """A rule the rdf text breaks (an unquoted format_version) is a proof: it wins over "cannot judge"."""
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "rdf.yaml").write_bytes((package_folder() / "rdf.yaml").read_bytes())
+    set_scalar_text(lone, "format_version", "0.5", top_level=True)
+    report = dij_report(lone / "rdf.yaml")
+    assert statuses(report, "DIJ02") == {"failed"}
+    assert report.deepimagej_verdict == "will not run"
 
 
 def test_dij32_no_test_or_sample_input(package_folder):
@@ -227,6 +277,16 @@ def test_dij08_unquoted_pytorch_version(package_folder):
 
 def test_dij08_quoted_versions(zoo_report):
     assert statuses(zoo_report, "DIJ08") == {"passed"}
+
+
+def test_dij08_unquoted_version_read_as_written(package_folder):
+    """An unquoted 1.13 is read as "1.13": the engine meant is the engine picked, nothing differs."""
+    folder = package_folder()
+    set_scalar_text(folder, "pytorch_version", "1.13")
+    [finding] = dij_report(folder).by_id("DIJ08")
+    assert finding.status == "passed"
+    assert finding.details["read_as_written"] == ["weights.pytorch_state_dict.pytorch_version 1.13",
+                                                  "weights.torchscript.pytorch_version 1.13"]
 
 
 def test_dij09_tensorflow_version_missing(package_folder):
@@ -749,3 +809,39 @@ def test_format_0_4_unknown_axis_letter(tmp_path):
     (tmp_path / "rdf.yaml").write_text(RDF_V04.replace("AXES", "bcqx"))
     [finding] = problems(dij_report(tmp_path), "DIJ16")
     assert finding.details == {"axes": "bcqx", "problem": "axes ['q'] are not among b, t, z, i, r, c, y, x"}
+
+
+def test_format_0_4_null_scale_is_a_new_axis(tmp_path):
+    """A 0.4 output whose reference `scale` holds null (a new axis of size 2·offset) is read, not crashed on: every
+    rule judges it (before, twelve DIJ checks reported "the check itself failed (TypeError ...)")."""
+    rdf = RDF_V04.replace("AXES", "bcyx").replace(
+        "scale: [1, 1, 1, 1], offset: [0, 0, 0, 0]", "scale: [1, null, 1, 1], offset: [0, 1, 0, 0]")
+    assert "null" in rdf
+    (tmp_path / "rdf.yaml").write_text(rdf)
+    np.save(tmp_path / "test_input.npy", np.ones((1, 1, 64, 64), np.float32))
+    report = dij_report(tmp_path)
+    assert [f.id for f in report.findings if "the check itself failed" in f.message] == []
+    for rule_id in ("DIJ16", "DIJ20", "DIJ21", "DIJ22", "DIJ23", "DIJ24", "DIJ25"):
+        assert statuses(report, rule_id) == {"passed"}, rule_id
+    [tiling] = report.by_id("DIJ24")
+    assert tiling.details == {"smallest_image": {}}
+
+
+def test_format_0_3_reference_is_read_as_0_4(tmp_path):
+    """0.3 and 0.4 both mean reference·scale + 2·offset, JDLL's own formula: DIJ21 passes a half-size output (before,
+    a 0.3 rdf was judged by the 0.5 meaning of `scale` and failed)."""
+    rdf = RDF_V04.replace("AXES", "bcyx").replace("format_version: 0.4.10", "format_version: 0.3.2").replace(
+        "scale: [1, 1, 1, 1], offset: [0, 0, 0, 0]", "scale: [1, 1, 0.5, 0.5], offset: [0, 0, 0, 0]")
+    (tmp_path / "rdf.yaml").write_text(rdf)
+    np.save(tmp_path / "test_input.npy", np.ones((1, 1, 64, 64), np.float32))
+    report = dij_report(tmp_path)
+    assert statuses(report, "DIJ21") == {"passed"}
+    assert statuses(report, "DIJ32") == {"passed"}  # 0.3 lists its test inputs at the top level, as 0.4 does
+    assert statuses(report, "DIJ02") == {"failed"}  # JDLL reads no 0.3: still "will not run"
+
+
+def test_dij27_step_without_a_name(tmp_path):
+    rdf = RDF_V04.replace("AXES", "bcyx").replace("  - name: scale_range\n    kwargs:", "  - scale_range:\n    kwargs:")
+    (tmp_path / "rdf.yaml").write_text(rdf)
+    [finding] = problems(dij_report(tmp_path), "DIJ27")
+    assert finding.details["op"] == "None"

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 from tests.conftest import load_rdf, save_rdf
-from zoo.validators.deepimagej import emulation
 from zoo.bioimage.rdf import tensors
+from zoo.validators.deepimagej import emulation
 
 
 def run_rules(folder: Path, rule_ids: tuple[str, ...]) -> dict[str, list]:
     import zoo.validators.checks  # noqa: F401
+    from zoo.bioimage.source import open_source
     from zoo.validators import _load, _run_check
     from zoo.validators.context import PackageUnderTest
     from zoo.validators.registry import CHECKS
-    from zoo.bioimage.source import open_source
 
     with open_source(folder) as opened:
         pkg = PackageUnderTest(opened)
@@ -42,10 +42,10 @@ def rewrite_test_output(folder: Path) -> None:
     from bioimageio.core.digest_spec import get_test_input_sample
 
     from tests.conftest import rehash
+    from zoo.bioimage.source import open_source
     from zoo.validators import _load
     from zoo.validators.checks.reproduction import run_on_test_input
     from zoo.validators.context import PackageUnderTest
-    from zoo.bioimage.source import open_source
 
     with open_source(folder) as opened:
         pkg = PackageUnderTest(opened)
@@ -91,6 +91,25 @@ def test_emulation_finds_per_row_gain_list(package_folder):
         index = tuple(finding.details["worst_index"])
         assert finding.details["worst_actual"] != pytest.approx(finding.details["worst_expected"], abs=1.5e-4)
         assert len(index) == 4
+
+
+@pytest.mark.parametrize("target", ["run_tiled", "apply_processing"])
+def test_emulation_error_is_never_a_verdict_on_the_package(package_folder, monkeypatch, target):
+    """zoo's own emulation failing (inside the per-format run, or before it) is skipped with the reason: it must not
+    read as "runs but gives different numbers" (before, it was a failed DJE001 of severity wrong)."""
+    from zoo.validators.checks import deepimagej_emulation
+    from zoo.validators.report import ValidationReport
+
+    def broken(*args, **kwargs):
+        raise KeyError("an internal bug")
+
+    monkeypatch.setattr(deepimagej_emulation, target, broken)
+    findings = run_rules(without_tf(package_folder()), ("DJE001",))["DJE001"]
+    assert findings and {f.status for f in findings} == {"skipped"}
+    assert all("KeyError" in f.details["internal_error"] for f in findings)
+    report = ValidationReport(source="tiny", findings=findings)
+    assert report.deepimagej_verdict is None
+    assert report.verdict("deepimagej").status != "failed"
 
 
 def test_nearest_rank_percentile_differs_from_numpy():

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import ExportError
 from zoo.bioimage.source import open_source
+from zoo.errors import ExportError
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _quote_version_text(rdf_path: Path) -> list[Fix]:
     if not found:
         return []
     rdf_path.write_text(VERSION_LINE.sub(lambda m: f'{m.group(1)}"{m.group(2)}"', text), encoding="utf-8")
-    return [Fix("DIJ08", f"quoted {line}") for line in found]
+    return [Fix("DIJ02" if line.startswith("format_version") else "DIJ08", f"quoted {line}") for line in found]
 
 
 def _edit_rdf(rdf_path: Path, work: Path) -> list[Fix]:
@@ -133,8 +133,15 @@ def _edit_rdf(rdf_path: Path, work: Path) -> list[Fix]:
         logger.warning("%s", e)
     with rdf_path.open("w", encoding="utf-8") as f:
         yaml.dump(rdf, f)
-    adapt_rdf_for_deepimagej(rdf_path)
+    if _axes_are_lists(rdf):  # format 0.5; 0.3/0.4 axes are strings of letters, with nothing to write out
+        adapt_rdf_for_deepimagej(rdf_path)
     return fixes
+
+
+def _axes_are_lists(rdf: dict) -> bool:
+    """Every tensor's axes are a list of axis mappings (format 0.5), not a string (0.3/0.4)."""
+    tensors = [t for kind in ("inputs", "outputs") for t in (rdf.get(kind) or [])]
+    return all(isinstance(t, dict) and isinstance(t.get("axes"), list) for t in tensors)
 
 
 def _simplify_processing(kind: str, t_index: int, tensor: dict) -> list[Fix]:
@@ -158,7 +165,7 @@ def _simplify_processing(kind: str, t_index: int, tensor: dict) -> list[Fix]:
 
 def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
     """Export ONNX at opset 17 / IR 8 from the package's TorchScript when the ONNX is missing or too new."""
-    from zoo.validators.deepimagej.weight_files import read_onnx
+    from zoo.bioimage.weight_files import read_onnx
 
     weights = rdf.get("weights") or {}
     script_entry = weights.get("torchscript") or weights.get("pytorch_script")
@@ -173,12 +180,12 @@ def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
         target = work / str(onnx_entry["source"])
     else:
         why, target, onnx_entry = "missing", work / "weights.onnx", None
-    from zoo.validators.deepimagej.emulation import NotEmulated, apply_processing
     from zoo.bioimage.rdf import tensors
+    from zoo.validators.deepimagej.emulation import NotEmulated, apply_processing
 
     try:  # the model sees pre-processed data: compare there, not on raw intensities
-        inputs = [apply_processing(view, np.load(work / _test_source(t)))
-                  for view, t in zip(tensors(rdf, "inputs"), rdf.get("inputs") or [])]
+        inputs = [apply_processing(view, np.load(work / _test_source(rdf, i, t)).astype(np.float32))
+                  for i, (view, t) in enumerate(zip(tensors(rdf, "inputs"), rdf.get("inputs") or []))]
     except NotEmulated as e:
         raise ExportError(f"onnx: the test input cannot be pre-processed to prove a re-export ({e})") from e
     input_ids = [str(t.get("id", t.get("name"))) for t in rdf.get("inputs") or []]
@@ -207,11 +214,16 @@ def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
                          f"≤ {ONNX_MAX_IR_VERSION} (was {why}); max |Δ| {difference:.2e} on the test input")]
 
 
-def _test_source(tensor: dict) -> str:
+def _test_source(rdf: dict, index: int, tensor: dict) -> str:
+    """The input's test file: format 0.5 `test_tensor`, 0.3/0.4 `test_inputs[index]`."""
     entry = tensor.get("test_tensor")
-    if not isinstance(entry, dict) or not entry.get("source"):
-        raise ExportError(f"tensor {tensor.get('id')!r} has no test_tensor to prove a re-exported ONNX against")
-    return str(entry["source"])
+    if isinstance(entry, dict) and entry.get("source"):
+        return str(entry["source"])
+    listed = rdf.get("test_inputs")
+    if isinstance(listed, list) and index < len(listed) and isinstance(listed[index], str):
+        return listed[index]
+    name = tensor.get("id", tensor.get("name"))
+    raise ExportError(f"tensor {name!r} has no test tensor to prove a re-exported ONNX against")
 
 
 def export_onnx_from_torchscript(script_path: Path, onnx_path: Path, inputs: list[np.ndarray], input_ids: list[str],

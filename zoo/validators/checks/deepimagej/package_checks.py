@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
-from zoo.validators.checks.deepimagej.common import TF_FORMAT, TORCHSCRIPT_FORMATS, VANISHES, dij, weight_path
+from zoo.bioimage.rdf import is_url, source_name, spec_version, tensors, weights
+from zoo.bioimage.weight_files import find_saved_model
+from zoo.validators.checks.deepimagej.common import (
+    TF_FORMAT,
+    VANISHES,
+    cannot_judge,
+    dij,
+    lone_rdf,
+    used_formats,
+    weight_path,
+)
 from zoo.validators.context import PackageUnderTest
-from zoo.bioimage.rdf import RUNNABLE_FORMATS_V05, is_url, source_name, spec_version, tensors, weights
-from zoo.validators.deepimagej.weight_files import find_saved_model
 from zoo.validators.registry import Finding, failed, passed
 
 
@@ -89,15 +97,18 @@ def check_descriptor_fields_readable(pkg: PackageUnderTest) -> Iterator[Finding]
         yield passed(rule_, "text fields are strings; inputs, outputs and weights present")
 
 
-@dij("DIJ04", "error", "every weight file is in the package folder by its base name",
+@dij("DIJ04", "error", "every weight file deepImageJ may use is in the package folder by its base name",
      "Put each weight file into the package root and reference it by a relative path; deepImageJ downloads nothing.")
 def check_weight_files_present(pkg: PackageUnderTest) -> Iterator[Finding]:
+    """Only the formats deepImageJ may pick count (`used_formats`): an absent keras_hdf5, or a state dict beside
+    TorchScript, does not stop the model. On a lone rdf (no needed file here at all) the files cannot be judged."""
     rule_ = check_weight_files_present.rule
-    allowed = (*RUNNABLE_FORMATS_V05, *TORCHSCRIPT_FORMATS)
+    used = used_formats(pkg.rdf)
+    lone = lone_rdf(pkg)
     checked = problems = 0
-    for name, entry in weights(pkg.rdf).items():
-        if name not in allowed:
-            continue
+    missing: list[str] = []
+    for name in used:
+        entry = weights(pkg.rdf)[name]
         checked += 1
         location = f"weights.{name}"
         source = source_name(entry)
@@ -105,26 +116,38 @@ def check_weight_files_present(pkg: PackageUnderTest) -> Iterator[Finding]:
             continue
         if source is None:
             problem = f"{location} has no source"
+        elif weight_path(pkg, entry) is not None:
+            continue
+        elif lone:
+            missing.append(source)
+            continue
         elif is_url(source):
             problem = f"{location} source is the URL {source}, deepImageJ does not download weights at run time"
-        elif weight_path(pkg, entry) is None:
+        else:
             base = PurePosixPath(source).name
             where = f" (it is at {source}, deepImageJ looks for {base} in the model folder)" if (
                 pkg.root / source).is_file() else ""
             problem = f"{location} source {source} is not in the package folder{where}"
-        else:
-            continue
         problems += 1
         yield failed(rule_, f"{problem}: this format fails to load in Fiji", location, source=source)
     architecture = weights(pkg.rdf).get("pytorch_state_dict", {}).get("architecture")
     arch_source = architecture.get("source") if isinstance(architecture, dict) else None
-    if isinstance(arch_source, str) and not (pkg.root / PurePosixPath(arch_source).name).is_file():
-        problems += 1
-        yield failed(rule_, f"weights.pytorch_state_dict.architecture source {arch_source} is not in the package "
-                            "folder: deepImageJ cannot build the model from the state dict",
-                     "weights.pytorch_state_dict.architecture", source=arch_source)
-    if not problems:
-        yield passed(rule_, f"{checked} weight files found by base name", files=checked)
+    if "pytorch_state_dict" in used and isinstance(arch_source, str) and not (
+            pkg.root / PurePosixPath(arch_source).name).is_file():
+        if lone:
+            missing.append(arch_source)
+        else:
+            problems += 1
+            yield failed(rule_, f"weights.pytorch_state_dict.architecture source {arch_source} is not in the package "
+                                "folder: deepImageJ cannot build the model from the state dict",
+                         "weights.pytorch_state_dict.architecture", source=arch_source)
+    if missing:
+        yield cannot_judge(rule_, f"the weight files of {', '.join(used)} are not here, so whether deepImageJ finds "
+                                  "them in the installed model folder is unknown", "weights", missing)
+    elif not problems:
+        unused = sorted(set(weights(pkg.rdf)) - set(used))
+        note = f"; {', '.join(unused)} not used by deepImageJ, not checked" if unused else ""
+        yield passed(rule_, f"{checked} weight files found by base name{note}", files=checked, not_used=unused)
 
 
 @dij("DIJ32", "risk", "the input has a test or sample tensor for 'run on test'",
@@ -132,8 +155,8 @@ def check_weight_files_present(pkg: PackageUnderTest) -> Iterator[Finding]:
 def check_test_input_present(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_test_input_present.rule
     problems = 0
-    v04 = spec_version(pkg.rdf) == "0.4"
     for tensor in tensors(pkg.rdf, "inputs"):
+        v04 = not isinstance(tensor.raw.get("axes"), list)  # 0.3/0.4 list test files at the top level
         tests = [_file_of(tensor.raw.get("test_tensor")),
                  _nth(pkg.rdf.get("test_inputs"), tensor.index) if v04 else None]
         samples = [_file_of(tensor.raw.get("sample_tensor")),
@@ -143,6 +166,10 @@ def check_test_input_present(pkg: PackageUnderTest) -> Iterator[Finding]:
         if not usable:
             problems += 1
             named = [c for c in tests + samples if c]
+            if named and lone_rdf(pkg):
+                yield cannot_judge(rule_, f"inputs[{tensor.tensor_id}] test and sample files are not here",
+                                   tensor.location, named)
+                continue
             yield failed(rule_, f"inputs[{tensor.tensor_id}] has no test_tensor (.npy) or sample_tensor in the "
                                 f"package (named: {named}): 'run on test' is unavailable in Fiji", tensor.location,
                          named=named)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from zoo.bioimage.rdf import TensorView, deepimagej_config, spec_version, tensors
 from zoo.validators.checks.deepimagej.common import dij
 from zoo.validators.context import PackageUnderTest
-from zoo.bioimage.rdf import TensorView, deepimagej_config, spec_version, tensors
 from zoo.validators.registry import Finding, failed, passed
 
 IMPLEMENTED_OPS = ("binarize", "clip", "scale_linear", "scale_range", "sigmoid", "zero_mean_unit_variance",
@@ -27,7 +27,9 @@ def check_processing_ops_implemented(pkg: PackageUnderTest) -> Iterator[Finding]
     problems = 0
     for tensor, location, name, kwargs in _steps(pkg):
         problem = None
-        if name not in IMPLEMENTED_OPS:
+        if name == "None":  # neither `id` nor `name`: e.g. `- scale_range: {kwargs: ...}`
+            problem = "a step without id or name is not an op"
+        elif name not in IMPLEMENTED_OPS:
             problem = f"{name} is not implemented"
         elif name == "binarize" and v05 and ("axis" in kwargs or isinstance(kwargs.get("threshold"), list)):
             problem = "binarize with a per-channel threshold (axis or a list) has no Java setter"

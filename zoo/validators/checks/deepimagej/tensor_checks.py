@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from zoo.bioimage.rdf import TensorView, deepimagej_config, source_name, spec_version, tensors, weights
+from zoo.bioimage.weight_files import UnreadableWeights, read_onnx, read_saved_model
 from zoo.validators.checks.deepimagej.common import TF_FORMAT, VANISHES, dij, weight_path
 from zoo.validators.context import PackageUnderTest
-from zoo.bioimage.rdf import TensorView, deepimagej_config, source_name, spec_version, tensors, weights
-from zoo.validators.deepimagej.weight_files import UnreadableWeights, read_onnx, read_saved_model
 from zoo.validators.registry import Finding, failed, passed
 
 ALLOWED_LETTERS = frozenset("btzircyx")
@@ -199,12 +199,11 @@ def check_output_dtype_supported(pkg: PackageUnderTest) -> Iterator[Finding]:
      "Give output axes that reference an input scale 1 and offset 0 (crop in post-processing instead).")
 def check_output_reference_identity(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_output_reference_identity.rule
-    if spec_version(pkg.rdf) == "0.4":
-        yield passed(rule_, "format 0.4: the spec's reference·scale + 2·offset is JDLL's formula")
-        return
     inputs = {t.tensor_id: t for t in tensors(pkg.rdf, "inputs")}
     problems = 0
     for tensor in tensors(pkg.rdf, "outputs"):
+        if not isinstance(tensor.raw.get("axes"), list):  # 0.3/0.4: reference·scale + 2·offset is JDLL's formula
+            continue
         for axis in tensor.axes:
             size = axis.size
             if size.kind != "reference":
@@ -222,7 +221,9 @@ def check_output_reference_identity(pkg: PackageUnderTest) -> Iterator[Finding]:
                                     "shape and tiling breaks", f"{tensor.location}.axes.{axis.index}",
                              scale=size.scale, offset=size.offset, reference_scale=ref_scale)
     if not problems:
-        yield passed(rule_, "referenced output sizes use scale 1 and offset 0")
+        v05 = any(isinstance(t.raw.get("axes"), list) for t in tensors(pkg.rdf, "outputs"))
+        yield passed(rule_, "referenced output sizes use scale 1 and offset 0" if v05 else
+                     "format 0.3/0.4: the spec's reference·scale + 2·offset is JDLL's formula")
 
 
 @dij("DIJ22", "error", "output sizes are fixed or reference an input; input sizes do not reference",

@@ -5,7 +5,26 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from zoo.validators.checks.deepimagej.common import TF_FORMAT, TORCHSCRIPT_FORMATS, VANISHES, dij, entries, weight_path
+from zoo.bioimage.rdf import (
+    NEVER_RUN_FORMATS,
+    RUNNABLE_FORMATS_V05,
+    runnable_formats,
+    source_name,
+    spec_version,
+    tensors,
+    weights,
+)
+from zoo.bioimage.weight_files import UnreadableWeights, read_onnx, read_saved_model, read_torchscript
+from zoo.validators.checks.deepimagej.common import (
+    TF_FORMAT,
+    TORCHSCRIPT_FORMATS,
+    VANISHES,
+    absent_weight_finding,
+    dij,
+    entries,
+    weight_absent,
+    weight_path,
+)
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.deepimagej import engines
 from zoo.validators.deepimagej.engines import EngineChoice, engine_for, version_tuple
@@ -17,16 +36,6 @@ from zoo.validators.deepimagej.known_ops import (
     TORCH_ATEN_OPS,
     TORCH_PRIM_OPS,
 )
-from zoo.bioimage.rdf import (
-    NEVER_RUN_FORMATS,
-    RUNNABLE_FORMATS_V05,
-    runnable_formats,
-    source_name,
-    spec_version,
-    tensors,
-    weights,
-)
-from zoo.validators.deepimagej.weight_files import UnreadableWeights, read_onnx, read_saved_model, read_torchscript
 from zoo.validators.registry import Finding, failed, passed, skipped
 
 # deepImageJ's Gui.UNSUPPORTED_MODELS (JDLL 0.6.1, io.bioimage.modelrunner.gui.Gui)
@@ -127,7 +136,8 @@ def check_torchscript_engine_compatible(pkg: PackageUnderTest) -> Iterator[Findi
             continue
         path = weight_path(pkg, entry)
         if path is None:
-            yield skipped(rule_, "the weight file is not in the package (see DIJ04)", location)
+            yield absent_weight_finding(pkg, rule_, name, entry,
+                                        f"whether libtorch {choice.engine} loads the TorchScript is read from its file")
             continue
         details = {"engine": choice.label(), "pytorch_version": choice.declared}
         try:
@@ -177,6 +187,7 @@ def check_framework_versions_quoted(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_framework_versions_quoted.rule
     literals = _version_literals(pkg)
     problems = 0
+    read_as_written: list[str] = []
     for name, entry in weights(pkg.rdf).items():
         if name not in (*RUNNABLE_FORMATS_V05, *TORCHSCRIPT_FORMATS):
             continue
@@ -184,9 +195,12 @@ def check_framework_versions_quoted(pkg: PackageUnderTest) -> Iterator[Finding]:
             value = entry.get(key)
             if value is None or isinstance(value, str):
                 continue
-            problems += 1
             read_as = engines.jdll_version_string(value)
             written = next((lit for lit in literals.get(key, []) if _same_number(lit, value)), read_as)
+            if written == read_as:  # 1.15 is read as "1.15": unquoted, but JDLL gets the version meant
+                read_as_written.append(f"weights.{name}.{key} {written}")
+                continue
+            problems += 1
             framework = "pytorch" if key == "pytorch_version" else "tensorflow"
             available = engines.AVAILABLE_ENGINES[framework]
             engine_read = engines.most_compatible(framework, read_as, available)
@@ -197,7 +211,8 @@ def check_framework_versions_quoted(pkg: PackageUnderTest) -> Iterator[Finding]:
                                 f"{consequence}", f"weights.{name}.{key}", written=written, read_as=read_as,
                          engine_read=engine_read, engine_meant=engine_meant)
     if not problems:
-        yield passed(rule_, "framework versions are strings")
+        note = f" or read as written ({', '.join(read_as_written)}, unquoted)" if read_as_written else ""
+        yield passed(rule_, f"framework versions are strings{note}", read_as_written=read_as_written)
 
 
 def _version_literals(pkg: PackageUnderTest) -> dict[str, list[str]]:
@@ -261,6 +276,10 @@ def check_tensorflow_engine_compatible(pkg: PackageUnderTest) -> Iterator[Findin
         if (version_tuple(choice.declared) or (0,)) <= engine_version:
             yield passed(rule_, f"tensorflow_version {choice.declared} runs on TF {choice.engine} ({e})", location,
                          **details)
+        elif weight_absent(pkg, entry):
+            yield absent_weight_finding(pkg, rule_, TF_FORMAT, entry,
+                                        f"tensorflow_version {choice.declared} is newer than TF {choice.engine}, and "
+                                        "whether the SavedModel loads there is read from its ops")
         else:
             yield failed(rule_, f"tensorflow_version {choice.declared} is newer than TF {choice.engine}, the engine "
                                 f"Fiji's GUI installs, and the SavedModel could not be inspected ({e}): it may fail "
@@ -305,6 +324,10 @@ def check_savedmodel_layout_expected(pkg: PackageUnderTest) -> Iterator[Finding]
     if entry is None:
         yield passed(rule_, "no TensorFlow weights")
         return
+    if weight_absent(pkg, entry):
+        yield absent_weight_finding(pkg, rule_, TF_FORMAT, entry, "the SavedModel's layout, tags and signatures are "
+                                                                  "read from its file")
+        return
     try:
         content = read_saved_model(pkg.root, source_name(entry))
     except UnreadableWeights as e:
@@ -341,6 +364,9 @@ def check_signature_keys_match(pkg: PackageUnderTest) -> Iterator[Finding]:
     if entry is None:
         yield passed(rule_, "no TensorFlow weights")
         return
+    if weight_absent(pkg, entry):
+        yield absent_weight_finding(pkg, rule_, TF_FORMAT, entry, "the signature keys are read from the SavedModel")
+        return
     try:
         signature = read_saved_model(pkg.root, source_name(entry)).signatures.get("serving_default")
     except UnreadableWeights:
@@ -375,7 +401,7 @@ def check_onnx_opset_supported(pkg: PackageUnderTest) -> Iterator[Finding]:
     path = weight_path(pkg, entry)
     choice = engine_for("onnx", entry)
     if path is None:
-        yield skipped(rule_, "the weight file is not in the package (see DIJ04)", location, engine=choice.label())
+        yield absent_weight_finding(pkg, rule_, "onnx", entry, "the opset and IR version are read from the ONNX file")
         return
     try:
         content = read_onnx(path)
