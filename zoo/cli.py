@@ -1,6 +1,7 @@
 """`zoo`: parse arguments, call zoo.api, draw progress, map results to exit codes.
 
-Exit codes: 0 passed, 1 findings (validation failed), 2 usage or input error."""
+Exit codes: 0 passed, 1 findings (validation failed), 2 usage or input error, 3 not verified (nothing failed
+but nothing was verified, e.g. the only weights need --trust); zoo.validators.report decides the verdicts."""
 
 from __future__ import annotations
 
@@ -251,15 +252,15 @@ def validate(
         report = _run(lambda: api.validate(source, trust=trust, device=device, keep_artifacts=artifacts,
                                            time_limit_s=time_limit, memory_limit_mb=memory_limit,
                                            progress=RichProgress()))
-        _print_report(report)
-        for path, write in ((json_path, report.write_json),
+        _print_report(report, target)
+        for path, write in ((json_path, partial(report.write_json, target=target)),
                             (markdown_path, partial(writers.write_markdown, report, target=target)),
                             (html_path, partial(writers.write_html, report, target=target)),
                             (junit_path, partial(writers.write_junit, report, target=target))):
             if path is not None:
                 _run(lambda path=path, write=write: write(path))
                 console.print(f"report: {path}")
-    raise typer.Exit(report.exit_code_for(target))
+    raise typer.Exit(report.verdict(target).exit_code)
 
 
 @app.command()
@@ -303,22 +304,28 @@ def _print_exported(result) -> None:
         console.print(f"[yellow]not shipped[/yellow] {weight_format}: {escape(reason)}", highlight=False)
 
 
-STATUS_STYLE = {"passed": "green", "failed": "red", "warning": "yellow", "skipped": "dim"}
+STATUS_STYLE = {"passed": "green", "failed": "red", "warning": "yellow", "skipped": "dim", "not verified": "yellow"}
+DEEPIMAGEJ_STYLE = {"runs": "green", "runs with risks": "yellow", "cannot judge": "yellow"}
 
 
-def _print_report(report) -> None:
+def _print_report(report, target: str = "bioimageio") -> None:
     table = Table("rule", "status", "where", "message", title=f"validation of {Path(report.source).name}")
     for finding in report.findings:
         style = STATUS_STYLE[finding.status]
         table.add_row(finding.id, f"[{style}]{finding.status}[/{style}]", escape(finding.location),
                       escape(finding.message))
     console.print(table)
-    style = "green" if report.status == "passed" else "red"
-    console.print(f"verdict: [bold {style}]{report.status}[/bold {style}] "
-                  f"({len(report.failed())} failed of {len(report.findings)} findings, {report.duration_s:.1f} s)")
-    if report.deepimagej_verdict is not None:
-        style = {"runs": "green", "runs with risks": "yellow"}.get(report.deepimagej_verdict, "red")
-        console.print(f"deepImageJ (Fiji): [bold {style}]{report.deepimagej_verdict}[/bold {style}]")
+    from zoo.validators.report import counts_text
+
+    verdict = report.verdict(target)
+    style = STATUS_STYLE[verdict.status]
+    console.print(f"verdict: [bold {style}]{verdict.status}[/bold {style}] "
+                  f"({counts_text(verdict.counts)}; {report.duration_s:.1f} s)")
+    if verdict.reason:
+        console.print(escape(verdict.reason), highlight=False)
+    if verdict.deepimagej is not None:
+        style = DEEPIMAGEJ_STYLE.get(verdict.deepimagej, "red")
+        console.print(f"deepImageJ (Fiji): [bold {style}]{verdict.deepimagej}[/bold {style}]")
 
 
 @app.command()
@@ -411,13 +418,14 @@ def validate_collection(
     table = Table("package", "status", "deepImageJ (Fiji)", "failed rules", "s", title=f"collection {source}")
     for entry in result.entries:
         style = STATUS_STYLE.get(entry.status, "red")
-        problems = ", ".join(entry.failed_rules) or entry.error or ""
+        problems = ", ".join(entry.failed_rules) or entry.reason
         seconds = f"{entry.duration_s:.1f}" + (" (cached)" if entry.cache_hit else "")
         table.add_row(escape(entry.path), f"[{style}]{entry.status}[/{style}]", entry.deepimagej or "not checked",
                       escape(problems), seconds)
     console.print(table)
-    console.print(f"{len(result.entries) - len(result.failed)} of {len(result.entries)} packages passed "
-                  f"({result.cache_hits} from the cache) in {result.duration_s:.1f} s")
+    style = STATUS_STYLE[result.status]
+    console.print(f"verdict: [bold {style}]{result.status}[/bold {style}] ({result.counts_text()}) in "
+                  f"{result.duration_s:.1f} s")
     console.print(f"dashboard: {result.index_path}\nsummary:   {result.summary_path}\njunit:     {result.junit_path}")
     raise typer.Exit(result.exit_code)
 

@@ -152,7 +152,8 @@ def test_html_without_kept_outputs_shows_only_the_package_tensors(broken_report)
 def test_markdown_has_the_verdict_lines_and_one_line_per_finding_grouped_by_stage(broken_report, tmp_path):
     text = writers.write_markdown(broken_report, tmp_path / "report.md").read_text()
     lines = text.splitlines()
-    failed_count = sum(f.status == "failed" for f in broken_report.findings)  # deepImageJ's own included
+    failed_count = broken_report.verdict().counts["failed"]  # failing for the target: deepImageJ's own counted apart
+    assert failed_count == len(broken_report.failed()) == 3
     assert f"**Verdict: failed** ({failed_count} failed," in text
     assert f"**deepImageJ (Fiji): {broken_report.deepimagej_verdict}**" in text
     findings = [line for line in lines if line.startswith("- ")]

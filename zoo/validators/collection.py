@@ -6,7 +6,10 @@ its own, sequentially or on Dask workers, skipped when unchanged since the last 
 One package never stops the others: a package that cannot be opened, or whose validation crashes, is a
 failed entry with its message. The model runs of each package happen in a child process bounded in time
 and memory, exactly as in `zoo validate`. With Dask, workers must see the same paths as this process (a
-shared file system): they read the packages and write produced outputs into the cache folder."""
+shared file system): they read the packages and write produced outputs into the cache folder.
+
+A package's status is its report's `verdict(target)`: passed, failed or not verified; the collection's is the
+worst of them (failed, then not verified) with the same exit codes as `zoo validate` (0, 1, 3)."""
 
 from __future__ import annotations
 
@@ -22,14 +25,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from zoo.bioimage.source import RDF_NAMES
 from zoo.errors import InputError, SourceError
 from zoo.progress import Progress, SilentProgress
-from zoo.validators.report import ValidationReport
-from zoo.bioimage.source import RDF_NAMES
+from zoo.validators.report import EXIT_CODES, FAILED, NOT_VERIFIED, PASSED, ValidationReport
 
 logger = logging.getLogger(__name__)
 
 TARGETS = ("bioimageio", "deepimagej")
+PACKAGE_STATUSES = (FAILED, NOT_VERIFIED, PASSED)  # worst first: the collection's status is its worst package's
+# distributions whose versions change what a model run gives, hence findings: part of the cache key
+VERDICT_DISTRIBUTIONS = ("bioimageio.spec", "bioimageio.core", "numpy", "torch", "onnx", "onnxruntime",
+                         "tensorflow", "keras")
 CACHE_FOLDER = ".cache"
 REPORTS_FOLDER = "reports"
 
@@ -69,13 +76,14 @@ class PackageEntry:
     path: str  # as found under the source folder, or as listed in the text file
     source: str  # absolute
     slug: str  # file name stem of its reports
-    status: str = "failed"
+    status: str = FAILED  # passed / failed / not verified: its report's verdict for the target
+    reason: str = ""  # why it is not passed (the verdict's reason, or why it could not be validated)
     name: str | None = None
     deepimagej: str | None = None  # deepImageJ's verdict; None when not checked
     deepimagej_rules: list[str] = field(default_factory=list)
     failed_rules: list[str] = field(default_factory=list)
-    failures: int = 0  # findings that fail the package for the target
-    counts: dict[str, int] = field(default_factory=dict)  # findings per status, all targets
+    failures: int = 0  # findings that fail the package for the target (counts["failed"])
+    counts: dict[str, int] = field(default_factory=dict)  # the verdict's finding counts (report.count_findings)
     duration_s: float = 0.0
     cache_hit: bool = False
     sha256: str | None = None  # content hash of the package's files
@@ -99,15 +107,38 @@ class CollectionResult:
 
     @property
     def failed(self) -> list[PackageEntry]:
-        return [e for e in self.entries if e.status != "passed"]
+        return [e for e in self.entries if e.status == FAILED]
+
+    @property
+    def not_verified(self) -> list[PackageEntry]:
+        return [e for e in self.entries if e.status == NOT_VERIFIED]
 
     @property
     def cache_hits(self) -> int:
         return sum(e.cache_hit for e in self.entries)
 
     @property
+    def counts(self) -> dict[str, int]:
+        """Packages per status: the one count the summary, the dashboard and the terminal print."""
+        counts = {"packages": len(self.entries), **dict.fromkeys(reversed(PACKAGE_STATUSES), 0)}
+        for entry in self.entries:
+            counts[entry.status] += 1
+        return {**counts, "cache_hits": self.cache_hits}
+
+    def counts_text(self) -> str:
+        counts = self.counts
+        return (f"{counts['packages']} packages: " + ", ".join(f"{counts[s]} {s}" for s in reversed(PACKAGE_STATUSES))
+                + f"; {counts['cache_hits']} from the cache")
+
+    @property
+    def status(self) -> str:
+        """The worst status of its packages (passed when there is none)."""
+        present = {e.status for e in self.entries}
+        return next((s for s in PACKAGE_STATUSES if s in present), PASSED)
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return EXIT_CODES[self.status]
 
     @property
     def summary_path(self) -> Path:
@@ -131,10 +162,11 @@ class CollectionResult:
         return {
             "zoo_version": __version__,
             "source": str(self.source),
+            "status": self.status,
+            "exit_code": self.exit_code,
             "target": self.options.target,
             "trust": self.options.trust,
-            "counts": {"packages": len(self.entries), "passed": len(self.entries) - len(self.failed),
-                       "failed": len(self.failed), "cache_hits": self.cache_hits},
+            "counts": self.counts,
             "duration_s": round(self.duration_s, 3),
             "packages": [e.to_dict() for e in self.entries],
         }
@@ -237,10 +269,47 @@ def _hash_file(path: Path, digest) -> None:
             digest.update(chunk)
 
 
-def cache_key(package_hash: str, options: ValidationOptions) -> str:
-    from zoo import __version__
+def rule_set_fingerprint() -> str:
+    """sha256 of what decides a verdict besides the package and the options: the registered rules (ID,
+    severity, target, stage, needs), the source of every module of the installed zoo package (the checks,
+    the loaders and runtimes they call, the report's verdict), and the versions of bioimageio.spec/core and
+    of the runtimes. Any change to them gives new cache keys: a cached verdict is never stale. zoo's version
+    number is not enough: it does not change when a rule does."""
+    import zoo
+    import zoo.validators.checks  # noqa: F401  (registers the rules)
+    from zoo.validators.registry import RULES
 
-    material = json.dumps({"package": package_hash, "zoo": __version__, **asdict(options)}, sort_keys=True)
+    digest = hashlib.sha256()
+    for rule_ in sorted(RULES.values(), key=lambda r: r.id):
+        digest.update(f"rule\0{rule_.id}\0{rule_.severity}\0{rule_.target}\0{rule_.stage}\0{rule_.needs}\0".encode())
+    digest.update(source_fingerprint(Path(zoo.__file__).parent).encode())
+    for distribution in VERDICT_DISTRIBUTIONS:
+        digest.update(f"version\0{distribution}\0{_version(distribution)}\0".encode())
+    return digest.hexdigest()
+
+
+def source_fingerprint(package_dir: Path) -> str:
+    """sha256 over the names and contents of the .py files under `package_dir`, in sorted order."""
+    digest = hashlib.sha256()
+    files = sorted(package_dir.rglob("*.py"), key=lambda p: p.relative_to(package_dir).as_posix())
+    for file in files:
+        digest.update(f"{file.relative_to(package_dir).as_posix()}\0".encode())
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _version(distribution: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def cache_key(package_hash: str, options: ValidationOptions, rules: str) -> str:
+    """The key of a cached report: the package's content hash, the options and `rule_set_fingerprint()`."""
+    material = json.dumps({"package": package_hash, "rules": rules, **asdict(options)}, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -366,10 +435,11 @@ def _plan(entries: list[PackageEntry], options: ValidationOptions, cache: Result
           isolate: bool) -> _Plan:
     """Hash every package; take unchanged ones from the cache, validate the same content once."""
     plan = _Plan()
+    rules = rule_set_fingerprint()
     for index, entry in enumerate(entries):
         try:
             entry.sha256 = content_hash(Path(entry.source))
-            key = cache_key(entry.sha256, options)
+            key = cache_key(entry.sha256, options, rules)
         except OSError:
             key = None  # missing or unreadable: validate_package reports why
         plan.keys[index] = key
@@ -436,6 +506,7 @@ def validate_collection(source: Path, out_dir: Path, *, workers: int | None = No
         if report is None:
             outcome = outcomes.get(first)
             entry.error = outcome.error if outcome else "not validated"
+            entry.reason = f"failed: {entry.error}"
             entry.duration_s = outcome.duration_s if outcome else 0.0
             continue
         report = dataclasses.replace(report, source=entry.source)  # duplicates share findings, not sources
@@ -448,17 +519,16 @@ def validate_collection(source: Path, out_dir: Path, *, workers: int | None = No
 
 
 def _fill_entry(entry: PackageEntry, report: ValidationReport, target: str) -> None:
-    from zoo.validators.writers import counts
-
-    entry.status = "failed" if report.exit_code_for(target) else "passed"
+    verdict = report.verdict(target)
+    entry.status = verdict.status
+    entry.reason = verdict.reason
     entry.name = report.name
-    entry.deepimagej = report.deepimagej_verdict
+    entry.deepimagej = verdict.deepimagej
     entry.deepimagej_rules = sorted({f.id for f in report.findings
                                      if f.rule.target == "deepimagej" and f.status in ("failed", "warning")})
-    failing = report.failed("bioimageio") + (report.failed("deepimagej") if target == "deepimagej" else [])
-    entry.failed_rules = sorted({f.id for f in failing})
-    entry.failures = len(failing)
-    entry.counts = counts(report)
+    entry.failed_rules = list(verdict.failing_rules)
+    entry.failures = verdict.counts["failed"]
+    entry.counts = verdict.counts
     entry.duration_s = report.duration_s
 
 
@@ -480,7 +550,7 @@ def _write_outputs(result: CollectionResult, reports: dict[int, ValidationReport
             suites.append(writers.error_testsuite(entry.path, entry.source, entry.error or ""))
             continue
         entry.report_json = f"{REPORTS_FOLDER}/{entry.slug}.json"
-        report.write_json(out_dir / entry.report_json)
+        report.write_json(out_dir / entry.report_json, target=target)
         writers.write_html(report, html_path, target=target)
         suites.append(writers.junit_testsuite(report, name=entry.path, target=target))
     writers.write_text_atomic(result.junit_path, writers.render_junit(suites, name="zoo validate-collection"))
@@ -489,18 +559,19 @@ def _write_outputs(result: CollectionResult, reports: dict[int, ValidationReport
     writers.write_text_atomic(result.index_path, render_dashboard(result))
 
 
+STATUS_ICONS = {PASSED: "✅", FAILED: "❌", NOT_VERIFIED: "⚠️"}
+
+
 def render_collection_markdown(result: CollectionResult) -> str:
     """The job summary: counts, then one table row per package."""
     from zoo.validators.writers import md_code, md_text
 
-    passed = len(result.entries) - len(result.failed)
     lines = ["# zoo validate-collection", "",
-             f"**Verdict: {'failed' if result.failed else 'passed'}** ({len(result.entries)} packages: {passed} "
-             f"passed, {len(result.failed)} failed, {result.cache_hits} from the cache; {result.duration_s:.1f} s)",
+             f"**Verdict: {result.status}** ({result.counts_text()}; {result.duration_s:.1f} s)",
              "", "| package | status | deepImageJ (Fiji) | failed rules | s |", "|---|---|---|---|---|"]
     for entry in result.entries:
-        icon = "✅" if entry.status == "passed" else "❌"
-        rules = ", ".join(entry.failed_rules) or (md_text(entry.error) if entry.error else "")
+        icon = STATUS_ICONS[entry.status]
+        rules = ", ".join(entry.failed_rules) or md_text(entry.reason)
         lines.append(f"| {md_code(entry.path)} | {icon} {entry.status} | {entry.deepimagej or 'not checked'} | "
                      f"{rules} | {entry.duration_s:.1f}{' (cached)' if entry.cache_hit else ''} |")
     return "\n".join(lines) + "\n"
@@ -592,7 +663,7 @@ def render_dashboard(result: CollectionResult) -> str:
     rows = []
     for entry in result.entries:
         entry_rules = sorted(set(entry.failed_rules + entry.deepimagej_rules))
-        problems = ", ".join(entry.failed_rules) or (entry.error or "")
+        problems = ", ".join(entry.failed_rules) or entry.reason
         numbers = entry.counts
         rows.append(
             f'<tr data-status="{html_text(entry.status)}" data-rules="{html_text(" ".join(entry_rules))}">'
@@ -606,16 +677,14 @@ def render_dashboard(result: CollectionResult) -> str:
             f'<td class="num" data-sort="{entry.duration_s:.3f}">{entry.duration_s:.1f}</td>'
             f'<td>{"yes" if entry.cache_hit else "no"}</td></tr>')
     options = "".join(f'<option value="{html_text(r)}">{html_text(r)}</option>' for r in rules)
-    passed = len(result.entries) - len(result.failed)
+    statuses = "".join(f'<option value="{html_text(s)}">{html_text(s)}</option>' for s in reversed(PACKAGE_STATUSES))
     body = f"""<header><h1>zoo validate-collection</h1>
 <div class="muted mono">{html_text(result.source)}</div>
-<p>{badge("failed" if result.failed else "passed", big=True)} {len(result.entries)} packages: {passed} passed,
-{len(result.failed)} failed, {result.cache_hits} from the cache</p>
+<p>{badge(result.status, big=True)} {html_text(result.counts_text())}</p>
 <div class="meta muted">zoo {html_text(__version__)} · target {html_text(result.options.target)} · trust
 {"yes" if result.options.trust else "no"} · {result.duration_s:.1f} s</div></header>
 <main><div class="controls">
-<label for="status-filter">status</label><select id="status-filter"><option value="">all</option>
-<option value="passed">passed</option><option value="failed">failed</option></select>
+<label for="status-filter">status</label><select id="status-filter"><option value="">all</option>{statuses}</select>
 <label for="rule-filter">rule</label><select id="rule-filter"><option value="">all</option>{options}</select>
 <label for="text-filter">search</label><input id="text-filter" type="search" placeholder="package or name">
 <span class="muted">showing <span id="shown">{len(result.entries)}</span> of {len(result.entries)}</span></div>

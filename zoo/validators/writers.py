@@ -3,7 +3,10 @@
 Every writer renders to a string first and then replaces the target file atomically, so a reader (a CI
 step, a browser) never sees half a report. The HTML holds small images of input, expected and produced
 tensors for failed reproductions (REP001) when the produced outputs were kept (`report.artifacts`); the
-test tensors are read from the package itself, nothing is run again."""
+test tensors are read from the package itself, nothing is run again.
+
+Every writer prints `report.verdict(target)`: the same status word, reason and finding counts as the
+terminal, the JSON report and the exit code."""
 
 from __future__ import annotations
 
@@ -23,7 +26,14 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from zoo.validators.registry import Finding
-from zoo.validators.report import ValidationReport, write_text_atomic
+from zoo.validators.report import (
+    COUNT_LABELS,
+    ValidationReport,
+    count_findings,
+    fails_for,
+    write_text_atomic,
+)
+from zoo.validators.report import counts_text as _counts_text
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +59,9 @@ def write_junit(report: ValidationReport, path: Path, target: str = "bioimageio"
 # ---------------------------------------------------------------------------------------------------- grouping
 
 
-def counts(report: ValidationReport) -> dict[str, int]:
-    out = {status: 0 for status in ("passed", "failed", "warning", "skipped")}
-    for finding in report.findings:
-        out[finding.status] = out.get(finding.status, 0) + 1
-    return out
+def counts(report: ValidationReport, target: str = "bioimageio") -> dict[str, int]:
+    """The verdict's finding counts (report.count_findings): the same in every output."""
+    return report.verdict(target).counts
 
 
 def by_stage(findings: Iterable[Finding]) -> list[tuple[str, list[Finding]]]:
@@ -67,19 +75,12 @@ def by_stage(findings: Iterable[Finding]) -> list[tuple[str, list[Finding]]]:
     return sorted(groups.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
 
 
-def counts_text(report: ValidationReport) -> str:
-    numbers = counts(report)
-    labels = {"failed": "failed", "warning": "warnings", "passed": "passed", "skipped": "skipped"}
-    return ", ".join(f"{numbers[status]} {label}" for status, label in labels.items())
+def counts_text(report: ValidationReport, target: str = "bioimageio") -> str:
+    return _counts_text(counts(report, target))
 
 
 def display_name(report: ValidationReport) -> str:
     return report.name or Path(report.source).name
-
-
-def fails_for(finding: Finding, target: str) -> bool:
-    """A failed deepImageJ finding fails the run only when the target is deepimagej."""
-    return finding.status == "failed" and (finding.rule.target == "bioimageio" or target == "deepimagej")
 
 
 # ---------------------------------------------------------------------------------------------------- Markdown
@@ -94,10 +95,12 @@ def md_code(text: object) -> str:
 
 
 def markdown_verdict_lines(report: ValidationReport, target: str = "bioimageio") -> list[str]:
-    verdict = "failed" if report.exit_code_for(target) else "passed"
-    lines = [f"**Verdict: {verdict}** ({counts_text(report)}; {report.duration_s:.1f} s)"]
-    if report.deepimagej_verdict is not None:
-        lines.append(f"**deepImageJ (Fiji): {report.deepimagej_verdict}**")
+    verdict = report.verdict(target)
+    lines = [f"**Verdict: {verdict.status}** ({_counts_text(verdict.counts)}; {report.duration_s:.1f} s)"]
+    if verdict.reason:
+        lines.append(md_text(verdict.reason))
+    if verdict.deepimagej is not None:
+        lines.append(f"**deepImageJ (Fiji): {verdict.deepimagej}**")
     return lines
 
 
@@ -180,24 +183,25 @@ def junit_testsuite(report: ValidationReport, name: str | None = None, target: s
     """One testcase per finding: failures for failed, skipped for skipped, warnings pass with system-out."""
     from zoo import __version__
 
-    failures = sum(fails_for(f, target) for f in report.findings)
-    skipped_count = sum(f.status == "skipped" for f in report.findings)
+    verdict = report.verdict(target)
     suite = ET.Element(
         "testsuite",
         {
             "name": _xml(name or display_name(report)),
             "tests": str(len(report.findings)),
-            "failures": str(failures),
+            "failures": str(verdict.counts["failed"]),
             "errors": "0",
-            "skipped": str(skipped_count),
+            "skipped": str(verdict.counts["skipped"]),
             "time": f"{report.duration_s:.3f}",
         },
     )
     properties = ET.SubElement(suite, "properties")
     for key, value in (
         ("source", report.source),
-        ("verdict", "failed" if report.exit_code_for(target) else "passed"),
-        ("deepimagej", report.deepimagej_verdict or "not checked"),
+        ("verdict", verdict.status),
+        ("exit_code", str(verdict.exit_code)),
+        ("reason", verdict.reason),
+        ("deepimagej", verdict.deepimagej or "not checked"),
         ("target", target),
         ("format_version", report.format_version or ""),
         ("zoo_version", __version__),
@@ -291,6 +295,8 @@ _VERDICT_CLASS = {
     "will not run": "bad",
     "runs but gives different numbers": "bad",
     "runs with risks": "warn",
+    "not verified": "warn",
+    "cannot judge": "warn",
     "warning": "warn",
     "skipped": "skip",
 }
@@ -319,9 +325,9 @@ def render_html(report: ValidationReport, target: str = "bioimageio") -> str:
     """The report as one page: verdicts, then a table per stage; images for failed reproductions."""
     from zoo import __version__
 
-    verdict = "failed" if report.exit_code_for(target) else "passed"
-    dij = report.deepimagej_verdict
-    meta = [f"zoo {__version__}", f"target {target}", f"{report.duration_s:.1f} s", counts_text(report)]
+    verdict = report.verdict(target)
+    dij = verdict.deepimagej
+    meta = [f"zoo {__version__}", f"target {target}", f"{report.duration_s:.1f} s", _counts_text(verdict.counts)]
     if report.format_version:
         meta.insert(1, f"format {report.format_version}")
     if report.weight_formats:
@@ -329,13 +335,15 @@ def render_html(report: ValidationReport, target: str = "bioimageio") -> str:
     parts = [
         f"<header><h1>{html_text(display_name(report))}</h1>",
         f'<div class="muted mono">{html_text(report.source)}</div>',
-        f"<p>bioimage.io {badge(verdict, big=True)} deepImageJ (Fiji) {badge(dij or 'not checked', big=True)}</p>",
+        f"<p>bioimage.io {badge(verdict.status, big=True)} deepImageJ (Fiji) "
+        f"{badge(dij or 'not checked', big=True)}</p>",
+        f'<p class="reason">{html_text(verdict.reason)}</p>' if verdict.reason else "",
         f'<div class="meta muted">{html_text(" · ".join(meta))}</div></header><main>',
     ]
     figures = _reproduction_figures(report)
     for stage, findings in by_stage(report.findings):
         problems = sum(f.status in ("failed", "warning") for f in findings)
-        stage_counts = ", ".join(f"{n} {s}" for s, n in _tally(findings).items())
+        stage_counts = ", ".join(f"{n} {COUNT_LABELS[key]}" for key, n in count_findings(findings, target).items() if n)
         parts.append(
             f'<details id="stage-{html_text(stage)}"{" open" if problems else ""}><summary>'
             f'<h2>{html_text(stage)}</h2> <span class="muted">{html_text(stage_counts)}</span></summary>'
@@ -386,13 +394,6 @@ def render_error_html(name: str, source: str, message: str) -> str:
         f"<main><p>The package could not be opened:</p><pre>{html_text(message)}</pre></main>"
     )
     return html_page(f"zoo validation: {name}", body)
-
-
-def _tally(findings: list[Finding]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for finding in findings:
-        out[finding.status] = out.get(finding.status, 0) + 1
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------- images
