@@ -234,3 +234,16 @@ def test_zip_member_name_too_long_for_the_file_system_is_a_finding(package_folde
         out.writestr("a" * 300 + ".txt", "x")
     report = validate_source(archive, isolate=False)
     assert [f.status for f in report.by_id("SAF001")] == ["failed"]
+
+
+def test_one_rule_on_many_tensors_is_summarised(package_folder):
+    folder = package_folder()
+    rdf = load_rdf(folder)
+    output = rdf["outputs"][0]
+    rdf["outputs"] = [{**output, "id": f"out{i}", "test_tensor": {"source": f"missing{i}.npy"}} for i in range(200)]
+    save_rdf(folder, rdf)
+    report = validate_source(folder, isolate=False)
+    fil001 = report.by_id("FIL001")
+    assert len(fil001) == 20
+    assert fil001[-1].details["more"] == 200 - 19
+    assert len(report.findings) < 200
