@@ -292,10 +292,31 @@ def _run_check(pkg: PackageUnderTest, rule_id: str, check) -> list[Finding]:
         reason = "is not a model" if pkg.other_resource is not None else "is not a valid description"
         return [skipped(rule_, f"not run: the rdf {reason}")]
     try:
-        return list(check(pkg))
+        return _summarised(rule_, list(check(pkg)))
     except Exception as e:  # a check's own bug must not hide the other findings
         logger.debug("check %s crashed", rule_id, exc_info=True)
         return [failed(rule_, f"the check itself failed ({type(e).__name__}: {e}); please report this")]
+
+
+MAX_FINDINGS_PER_RULE = 20  # one package declaring 1000 outputs must not make a report of 8,000 findings
+
+
+def _summarised(rule_, findings: list[Finding]) -> list[Finding]:
+    """At most MAX_FINDINGS_PER_RULE findings of a rule, then one that counts the rest, with their status (the
+    worst of them) and locations, so that the verdict and the counts stay true."""
+    if len(findings) <= MAX_FINDINGS_PER_RULE:
+        return findings
+    kept, rest = findings[: MAX_FINDINGS_PER_RULE - 1], findings[MAX_FINDINGS_PER_RULE - 1 :]
+    order = ("failed", "warning", "skipped", "passed")
+    worst = min((f.status for f in rest), key=order.index)
+    statuses = {status: n for status in order if (n := sum(f.status == status for f in rest))}
+    counted = ", ".join(f"{n} {status}" for status, n in statuses.items())
+    locations = [f.location for f in rest if f.location]
+    shown = ", ".join(locations[:5]) + (", …" if len(locations) > 5 else "")
+    message = f"and {len(rest)} more findings of this rule ({counted}){f': {shown}' if shown else ''}"
+    details = {"more": len(rest), "statuses": statuses, "locations": locations[:100]}
+    summary = Finding(rule_, worst, message, "", details)
+    return [*kept, summary]
 
 
 __all__ = ["RULES", "ValidationReport", "validate_source"]
