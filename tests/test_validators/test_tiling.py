@@ -1,5 +1,5 @@
 """TIL001: a tile with the declared halo equals the whole image; a too-small halo is reported with the one needed.
-Also zoo.packaging.halo's generalisation (per-axis halos, an output layout, a given image)."""
+Also zoo.bioimage.halo's generalisation (per-axis halos, an output layout, a given image)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 
 from tests.conftest import load_rdf, save_rdf
 from tests.test_validators import runtime_packages as rp
-from zoo.packaging.halo import centre_tile_difference, measure_halo
+from zoo.bioimage.halo import centre_tile_difference, measure_halo
 
 
 def box_filter(layout: str, radius: int):

@@ -199,9 +199,9 @@ def _load_description(opened: OpenedSource):
             f"bioimageio.spec cannot read {opened.source} ({type(e).__name__}: {e}): run `zoo validate` on it"
         ) from e
     if isinstance(descr, InvalidDescr):
-        from zoo.validators.checks.spec_format import _errors
+        from zoo.bioimage.spec import spec_errors
 
-        errors = _errors(descr)
+        errors = spec_errors(descr)
         first = f": {errors[0][0] or 'rdf'}: {errors[0][1]}" if errors else ""
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise SourceError(
@@ -209,9 +209,9 @@ def _load_description(opened: OpenedSource):
         )
     if descr.type != "model":
         raise SourceError(f"{opened.source} describes a {descr.type}, not a model: give a model package")
-    from zoo.validators import _choose_keras_backend
+    from zoo.bioimage.spec import choose_keras_backend
 
-    _choose_keras_backend(descr)  # before bioimageio.core is imported: it sets a Keras backend of its own
+    choose_keras_backend(descr)  # before bioimageio.core is imported: it sets a Keras backend of its own
     return descr
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -256,32 +255,21 @@ def _load(pkg: PackageUnderTest) -> None:
         return
     from bioimageio.spec import InvalidDescr, load_description
 
+    from zoo.bioimage.spec import choose_keras_backend
+
     try:
         descr = load_description(pkg.opened.rdf_path, perform_io_checks=False)
     except Exception as e:  # the raw rdf stays: rules that read the YAML still run
         logger.debug("bioimageio.spec failed", exc_info=True)
         pkg.spec_error = f"bioimageio.spec could not load {pkg.opened.rdf_path.name} ({type(e).__name__}: {e})"
         return
-    _choose_keras_backend(descr)
+    choose_keras_backend(descr)
     if isinstance(descr, InvalidDescr):
         pkg.invalid = descr
     elif descr.type != "model":
         pkg.other_resource = descr
     else:
         pkg.descr = descr
-
-
-def _choose_keras_backend(descr) -> None:
-    """bioimageio.core sets KERAS_BACKEND=torch unless told otherwise, and Keras reads it once, at import:
-    a package's Keras weights say which backend they need, and TF SavedModels need the TensorFlow one."""
-    weights = getattr(descr, "weights", None)
-    if weights is None or "KERAS_BACKEND" in os.environ:
-        return
-    keras_v3 = getattr(weights, "keras_v3", None)
-    if keras_v3 is not None:
-        os.environ["KERAS_BACKEND"] = keras_v3.backend[0]
-    elif getattr(weights, "tensorflow_saved_model_bundle", None) is not None or getattr(weights, "keras_hdf5", None):
-        os.environ["KERAS_BACKEND"] = "tensorflow"
 
 
 def _run_check(pkg: PackageUnderTest, rule_id: str, check) -> list[Finding]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from zoo.bioimage.spec import spec_details, spec_errors
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed, rule
 
@@ -28,7 +29,7 @@ def check_rdf_valid(pkg: PackageUnderTest) -> Iterator[Finding]:
     if pkg.spec_error:
         yield failed(rule_, pkg.spec_error)
         return
-    errors = _errors(pkg.invalid)
+    errors = spec_errors(pkg.invalid)
     if not errors:
         yield failed(rule_, "bioimageio.spec rejected the rdf without naming a field")
     for location, message in errors:
@@ -39,7 +40,7 @@ def check_rdf_valid(pkg: PackageUnderTest) -> Iterator[Finding]:
       "Follow bioimageio.spec's advice for the named field.", "format")
 def check_rdf_warnings(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_rdf_warnings.rule
-    warnings = [(loc, msg) for loc, msg, severity in _details(pkg.descr) if severity == "warning"]
+    warnings = [(loc, msg) for loc, msg, severity in spec_details(pkg.descr) if severity == "warning"]
     for location, message in warnings:
         yield failed(rule_, message, location)
     if not warnings:
@@ -54,24 +55,3 @@ def check_resource_is_model(pkg: PackageUnderTest) -> Iterator[Finding]:
         yield failed(rule_, f"type {resource_type!r}, expected 'model'", "type")
     else:
         yield passed(rule_, "type model", "type")
-
-
-def _details(descr) -> list[tuple[str, str, str]]:
-    """(location, message, severity) of every error and warning bioimageio.spec recorded."""
-    out = []
-    summary = getattr(descr, "validation_summary", None)
-    for detail in getattr(summary, "details", []) or []:
-        for error in detail.errors:
-            out.append((_location(error.loc), error.msg, "error"))
-        for warning in detail.warnings:
-            out.append((_location(warning.loc), warning.msg, "warning"))
-    return out
-
-
-def _location(loc) -> str:
-    """`inputs.0.axes.2.size`: pydantic's location without its validator wrappers."""
-    return ".".join(str(part) for part in loc if not str(part).startswith(("function-", "union[", "tagged-union")))
-
-
-def _errors(invalid) -> list[tuple[str, str]]:
-    return [(loc, msg) for loc, msg, severity in _details(invalid) if severity == "error"]

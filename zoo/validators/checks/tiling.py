@@ -1,7 +1,7 @@
 """TIL: a tile predicted with the declared halo equals the same region of the whole-image prediction, so that
 tiled prediction (Fiji, `zoo predict`, bioimageio.core's blockwise prediction) gives the whole-image result. The
 reference validator never tiles, so a halo that is too small goes unnoticed; here it is reported with the halo that
-would be needed, measured as zoo measures the halo it declares when it packages a model (zoo.packaging.halo).
+would be needed, measured as zoo measures the halo it declares when it packages a model (zoo.bioimage.halo).
 
 The image is the test input mirrored outwards to a size that leaves room for the halo, pre-processed once as a
 whole (as tiled prediction normalises the whole image first), then run whole and as an interior tile."""
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoo.packaging.halo import TILING_ATOL, centre_tile_difference, measure_halo
+from zoo.bioimage.halo import TILING_ATOL, centre_tile_difference, measure_halo
 from zoo.validators.checks.runtime import descr_v05_or_skip, error_text, fastest, formats_to_run
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.probes import as_arrays, content_inputs, preprocess, run_model, shape_text, shapes, tensor_axes
@@ -31,7 +31,7 @@ OTHER_LETTERS = {"batch": "b", "channel": "c", "time": "t", "index": "i"}
 
 @dataclass(frozen=True)
 class TiledAxis:
-    letter: str  # z, y or x: how zoo.packaging.halo names it
+    letter: str  # z, y or x: how zoo.bioimage.halo names it
     position: int  # in the input array
     min: int
     step: int
