@@ -91,7 +91,7 @@ def test_integer_test_input_is_still_refused_in_format_05(package_folder):
 
 @pytest.mark.parametrize(
     ("architecture", "status"),
-    [("arch.py:UNet", "passed"), ("arch.py::UNet", "failed"), ("arch.py:Missing", "failed"), ("nofile.py:UNet", "failed")],
+    [("arch.py:UNet", "passed"), ("arch.py::UNet", "failed"), ("arch.py:Missing", "failed")],
 )
 def test_architecture_source_is_checked_statically(package_folder, architecture, status):
     folder = package_folder()
@@ -101,6 +101,18 @@ def test_architecture_source_is_checked_statically(package_folder, architecture,
     report = validate_source(_write(folder, rdf), isolate=False)
     assert [f.status for f in report.by_id("FIL004")] == [status]
     assert not (folder / "never-run").exists() and not Path("never-run").exists()
+
+
+def test_missing_architecture_file_is_named_once_by_fil001(package_folder):
+    folder = package_folder()
+    rdf = _legacy_rdf(folder)
+    source = rdf["weights"]["onnx"]["source"]
+    rdf["weights"]["pytorch_state_dict"] = {"source": source, "architecture": "nofile.py:UNet"}
+    report = validate_source(_write(folder, rdf), isolate=False)
+    assert [f.location for f in report.by_id("FIL001") if f.status == "failed"] == [
+        "weights.pytorch_state_dict.architecture"
+    ]
+    assert [f.status for f in report.by_id("FIL004")] == ["passed"]
 
 
 @pytest.mark.parametrize("source", ["../outside/weights.onnx", "/etc/hostname"])

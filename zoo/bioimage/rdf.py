@@ -145,9 +145,10 @@ V04_TYPES = {"b": "batch", "c": "channel", "x": "space", "y": "space", "z": "spa
 
 def _axes_v04(entry: dict, axes: str, kind: str, reference_axes: dict[str, str] | None = None) -> list[AxisView]:
     """0.3/0.4 axes. A reference (`reference_tensor`, 0.3's `reference_input`) follows the referenced tensor's
-    axis at the same index (`reference_axes`: tensor name -> its axes string). A null scale is a new axis whose
-    size is 2·offset (spec 0.4); a null offset is 0. A parameterized axis with step 0 is fixed at its min, except the
-    batch: a list shape fixes it, min/step leaves it free."""
+    axis of the same letter (`reference_axes`: tensor name -> its axes string; a letter it lacks is a free batch
+    or an unknown size). A null scale is a new axis whose size is 2·offset (spec 0.4); a null offset is 0.
+    A parameterized axis with step 0 is fixed at its min, except the batch: a list shape fixes it, min/step
+    leaves it free."""
     shape = entry.get("shape")
     halo = entry.get("halo") if isinstance(entry.get("halo"), list) else []
     reference = None
@@ -156,7 +157,11 @@ def _axes_v04(entry: dict, axes: str, kind: str, reference_axes: dict[str, str] 
     views = []
     for j, letter in enumerate(axes):
         if isinstance(shape, list):
-            size = Size("fixed", value=_int(shape[j])) if j < len(shape) else Size("unknown")
+            value = _int(shape[j]) if j < len(shape) else None
+            if value is not None and value > 0:
+                size = Size("fixed", value=value)
+            else:  # 0.3 wrote -1 (or null) for "any size", mostly for the batch
+                size = Size("free") if letter == "b" else Size("unknown")
         elif isinstance(shape, dict) and reference is not None:
             scale = _float(_pick(shape.get("scale"), j, 1.0), None)
             offset = _float(_pick(shape.get("offset"), j, 0.0), 0.0)
@@ -165,8 +170,10 @@ def _axes_v04(entry: dict, axes: str, kind: str, reference_axes: dict[str, str] 
                 size = Size("fixed", value=int(value)) if value.is_integer() else Size("unknown")
             else:
                 ref_axes = (reference_axes or {}).get(str(reference))
-                ref_letter = ref_axes[j] if ref_axes is not None and j < len(ref_axes) else letter
-                size = Size("reference", ref_tensor=str(reference), ref_axis=ref_letter, scale=scale, offset=offset)
+                if ref_axes is not None and letter not in ref_axes:  # 0.3 axes may differ (input yxc, output byxc)
+                    size = Size("free") if letter == "b" else Size("unknown")
+                else:
+                    size = Size("reference", ref_tensor=str(reference), ref_axis=letter, scale=scale, offset=offset)
         elif isinstance(shape, dict) and "min" in shape:
             minimum, step = _int(_pick(shape.get("min"), j, None)), _int(_pick(shape.get("step"), j, 0))
             if letter == "b":  # 0.4: "the batch dimension can always be increased" (its step must be 0)
