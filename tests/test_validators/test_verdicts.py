@@ -272,3 +272,21 @@ def test_the_rule_fingerprint_follows_the_validator_source(tmp_path):
     assert collection.source_fingerprint(package) != before
     key = partial(collection.cache_key, "0" * 64, collection.ValidationOptions())
     assert key(before) != key(collection.source_fingerprint(package))
+
+
+def test_a_crashing_check_is_not_a_verdict_about_the_package(package_folder, monkeypatch):
+    """zoo's own bug in a check makes the package "not verified" (exit 3), never "failed" nor "passed"."""
+    from zoo.validators import validate_source
+    from zoo.validators.registry import CHECKS
+
+    def crash(pkg):
+        raise ZeroDivisionError("a bug in zoo")
+        yield  # a generator, like every check
+
+    monkeypatch.setitem(CHECKS, "TEN003", crash)
+    report = validate_source(package_folder(), isolate=False)
+    [finding] = report.by_id("TEN003")
+    assert finding.status == "skipped"
+    assert finding.details["internal_error"].startswith("ZeroDivisionError")
+    assert report.verdict().status == "not verified"
+    assert report.verdict().exit_code == 3

@@ -283,7 +283,8 @@ def _run_check(pkg: PackageUnderTest, rule_id: str, check) -> list[Finding]:
         return _summarised(rule_, list(check(pkg)))
     except Exception as e:  # a check's own bug must not hide the other findings
         logger.debug("check %s crashed", rule_id, exc_info=True)
-        return [failed(rule_, f"the check itself failed ({type(e).__name__}: {e}); please report this")]
+        return [skipped(rule_, f"not judged: zoo's check crashed ({type(e).__name__}: {e}); please report this",
+                        internal_error=f"{type(e).__name__}: {e}")]
 
 
 MAX_FINDINGS_PER_RULE = 20  # one package declaring 1000 outputs must not make a report of 8,000 findings

@@ -39,6 +39,7 @@ TARGETS = ("bioimageio", "deepimagej")
 RUNS, RUNS_WITH_RISKS, DIFFERENT_NUMBERS, WILL_NOT_RUN, CANNOT_JUDGE = (
     "runs", "runs with risks", "runs but gives different numbers", "will not run", "cannot judge")
 DEEPIMAGEJ_FAILING = (WILL_NOT_RUN, DIFFERENT_NUMBERS)
+INTERNAL_ERROR_DETAIL = "internal_error"  # details key of a skipped finding whose check crashed (zoo's bug)
 CANNOT_JUDGE_DETAIL = "cannot_judge"  # details key of a skipped deepImageJ finding that lacks the files it needs
 
 # the finding counts, in the order every output prints them; they add up to the number of findings.
@@ -132,6 +133,11 @@ class ValidationReport:
                                for what, cause in unverified.items())
             return Verdict(NOT_VERIFIED, target, f"not verified: no weights could be run ({causes})", counts, dij,
                            unverified=unverified)
+        crashed = sorted({f.id for f in self.findings if (f.details or {}).get(INTERNAL_ERROR_DETAIL)
+                          and (f.rule.target == "bioimageio" or target == "deepimagej")})
+        if crashed:  # zoo's own bug: neither a pass nor a failure of the package
+            return Verdict(NOT_VERIFIED, target, f"not verified: zoo could not judge {', '.join(crashed)} (an "
+                           "internal error, see the finding; please report it)", counts, dij)
         if target == "deepimagej" and dij in (None, CANNOT_JUDGE):
             why = self._cannot_judge_reason() if dij == CANNOT_JUDGE else "no deepImageJ rule ran"
             return Verdict(NOT_VERIFIED, target, f"not verified: deepImageJ {dij or 'not checked'} ({why})",
