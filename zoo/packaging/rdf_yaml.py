@@ -23,8 +23,9 @@ def adapt_rdf_for_deepimagej(rdf_path: Path) -> None:
         rdf = yaml.load(f)
     for kind in ("inputs", "outputs"):
         for tensor in rdf.get(kind, []):
-            for axis in tensor.get("axes", []):
-                if "id" not in axis and axis.get("type") in DEFAULT_AXIS_IDS:
+            axes = tensor.get("axes", [])
+            for axis in axes if isinstance(axes, list) else []:  # 0.3/0.4 axes are a string: nothing to add
+                if isinstance(axis, dict) and "id" not in axis and axis.get("type") in DEFAULT_AXIS_IDS:
                     axis.insert(0, "id", DEFAULT_AXIS_IDS[axis["type"]])
 
     def quote_versions(node):
