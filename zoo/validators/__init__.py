@@ -219,13 +219,21 @@ def run_isolated_checks(job, send) -> None:
     opened = OpenedSource(
         job.source, job.root, job.rdf_path, extract_s=job.extract_s, extract_limit_s=job.extract_limit_s
     )
-    pkg = PackageUnderTest(opened, trust=job.trust, device=job.device, keep_artifacts=job.keep_artifacts)
+    from zoo.validators.isolation import run_static_aside
+    from zoo.validators.model_worker import worker_clients
+
+    pkg = PackageUnderTest(
+        opened, trust=job.trust, device=job.device, keep_artifacts=job.keep_artifacts, workers=worker_clients(job)
+    )
     try:
         _load(pkg)
         send("facts", package_facts(pkg))
         static = list(job.static_rule_ids)
-        if static:
-            send("static", [f for rule_id in static for f in _run_check(pkg, rule_id, CHECKS[rule_id])])
+        if static:  # the FIL rules decide which files may run: pkg.file_problems is filled on return
+            deciding = [rule_id for rule_id in static if RULES[rule_id].stage == "files"]
+            run_static_aside(
+                job, pkg, static, deciding, lambda rule_id: _run_check(pkg, rule_id, CHECKS[rule_id]), send
+            )
         if job.file_problems is not None:
             pkg.file_problems.update(job.file_problems)
         else:

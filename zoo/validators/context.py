@@ -1,11 +1,16 @@
 """What every check sees: the opened package, its raw rdf, the parsed description, and a cache of loaded models
-and of their outputs, so that each weight format is loaded once and each input is run once per format."""
+and of their outputs, so that each weight format is loaded once and each input is run once per format.
+
+Where weight formats run in worker processes (the isolated validation, zoo.validators.model_worker), the runs every
+check asks for (the test input twice, the probes) start for all those formats at once, one thread per format, as
+soon as the first is asked for: the formats compute side by side and the checks find their outputs ready."""
 
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +40,13 @@ class PackageUnderTest:
     test_outputs: dict[str, Any] = field(default_factory=dict)  # weight format -> outputs on the test input
     # weight format -> {"load" | "first inference" | "inference": Measurement} (PRF001 reports them)
     performance: dict[str, dict[str, Measurement]] = field(default_factory=dict)
+    workers: dict[str, Any] = field(default_factory=dict)  # weight format -> WorkerClient (isolated runs)
     _pipelines: dict[tuple[str, str], Any] = field(default_factory=dict)
     _memo: dict[Any, tuple[bool, Any]] = field(default_factory=dict)
+    _locks: dict[Any, threading.Lock] = field(default_factory=dict)
+    _locks_lock: threading.Lock = field(default_factory=threading.Lock)
+    _in_worker: set[tuple[str, str]] = field(default_factory=set)  # (weight format, device) run by a worker
+    _prefetch: list[threading.Thread] | None = None
     _workdir: tempfile.TemporaryDirectory | None = None
 
     @property
@@ -60,37 +70,73 @@ class PackageUnderTest:
 
     def pipeline(self, weight_format: str, device: str | None = None):
         """A bioimageio.core prediction pipeline for one weight format on `device` (default: the package's
-        device), loaded once and reused; the first load on the package's device is measured.
+        device), loaded once and reused; the first load on the package's device is measured. A format with a
+        worker process runs its model there (see zoo.validators.model_worker), through the same pipeline.
 
         Loading runs in a private working folder: bioimageio.core unzips TF weights into
         `./bioimageio_unzipped_tf_weights`, which would litter the user's folder and mix up packages."""
         device = device or self.device
         key = (weight_format, device)
-        if key not in self._pipelines:
-            from bioimageio.core import create_prediction_pipeline
-
-            if self._workdir is None:
-                self._workdir = tempfile.TemporaryDirectory(prefix="zoo-load-")
-            previous = os.getcwd()
-            os.chdir(self._workdir.name)
-            try:
-                with measure(cuda=device.startswith("cuda")) as loading:
-                    self._pipelines[key] = create_prediction_pipeline(
-                        self.descr, weight_format=weight_format, devices=[device]
-                    )
-            finally:
-                os.chdir(previous)
-            if device == self.device:
-                self.performance.setdefault(weight_format, {})["load"] = loading
+        with self._lock(("pipeline", key)):
+            if key not in self._pipelines:
+                self._pipelines[key] = self._load_pipeline(weight_format, device)
         return self._pipelines[key]
 
+    def _load_pipeline(self, weight_format: str, device: str):
+        from bioimageio.core import create_prediction_pipeline
+
+        client = self.workers.get(weight_format) if device == "cpu" else None
+        pids = (client.pid,) if client is not None else ()
+        adapter = None
+        with measure(cuda=device.startswith("cuda"), pids=pids) as loading:
+            if client is not None:
+                from zoo.validators.model_worker import worker_adapter
+
+                adapter = worker_adapter(self.descr, client, device)
+            if adapter is not None:  # nothing unzipped here: no working folder to switch to
+                pipeline = create_prediction_pipeline(
+                    self.descr, weight_format=weight_format, devices=[device], model_adapter=adapter
+                )
+            else:
+                pipeline = self._in_workdir(
+                    lambda: create_prediction_pipeline(self.descr, weight_format=weight_format, devices=[device])
+                )
+        if adapter is not None:
+            self._in_worker.add((weight_format, device))
+        if device == self.device:
+            self.performance.setdefault(weight_format, {})["load"] = loading
+        return pipeline
+
+    def _in_workdir(self, load):
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="zoo-load-")
+        previous = os.getcwd()
+        os.chdir(self._workdir.name)
+        try:
+            return load()
+        finally:
+            os.chdir(previous)
+
+    def _worker_pids(self, weight_format: str) -> tuple[int, ...]:
+        """The worker whose memory counts with this process's for `weight_format`'s runs, if it has one."""
+        if (weight_format, self.device) in self._in_worker:
+            return (self.workers[weight_format].pid,)
+        return ()
+
+    def _lock(self, key) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
+
     def memo(self, key, compute):
-        """`compute()` once per key: its value, or the exception it raised (raised again on every call)."""
+        """`compute()` once per key: its value, or the exception it raised (raised again on every call). A key
+        being computed in another thread is waited for."""
         if key not in self._memo:
-            try:
-                self._memo[key] = (True, compute())
-            except Exception as e:
-                self._memo[key] = (False, e)
+            with self._lock(key):
+                if key not in self._memo:
+                    try:
+                        self._memo[key] = (True, compute())
+                    except Exception as e:
+                        self._memo[key] = (False, e)
         ok, value = self._memo[key]
         if not ok:
             raise value
@@ -137,12 +183,13 @@ class PackageUnderTest:
             from zoo.validators.checks.reproduction import run_on_test_input
 
             pipeline = self.pipeline(weight_format)
-            with measure(cuda=self.device.startswith("cuda")) as running:
+            with measure(cuda=self.device.startswith("cuda"), pids=self._worker_pids(weight_format)) as running:
                 outputs = run_on_test_input(pipeline, self.test_input_sample())
             self.performance.setdefault(weight_format, {})["first inference"] = running
             self.test_outputs[weight_format] = outputs
             return outputs
 
+        self._start_prefetch()
         return self.memo(("test output", weight_format), run)
 
     def repeated_test_output(self, weight_format: str):
@@ -153,12 +200,54 @@ class PackageUnderTest:
             from zoo.validators.checks.reproduction import run_on_test_input
 
             self.test_output(weight_format)
-            with measure(cuda=self.device.startswith("cuda")) as running:
-                outputs = run_on_test_input(self.pipeline(weight_format), self.test_input_sample())
+            pipeline = self.pipeline(weight_format)
+            with measure(cuda=self.device.startswith("cuda"), pids=self._worker_pids(weight_format)) as running:
+                outputs = run_on_test_input(pipeline, self.test_input_sample())
             self.performance.setdefault(weight_format, {})["inference"] = running
             return outputs
 
         return self.memo(("repeated test output", weight_format), run)
+
+    def _start_prefetch(self) -> None:
+        """Once: one thread per runnable format with a worker, running what the checks will ask of it (the test
+        input, its repetition, the noise probe, and the constant probe on the fastest format), in their order."""
+        if self._prefetch is not None:
+            return
+        self._prefetch = []
+        runnable = self.runnable_formats()
+        formats = [wf for wf in runnable if wf in self.workers and self.device == "cpu"]
+        if not formats:
+            return
+        from zoo.validators.checks.runtime import fastest
+
+        self.descr_v05  # noqa: B018  (converted once, here, not by two threads at once)
+        for weight_format in formats:
+            thread = threading.Thread(
+                target=self._prefetch_runs,
+                args=(weight_format, weight_format == fastest(runnable)),
+                name=f"zoo-runs-{weight_format}",
+                daemon=True,
+            )
+            self._prefetch.append(thread)
+            thread.start()
+
+    def _prefetch_runs(self, weight_format: str, fastest: bool) -> None:
+        """The runs of `weight_format` in the order the checks ask for them; failures stay memoised."""
+        from zoo.validators.checks.outputs import ONE_FORMAT_PROBES
+        from zoo.validators.checks.runtime import PROBES, probe_outputs
+
+        descr5 = self.descr_v05
+        every_format = [name for name in PROBES if name not in ONE_FORMAT_PROBES] if descr5 is not None else []
+        one_format = list(ONE_FORMAT_PROBES) if descr5 is not None and fastest else []
+        try:
+            self.test_output(weight_format)
+            for name in every_format:
+                probe_outputs(self, descr5, weight_format, name)
+            self.repeated_test_output(weight_format)
+            for name in one_format:
+                probe_outputs(self, descr5, weight_format, name)
+        except Exception:  # memoised: the check that asks for the run reports it
+            logger.debug("a run of %s failed", weight_format, exc_info=True)
 
     def working_formats(self) -> list[str]:
         """Runnable weight formats that ran on the test input (REP001 reports the others)."""
@@ -172,7 +261,9 @@ class PackageUnderTest:
         return working
 
     def close(self) -> None:
-        for pipeline in self._pipelines.values():
+        for key, pipeline in self._pipelines.items():
+            if key in self._in_worker:  # the model lives in the worker, which ends with the child
+                continue
             try:
                 pipeline.unload()
             except Exception:  # unloading is best effort

@@ -2,9 +2,13 @@
 explodes becomes a finding instead of a hung or killed CI job.
 
 The child is spawned (never forked from a parent that may hold torch/TF threads) and does the whole validation of
-the opened package: one import of bioimageio.spec and of the frameworks, one parse. It answers in steps, the
-package's facts, the static findings, then the runtime findings, so that a model that hangs, explodes or crashes
-loses only the latter. A watchdog thread in the parent enforces the limits from the moment the child starts."""
+the opened package: one import of bioimageio.spec, one parse. TorchScript and ONNX weights run in a worker process
+per format (zoo.validators.model_worker), spawned beside the child, which imports its runtime while the child
+parses. The child answers in steps, the package's facts, the static findings, then the runtime findings, so that a
+model that hangs, explodes or crashes loses only the latter; once the rules that decide what may run are done, the
+other static rules run in a process forked from the child (single-threaded then, before any runtime is loaded)
+and answer on their own connection, while the child runs the model. A watchdog thread in the parent enforces the
+limits on all of them together from the moment they start."""
 
 from __future__ import annotations
 
@@ -12,16 +16,21 @@ import logging
 import multiprocessing
 import os
 import queue
+import shutil
+import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from zoo.validators.model_worker import serve, tree_pids, worker_formats
 from zoo.validators.registry import Finding
 
 logger = logging.getLogger(__name__)
@@ -49,6 +58,12 @@ class RuntimeJob:
     static_rule_ids: list[str] = field(default_factory=list)
     extract_s: float | None = None
     extract_limit_s: float | None = None
+    # filled by RuntimeChild: weight format -> (worker pid, the child's connection to it); the static answer's
+    # connection to the parent
+    workers: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    static_connection: Any = None
+    # filled by RuntimeChild: the child's temporary folder, made and removed by the parent (a killed child cannot)
+    scratch: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,8 @@ def _child(job: RuntimeJob, connection) -> None:
     # OpenMP threads (torch, TF) sleep between parallel regions instead of spinning: on a busy CI runner spinning
     # burns the other jobs' CPU and slows this one; results do not depend on it
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if job.scratch is not None:  # everything temporary goes where the parent removes it
+        os.environ["TMPDIR"] = tempfile.tempdir = str(job.scratch)
     _skip_dask()
     try:
         from zoo.validators import run_isolated_checks
@@ -76,6 +93,53 @@ def _child(job: RuntimeJob, connection) -> None:
     finally:
         connection.close()
     os._exit(0)  # everything is answered and cleaned up: skip tearing down torch/TF, the parent waits for it
+
+
+def run_static_aside(job: RuntimeJob, pkg, static: list[str], deciding: list[str], run, send) -> None:
+    """`send("static", findings of the rules static)`, `run(rule_id)` giving each rule's findings. The rules
+    `deciding` (which files may run: they fill pkg.file_problems) come first, then the others.
+
+    With a connection for it, a process forked off this one runs them all, while this one loads bioimageio.core;
+    that process hands pkg.file_problems back as soon as the deciding rules are done, then answers the parent
+    itself while this one runs the model. Called while this process has no threads of its own and no runtime
+    loaded. Without the connection or fork, everything runs here, in order."""
+    connection = getattr(job, "static_connection", None)
+    if connection is None or not hasattr(os, "fork"):
+        send("static", [f for rule_id in static for f in run(rule_id)])
+        return
+    decided_reader, decided_writer = multiprocessing.Pipe(duplex=False)
+    pid = os.fork()
+    if pid == 0:  # the static process: answer and leave without running the child's clean-up
+        try:
+            decided_reader.close()
+            found = {rule_id: run(rule_id) for rule_id in deciding}
+            decided_writer.send(dict(pkg.file_problems))
+            decided_writer.close()
+            connection.send(("static", [f for r in static for f in (found[r] if r in found else run(r))]))
+        except BaseException as e:
+            try:
+                connection.send(("error", f"{type(e).__name__}: {e}"))
+            except OSError:
+                pass
+        finally:
+            os._exit(0)
+    connection.close()  # the static process holds the only writing end now: its exit is the parent's end of file
+    decided_writer.close()
+    _reap_later(pid)
+    if pkg.descr is not None:  # the model runs need it: it loads while the static process decides
+        import bioimageio.core  # noqa: F401
+    try:
+        pkg.file_problems.update(decided_reader.recv())
+    except (EOFError, OSError):  # the static process died first: decide here (the parent runs the static rules)
+        for rule_id in deciding:
+            run(rule_id)
+    finally:
+        decided_reader.close()
+
+
+def _reap_later(pid: int) -> None:
+    """Collect the static process's exit status when it ends, so that it leaves no zombie behind."""
+    threading.Thread(target=os.waitpid, args=(pid, 0), name="zoo-static-reaper", daemon=True).start()
 
 
 def _skip_dask() -> None:
@@ -104,6 +168,16 @@ def _main_module_hidden() -> Iterator[None]:
             setattr(main, name, value)
 
 
+def _worker_formats(job: RuntimeJob) -> list[str]:
+    """The weight formats that get a worker, from the raw rdf (read again by the child: this is a cheap look)."""
+    from zoo.bioimage.rdf import read_rdf
+
+    try:
+        return worker_formats(read_rdf(job.rdf_path), job.device)
+    except Exception:  # the child reports an unreadable rdf
+        return []
+
+
 def _rss_mb(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as f:
@@ -126,39 +200,71 @@ class RuntimeChild:
     ) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold torch/TF threads
         self._connection, child_end = context.Pipe(duplex=False)
-        self.process = context.Process(target=_child, args=(job, child_end), daemon=True)
+        self._static_connection, static_end = context.Pipe(duplex=False)
         self._answers: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stopping = threading.Event()
+        self.workers: list[multiprocessing.process.BaseProcess] = []
+        handed_over = [child_end, static_end]
+        formats = _worker_formats(job)
+        worker_ends = {}
         with _main_module_hidden():
+            for weight_format in formats:  # first: their runtime imports are the longest
+                child_side, worker_side = context.Pipe()
+                worker = context.Process(target=serve, args=(weight_format, len(formats), worker_side), daemon=True)
+                worker.start()
+                self.workers.append(worker)
+                worker_ends[weight_format] = (worker.pid, child_side)
+                handed_over += [child_side, worker_side]
+            self.scratch = Path(tempfile.mkdtemp(prefix="zoo-isolated-"))
+            job = replace(job, workers=worker_ends, static_connection=static_end, scratch=self.scratch)
+            self.process = context.Process(target=_child, args=(job, child_end), daemon=True)
             self.process.start()
-        child_end.close()
+        for end in handed_over:
+            end.close()
         self._watchdog = threading.Thread(
             target=self._watch, args=(time_limit_s, memory_limit_mb), name="zoo-isolation-watchdog", daemon=True
         )
         self._watchdog.start()
 
     def _watch(self, time_limit_s: float, memory_limit_mb: float) -> None:
+        """Relay the answers of the child and of its static process until the runtime findings are in and the
+        static answer is in or gone; stop everything over a limit or when the child dies first."""
         started, peak, failure = time.monotonic(), 0.0, None
+        open_connections = [self._connection, self._static_connection]
+        runtime_done = False
         try:
             while not self._stopping.is_set():
-                if self._connection.poll(POLL_S):
-                    kind, payload = self._connection.recv()
+                for ready in wait(open_connections, timeout=POLL_S):
+                    try:
+                        kind, payload = ready.recv()
+                    except EOFError:
+                        open_connections.remove(ready)
+                        if ready is self._connection and not runtime_done:
+                            failure = IsolationFailure("crash", "the model run ended without a result (EOFError)")
+                            return
+                        continue
                     if kind == "error":
+                        if ready is self._static_connection:  # the parent runs the static rules itself then
+                            open_connections.remove(ready)
+                            continue
                         failure = IsolationFailure("crash", f"the model run raised {payload.splitlines()[0]}")
                         return
                     self._answers.put((kind, payload))
+                    if kind == "static":
+                        open_connections.remove(ready)
                     if kind == LAST_ANSWER:
-                        self.process.join(timeout=EXIT_WAIT_S)
-                        return
-                    continue
-                if not self.process.is_alive():
+                        runtime_done = True
+                if runtime_done and self._static_connection not in open_connections:
+                    self.process.join(timeout=EXIT_WAIT_S)
+                    return
+                if not runtime_done and not self.process.is_alive() and not self._connection.poll():
                     failure = IsolationFailure(
                         "crash",
                         f"the model run died with exit code {self.process.exitcode} "
                         "(a native crash or the system's out-of-memory killer)",
                     )
                     return
-                peak = max(peak, _rss_mb(self.process.pid))
+                peak = max(peak, sum(_rss_mb(pid) for pid in self._pids()))
                 if peak > memory_limit_mb:
                     failure = IsolationFailure(
                         "memory",
@@ -176,10 +282,25 @@ class RuntimeChild:
             self._kill()
             self._answers.put(("stopped", failure) if failure is not None else ("done", None))
 
+    def _pids(self) -> list[int]:
+        """The child, its static process and the workers (whose memory counts together)."""
+        pids = []
+        for process in (self.process, *self.workers):
+            if process.pid is not None and process.exitcode is None:
+                pids.extend(tree_pids(process.pid))
+        return pids
+
     def _kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=10)
+        for pid in self._pids()[::-1]:  # descendants (the static process) first
+            if pid not in {p.pid for p in (self.process, *self.workers)}:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        for process in (self.process, *self.workers):
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=10)
 
     def messages(self) -> Iterator[tuple[str, Any]]:
         """The child's answers as they arrive ("facts", "static", "runtime"), then ("stopped", IsolationFailure)
@@ -198,6 +319,8 @@ class RuntimeChild:
         self._watchdog.join()
         self._kill()
         self._connection.close()
+        self._static_connection.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def run_isolated(
