@@ -10,10 +10,9 @@ from typing import Any
 
 from zoo.config import PackageConfig
 from zoo.packaging.export import ExportResult
+from zoo.trainers import citation_for
 from zoo.trainers.checkpoint import Checkpoint
 
-UNET_CITATION = {"text": "Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image "
-                         "Segmentation. MICCAI 2015.", "doi": "10.1007/978-3-319-24574-4_28"}
 ZMUV_EPSILON = 1e-6
 
 
@@ -28,21 +27,6 @@ class PackageFiles:
     cover: Path
     documentation: Path
     attachments: tuple[Path, ...] = ()  # e.g. the loss plot the README shows
-
-
-CITATIONS = {
-    "unet2d": UNET_CITATION,
-    "unet3d": {"text": "Çiçek, Abdulkadir, Lienkamp, Brox, Ronneberger. 3D U-Net: Learning Dense Volumetric "
-                       "Segmentation from Sparse Annotation. MICCAI 2016.", "doi": "10.1007/978-3-319-46723-8_49"},
-    "classifier2d": {"text": "LeCun, Bengio, Hinton. Deep learning. Nature 521, 436–444 (2015).",
-                     "doi": "10.1038/nature14539"},
-}
-TRAINER_CITATIONS = {
-    "care2d": {"text": "Weigert et al. Content-aware image restoration: pushing the limits of fluorescence "
-                       "microscopy. Nature Methods 15, 1090–1097 (2018).", "doi": "10.1038/s41592-018-0216-7"},
-    "n2v2d": {"text": "Krull, Buchholz, Jug. Noise2Void - Learning Denoising From Single Noisy Images. CVPR 2019.",
-              "doi": "10.1109/CVPR.2019.00223"},
-}
 
 
 def build_model_descr(
@@ -92,8 +76,7 @@ def build_model_descr(
         data=v0_5.IntervalOrRatioDataDescr(type="float32", **({"range": task.output_range} if task.output_range
                                                                else {})),
     )
-    citation = TRAINER_CITATIONS.get(checkpoint.trainer) or CITATIONS.get(checkpoint.architecture.removesuffix(
-        "_keras"), UNET_CITATION)
+    citation = citation_for(checkpoint.trainer, checkpoint.architecture).as_dict()
     descr = v0_5.ModelDescr(
         id=v0_5.ModelId(model_id(config.name)),
         name=config.name,

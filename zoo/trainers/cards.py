@@ -1,4 +1,5 @@
-"""What a model card says about each trainer's models, declared once per trainer.
+"""What is said about each trainer's models whatever the run: its model card and the paper its rdf cites.
+zoo.trainers registers each trainer with its Card and Citation from here.
 
 The run-specific facts (data, hyper-parameters, metrics, curves) come from the checkpoint; a Card holds what
 does not change from run to run: what the model is for, what goes in and out, where it fails and how its
@@ -14,6 +15,44 @@ DATASET_SHIFT = (
     "preparation than the training data can give confident but wrong outputs. Check a few of your "
     "own images against a manual result before trusting it."
 )
+
+
+@dataclass(frozen=True)
+class Citation:
+    """The paper a trainer's models cite in their rdf (bioimage.io's `cite`: a text and a DOI or URL)."""
+
+    text: str
+    doi: str | None = None
+    url: str | None = None
+
+    def __post_init__(self):
+        if not self.text or not (self.doi or self.url):
+            raise ValueError(f"citation {self.text!r} (doi {self.doi!r}, url {self.url!r}): give a text and a DOI "
+                             "or URL")
+
+    def as_dict(self) -> dict[str, str]:
+        """The rdf's cite entry: text and the DOI or URL given."""
+        return {k: v for k, v in {"text": self.text, "doi": self.doi, "url": self.url}.items() if v}
+
+
+UNET_PAPER = Citation(
+    "Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015.",
+    doi="10.1007/978-3-319-24574-4_28",
+)
+UNET3D_PAPER = Citation(
+    "Çiçek, Abdulkadir, Lienkamp, Brox, Ronneberger. 3D U-Net: Learning Dense Volumetric Segmentation from Sparse "
+    "Annotation. MICCAI 2016.",
+    doi="10.1007/978-3-319-46723-8_49",
+)
+DEEP_LEARNING_PAPER = Citation("LeCun, Bengio, Hinton. Deep learning. Nature 521, 436–444 (2015).",
+                               doi="10.1038/nature14539")
+CARE_PAPER = Citation(
+    "Weigert et al. Content-aware image restoration: pushing the limits of fluorescence microscopy. Nature Methods "
+    "15, 1090–1097 (2018).",
+    doi="10.1038/s41592-018-0216-7",
+)
+N2V_PAPER = Citation("Krull, Buchholz, Jug. Noise2Void - Learning Denoising From Single Noisy Images. CVPR 2019.",
+                     doi="10.1109/CVPR.2019.00223")
 
 
 @dataclass(frozen=True)
@@ -48,7 +87,7 @@ class Card:
         return {**COMMON_METRICS, **self.metrics}.get(name, name)
 
 
-_UNET2D = Card(
+UNET2D = Card(
     trainer="unet2d",
     title="2D nuclei segmentation (U-Net, PyTorch)",
     task="segmentation",
@@ -83,7 +122,7 @@ _UNET2D = Card(
     augmentation="random crops, flips, 90° rotations, intensity jitter",
 )
 
-_UNET2D_MULTICLASS = Card(
+UNET2D_MULTICLASS = Card(
     trainer="unet2d-multiclass",
     title="2D pixel classification (U-Net, K classes)",
     task="semantic segmentation",
@@ -134,7 +173,7 @@ _HALLUCINATION = (
     "images without checking them against the raw data."
 )
 
-_CARE2D = Card(
+CARE2D = Card(
     trainer="care2d",
     title="2D denoising (CARE, supervised)",
     task="denoising",
@@ -162,8 +201,8 @@ _CARE2D = Card(
     augmentation="random crops, flips, 90° rotations, intensity jitter (the same for input and target)",
 )
 
-_N2V2D = replace(
-    _CARE2D,
+N2V2D = replace(
+    CARE2D,
     trainer="n2v2d",
     title="2D denoising (Noise2Void, self-supervised)",
     summary="A 2D U-Net trained with Noise2Void on noisy images alone to remove pixel-wise independent noise.",
@@ -186,7 +225,7 @@ _N2V2D = replace(
     loss="mean squared error on masked (blind-spot) pixels",
 )
 
-_CLASSIFIER2D = Card(
+CLASSIFIER2D = Card(
     trainer="classifier2d",
     title="2D image classification",
     task="classification",
@@ -219,7 +258,7 @@ _CLASSIFIER2D = Card(
     augmentation="flips, 90° rotations, intensity jitter",
 )
 
-_UNET3D = Card(
+UNET3D = Card(
     trainer="unet3d",
     title="3D segmentation (U-Net 3D)",
     task="segmentation",
@@ -252,18 +291,7 @@ _UNET3D = Card(
     augmentation="random crops, 90° rotations and flips in the y-x plane, z flips, intensity jitter",
 )
 
-CARDS: dict[str, Card] = {
-    card.trainer: card
-    for card in (
-        _UNET2D,
-        replace(_UNET2D, trainer="unet2d-keras", title="2D nuclei segmentation (U-Net, Keras)"),
-        _UNET2D_MULTICLASS,
-        _CARE2D,
-        _N2V2D,
-        _CLASSIFIER2D,
-        _UNET3D,
-    )
-}
+UNET2D_KERAS = replace(UNET2D, trainer="unet2d-keras", title="2D nuclei segmentation (U-Net, Keras)")
 
 
 def fallback_card(trainer: str) -> Card:
@@ -281,8 +309,3 @@ def fallback_card(trainer: str) -> Card:
         failure_modes=(DATASET_SHIFT,),
         metrics={},
     )
-
-
-def card_for(trainer: str) -> Card:
-    """The card of `trainer`, or a generic one for a trainer that has none."""
-    return CARDS.get(trainer) or fallback_card(trainer)
