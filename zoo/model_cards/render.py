@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from zoo.config import PackageConfig
 from zoo.model_cards.facts import RunFacts, run_facts
 from zoo.model_cards.plots import loss_plot_svg
-from zoo.packaging.export import INPUT_ID, OUTPUT_ID, ExportResult
 from zoo.trainers.checkpoint import Checkpoint
+from zoo.trainers.task import Task
 
 LOSS_PLOT = "loss.svg"  # written beside the README; packaging ships it as an attachment (see card_files)
+
+
+class ExportSummary(Protocol):
+    """What the README reads of an export (packaging's ExportResult, which sits above model cards): the weights
+    shipped with their agreement to the trained model, those not shipped and why, the valid sizes and the axes."""
+
+    weights: list[Any]  # each with .weight_format and .agreement (None, or .max_abs, .max_rel, .mismatched)
+    failures: dict[str, str]
+    geometry: Any  # None, or .min_size, .step, .halo
+    layout: str
 
 
 def _to_uint8(image: np.ndarray, low: float | None = None, high: float | None = None) -> np.ndarray:
@@ -33,7 +44,7 @@ def render_cover(image: np.ndarray, prediction: np.ndarray, path: Path) -> Path:
     return path
 
 
-def render_readme(checkpoint: Checkpoint, exported: ExportResult, config: PackageConfig, path: Path) -> Path:
+def render_readme(checkpoint: Checkpoint, exported: ExportSummary, config: PackageConfig, path: Path) -> Path:
     """Write the package's documentation to `path` and the loss plot `loss.svg` beside it; returns `path`.
     Its `## Validation` section says how the weight copies were proven. `card_files(path)` lists the
     other files written, which the rdf must ship as attachments."""
@@ -164,9 +175,9 @@ def _evaluation_section(facts: RunFacts) -> list[str]:
     return [*lines, ""]
 
 
-def _usage_section(checkpoint: Checkpoint, exported: ExportResult, facts: RunFacts) -> list[str]:
-    input_id = facts.task.get("input_id", INPUT_ID)
-    output_id = facts.task.get("output_id", OUTPUT_ID)
+def _usage_section(checkpoint: Checkpoint, exported: ExportSummary, facts: RunFacts) -> list[str]:
+    input_id = facts.task.get("input_id", Task.input_id)
+    output_id = facts.task.get("output_id", Task.output_id)
     output_layout = getattr(exported, "output_layout", None) or exported.layout
     return [
         "## Usage",
@@ -190,7 +201,7 @@ def _sizes(geometry) -> str:
     return text + (f"; tiles must overlap by the halo of {halo} px" if halo else "")
 
 
-def _validation_section(exported: ExportResult) -> list[str]:
+def _validation_section(exported: ExportSummary) -> list[str]:
     lines = [
         "## Validation",
         "Every weight format was run on the test input and on random inputs of other valid sizes and "

@@ -8,19 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.bioimage.halo import TILING_ATOL, HaloMeasurement, measure_halo
 from zoo.errors import ExportError, InputError
 from zoo.packaging.agreement import AGREEMENT_ATOL, agreement_inputs, measure_agreement
 from zoo.packaging.exporters import EXPORTERS, FORMAT_ALIASES, ExportContext, ExportedWeights, get_exporter
-from zoo.bioimage.halo import TILING_ATOL, HaloMeasurement, measure_halo
 from zoo.packaging.source_model import SourceModel
 from zoo.progress import Progress, SilentProgress
 from zoo.trainers.architectures import architecture_source
 from zoo.trainers.checkpoint import Checkpoint
 
 logger = logging.getLogger(__name__)
-
-INPUT_ID = "raw"
-OUTPUT_ID = "probability"
 
 
 @dataclass(frozen=True)
