@@ -34,17 +34,6 @@ class FitResult:
     resumed_from: int  # the epoch the run resumed after (0: a fresh run)
 
 
-def resolve_device(device: str) -> str:
-    """`auto` picks CUDA when present; asking for CUDA without one is an error the user must see."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but torch sees no CUDA device: use --device cpu or auto")
-    return device
-
-
 def _save_state(path: Path, payload: dict[str, Any]) -> None:
     import torch
 

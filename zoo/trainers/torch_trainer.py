@@ -11,12 +11,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from zoo.bioimage.devices import resolve_device
 from zoo.config import TrainConfig
 from zoo.progress import Progress
 from zoo.trainers.base import TrainResult
 from zoo.trainers.checkpoint import Checkpoint, save_checkpoint
 from zoo.trainers.datasets import SegmentationSplits
-from zoo.trainers.loop import fit, resolve_device
+from zoo.trainers.loop import fit
 from zoo.trainers.task import Task
 
 INTENSITY_GAIN = (0.8, 1.2)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zoo.bioimage.devices import resolve_device
 from zoo.config import TrainConfig
 from zoo.trainers.datasets import SegmentationSplits, load_segmentation_splits, normalize_image
-from zoo.trainers.loop import resolve_device
 from zoo.trainers.metrics import iou
 from zoo.trainers.task import Task
 from zoo.trainers.torch_trainer import TorchTrainer

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.bioimage.devices import resolve_device
 from zoo.config import TrainConfig
 from zoo.errors import InputError
 from zoo.progress import Progress
@@ -24,15 +25,6 @@ from zoo.trainers.unet2d import Augmenter, iou
 logger = logging.getLogger(__name__)
 
 KERAS_STATE_NAME = "train_state.npz"
-
-
-def resolve_tf_device(device: str) -> str:
-    import tensorflow as tf
-
-    has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    if device == "cuda" and not has_gpu:
-        raise InputError("--device cuda was asked for but TensorFlow sees no GPU: use --device cpu or auto")
-    return "cuda" if device == "cuda" or (device == "auto" and has_gpu) else "cpu"
 
 
 def _bce_dice(y_true, y_pred):
@@ -57,7 +49,7 @@ class UNet2dKerasTrainer:
         from zoo.trainers.architectures.unet2d_keras import build_unet2d_keras
 
         started = time.perf_counter()
-        device = resolve_tf_device(config.device)
+        device = resolve_device(config.device, "tensorflow")
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
         rng = np.random.default_rng(config.seed)
