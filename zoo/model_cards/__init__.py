@@ -5,7 +5,7 @@ from zoo.model_cards.cards import CARDS, Card, card_for
 from zoo.model_cards.diagnosis import VERDICTS, Diagnosis, diagnose
 from zoo.model_cards.plots import loss_plot_svg
 from zoo.model_cards.rdf_config import bioimageio_config
-from zoo.model_cards.render import LOSS_PLOT, card_files, render_cover, render_readme
+from zoo.model_cards.render import LOSS_PLOT, card_files, render_readme
 
 __all__ = [
     "CARDS",
@@ -18,6 +18,5 @@ __all__ = [
     "card_for",
     "diagnose",
     "loss_plot_svg",
-    "render_cover",
     "render_readme",
 ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from zoo.trainers import TRAINERS, card_for
-from zoo.trainers.cards import COMMON_METRICS, DATASET_SHIFT, Card, fallback_card
+from zoo.trainers.cards import Card
 
 # the registered trainers' cards by trainer name, read from the registry
 CARDS: dict[str, Card] = {name: entry.card for name, entry in TRAINERS.items()}
 
-__all__ = ["CARDS", "COMMON_METRICS", "DATASET_SHIFT", "Card", "card_for", "fallback_card"]
+__all__ = ["CARDS", "Card", "card_for"]

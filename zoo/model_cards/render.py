@@ -1,12 +1,10 @@
-"""The package's README (its model card) and cover, filled from the trainer's Card and the training run."""
+"""The package's README (its model card), filled from the trainer's Card and the training run."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 from typing import Any, Protocol
-
-import numpy as np
 
 from zoo.config import PackageConfig
 from zoo.model_cards.facts import RunFacts, run_facts
@@ -25,23 +23,6 @@ class ExportSummary(Protocol):
     failures: dict[str, str]
     geometry: Any  # None, or .min_size, .step, .halo
     layout: str
-
-
-def _to_uint8(image: np.ndarray, low: float | None = None, high: float | None = None) -> np.ndarray:
-    low = float(np.percentile(image, 1)) if low is None else low
-    high = float(np.percentile(image, 99.5)) if high is None else high
-    scaled = (image.astype(np.float64) - low) / max(high - low, 1e-12)
-    return (np.clip(scaled, 0, 1) * 255).astype(np.uint8)
-
-
-def render_cover(image: np.ndarray, prediction: np.ndarray, path: Path) -> Path:
-    """Input | prediction side by side, as a PNG (bioimage.io covers are 2:1)."""
-    import imageio.v3 as iio
-
-    gap = np.full((image.shape[0], max(2, image.shape[1] // 32)), 255, np.uint8)
-    panel = np.concatenate([_to_uint8(image), gap, _to_uint8(prediction, 0.0, 1.0)], axis=1)
-    iio.imwrite(path, panel)
-    return path
 
 
 def render_readme(checkpoint: Checkpoint, exported: ExportSummary, config: PackageConfig, path: Path) -> Path:

@@ -43,9 +43,3 @@ class SourceModel:
     def batch_of_one(self, image: np.ndarray) -> np.ndarray:
         """A one-channel spatial image (2D or 3D) as a batch of one in the model's layout."""
         return image[None, None] if self.layout.startswith("bc") else image[None, ..., None]
-
-    def first_output(self, output: np.ndarray) -> np.ndarray:
-        """The first sample's first channel of an output: the spatial image (dense tasks) or the class vector."""
-        if not self.task.dense:
-            return output[0]
-        return output[0, 0] if self.output_layout.startswith("bc") else output[0, ..., 0]
