@@ -25,3 +25,27 @@ def test_child_skips_weights_whose_file_does_not_match_as_in_process(tmp_path):
     assert skipped.status == "skipped" and "sha256" in skipped.message
     assert {f.status for f in isolated.by_id("DET001")} == {"skipped"}
     assert summary(isolated) == summary(validate_source(folder, isolate=False))
+
+
+def test_torchscript_and_onnx_run_in_a_worker_each_on_the_cpu_only(tiny_package, tmp_path):
+    import zipfile
+
+    from zoo.validators.isolation import RuntimeChild, RuntimeJob
+
+    folder = tmp_path / "p"
+    with zipfile.ZipFile(tiny_package) as archive:
+        archive.extractall(folder)
+    job = RuntimeJob(folder, folder, folder / "rdf.yaml", False, "cpu", None, None, ["REP001"])
+    on_cpu = RuntimeChild(job)
+    try:
+        answers = dict(on_cpu.messages())
+    finally:
+        on_cpu.stop()
+    assert sorted(w.name for w in on_cpu.workers) == ["zoo-model-onnx", "zoo-model-torchscript"]
+    in_workers = {f.location: f.status for f in answers["runtime"] if f.location.startswith(("weights.onnx/",
+                                                                                              "weights.torchscript/"))}
+    assert in_workers == {"weights.onnx/outputs[probability]": "passed",
+                          "weights.torchscript/outputs[probability]": "passed"}
+    on_gpu = RuntimeChild(RuntimeJob(folder, folder, folder / "rdf.yaml", False, "cuda", None, None, []))
+    on_gpu.stop()
+    assert on_gpu.workers == []

@@ -56,3 +56,21 @@ def test_nothing_to_run_is_skipped_with_the_reason(package_folder):
     folder = rp.only_weights(package_folder(), "pytorch_state_dict")
     [finding] = rp.run_rules(folder, ("PRF001",))["PRF001"]
     assert finding.status == "skipped" and "pytorch_state_dict needs --trust" in finding.message
+
+
+def test_measure_adds_the_memory_of_a_worker_process():
+    import subprocess
+    import sys
+    import time
+
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "import time; b = bytearray(96 * 2**20); time.sleep(30)"], stdout=subprocess.DEVNULL
+    )
+    try:
+        time.sleep(0.1)
+        with measure(pids=(worker.pid,)) as measured:
+            time.sleep(1.0)  # the worker's 96 MB are touched by now
+    finally:
+        worker.kill()
+        worker.wait()
+    assert measured.peak_rss_mb - current_rss_mb() > 80

@@ -210,7 +210,12 @@ class RuntimeChild:
         with _main_module_hidden():
             for weight_format in formats:  # first: their runtime imports are the longest
                 child_side, worker_side = context.Pipe()
-                worker = context.Process(target=serve, args=(weight_format, len(formats), worker_side), daemon=True)
+                worker = context.Process(
+                    target=serve,
+                    args=(weight_format, len(formats), worker_side),
+                    name=f"zoo-model-{weight_format}",
+                    daemon=True,
+                )
                 worker.start()
                 self.workers.append(worker)
                 worker_ends[weight_format] = (worker.pid, child_side)
