@@ -13,7 +13,6 @@ raised before any training starts.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from zoo.bioimage.files import PartsDigest
 from zoo.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -98,15 +98,13 @@ def _tiffs_by_stem(directory: Path, purpose: str = "so each image pairs with exa
     return found
 
 
-def _read_bytes(path: Path, digest) -> bytes:
-    """The file's bytes; the digest takes their length and then the bytes."""
+def _read_bytes(path: Path, digest: PartsDigest) -> bytes:
+    """The file's bytes, added to `digest` (their length, then the bytes)."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read {path}: {e}; check that the file is readable") from e
-    digest.update(len(data).to_bytes(8, "little"))
-    digest.update(data)
-    return data
+    return digest.add_bytes(data)
 
 
 def _wrong_dimensionality(path: Path, shape: tuple[int, ...], ndim: int) -> DataError:
@@ -198,7 +196,7 @@ def _load_pairs(
         raise DataError("; ".join(problems) + f"; give each image a {noun} with the same name, or remove it")
 
     names = sorted(image_paths)
-    digest = hashlib.sha256()
+    digest = PartsDigest()
     images, partners = [], []
     for name in names:
         images.append(_read_array(image_paths[name], _read_bytes(image_paths[name], digest), ndim))
@@ -337,7 +335,7 @@ def load_image_folder(folder: Path, ndim: int = 2) -> FolderData:
         raise DataError(f"no TIFF files ({', '.join(TIFF_SUFFIXES)}) found in {directory}; add images saved as TIFF")
     names = sorted(paths_by_stem)
     paths = [paths_by_stem[name] for name in names]
-    digest = hashlib.sha256()
+    digest = PartsDigest()
     images = [_read_array(path, _read_bytes(path, digest), ndim) for path in paths]
     _check_dimensionality(paths, images, ndim)
     for path, image in zip(paths, images, strict=True):
@@ -384,10 +382,10 @@ def load_class_folder(folder: Path) -> ClassFolderData:
             )
         files.extend((label, stem, paths_by_stem[stem]) for stem in sorted(paths_by_stem))
 
-    digest = hashlib.sha256()
+    digest = PartsDigest()
     images = []
     for label, _, path in files:
-        digest.update(f"{class_dirs[label].name}/{path.name}".encode())
+        digest.add_text(f"{class_dirs[label].name}/{path.name}")
         images.append(_read_array(path, _read_bytes(path, digest), ndim=2))
     paths = [path for _, _, path in files]
     _check_dimensionality(paths, images, ndim=2)

@@ -3,12 +3,11 @@ model's weights and graph live beside it in a `.keras` file (loaded in Keras' sa
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.bioimage.files import atomic_path
 from zoo.errors import InputError
 
 CHECKPOINT_VERSION = 1
@@ -62,17 +61,10 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> Path:
     """Write atomically: a crash never leaves a truncated checkpoint."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"checkpoint_version": CHECKPOINT_VERSION, **checkpoint.__dict__}
     payload.pop("folder")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bioimage.files import atomic_path
 from zoo.config import TrainConfig
 from zoo.errors import InputError
 from zoo.progress import Progress
@@ -37,14 +36,8 @@ class FitResult:
 def _save_state(path: Path, payload: dict[str, Any]) -> None:
     import torch
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # a crash mid-write leaves the previous epoch's state intact
         torch.save(payload, tmp)
-        os.replace(tmp, path)  # a crash mid-write leaves the previous epoch's state intact
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def changed_settings(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from zoo.bioimage.devices import resolve_device
+from zoo.bioimage.files import atomic_path
 from zoo.config import TrainConfig
 from zoo.errors import InputError
 from zoo.progress import Progress
@@ -127,14 +126,8 @@ def _save_keras_state(path: Path, model, rng, config: TrainConfig, epoch: int, h
     arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
     arrays.update({f"b{i}": w for i, w in enumerate(best[2])})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:  # np.savez appends .npz to any other name
         np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _load_keras_state(path: Path, model, rng, config: TrainConfig):
