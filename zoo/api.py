@@ -126,7 +126,11 @@ def predict(model: Path, inputs, out_dir: Path, *, weights: str | None = None, d
             scheduler: str | None = None, progress: Progress | None = None):
     """Predict every input (image files, Zarr folders or folders of images) with a package (folder, rdf or zip);
     writes `<input stem>_<output id>.tif` (`.zarr` for Zarr inputs) into `out_dir` and returns a
-    PredictionResult. `scheduler`: a Dask address or "local" to spread the work over workers."""
+    PredictionResult. `scheduler`: a Dask address or "local" to spread the work over workers. An `out_dir` inside
+    the package is refused (InputError): the package is never changed."""
+    from zoo.bioimage.source import refuse_output_inside
+
+    refuse_output_inside("--out", Path(out_dir), Path(model))
     if scheduler:
         from zoo.inference.distributed import predict_distributed
 

@@ -73,12 +73,45 @@ def _run(action):
     except KeyboardInterrupt:
         errors.print("[red]interrupted[/red]: nothing was written to the output folder")
         raise typer.Exit(130) from None
+    except OSError as e:
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        errors.print(f"[red]error:[/red] {escape(_os_error_message(e))}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
     except Exception as e:
         if os.environ.get("ZOO_DEBUG"):
             raise
         errors.print(f"[red]unexpected error:[/red] {type(e).__name__}: {escape(str(e))}\n"
                      "Run again with ZOO_DEBUG=1 for the traceback and please report it.", highlight=False)
         raise typer.Exit(EXIT_USAGE) from None
+
+
+# what to do about a file-system failure, by errno name
+OS_ERROR_ADVICE = {
+    "EEXIST": "a file is in the way where a folder is needed: remove it or choose another path",
+    "ENOTDIR": "a file is in the way where a folder is needed: remove it or choose another path",
+    "EISDIR": "a folder is in the way where a file is needed: choose a file path",
+    "ENOSPC": "the disk is full: free some space or write to another disk",
+    "EDQUOT": "the disk quota is used up: free some space or write to another disk",
+    "EFBIG": "the file is larger than the file-size limit (ulimit -f) or the file system allows: raise the limit "
+             "or write to another disk",
+    "EACCES": "permission denied: choose a folder you can write to",
+    "EPERM": "permission denied: choose a folder you can write to",
+    "EROFS": "the file system is read-only: choose a folder you can write to",
+    "ENAMETOOLONG": "the name is too long for the file system: choose a shorter path",
+    "ENOENT": "check the path",
+}
+
+
+def _os_error_message(e: OSError) -> str:
+    """One line for a file-system failure: the path, the system's words for it and what to do."""
+    import errno
+
+    name = errno.errorcode.get(e.errno, "")
+    where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "") if e.filename else "a file"
+    what = e.strerror or str(e) or type(e).__name__
+    advice = OS_ERROR_ADVICE.get(name, "check the path and its permissions, or choose another one")
+    return f"file-system error on {where}: {what}{f' ({name})' if name else ''}; {advice}"
 
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")]
@@ -217,7 +250,8 @@ def package(
 
 @app.command()
 def validate(
-    source: Annotated[Path, typer.Argument(help="Package folder, rdf.yaml or .zip.")],
+    source: Annotated[Path, typer.Argument(help="Package folder, rdf.yaml or .zip (never modified: no output "
+                                                "may point into it).")],
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON here.")] = None,
     markdown_path: Annotated[Optional[Path], typer.Option("--markdown", help="Write the report as Markdown "
                                                                              "here.")] = None,
@@ -228,7 +262,8 @@ def validate(
     trust: Annotated[bool, typer.Option(help="Allow running code shipped in the package "
                                              "(pytorch_state_dict architectures, pickles).")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    keep_artifacts: Annotated[Optional[Path], typer.Option(help="Save produced output tensors here.")] = None,
+    keep_artifacts: Annotated[Optional[Path], typer.Option(help="Save produced output tensors in this folder "
+                                                                "(outside the package).")] = None,
     target: Annotated[str, typer.Option(help="bioimageio, or deepimagej: also fail when Fiji will not run the "
                                              "package or gives different numbers.")] = "bioimageio",
     time_limit: Annotated[float, typer.Option(help="Seconds the isolated validation may take.", min=1)] = 900,
@@ -246,6 +281,10 @@ def validate(
     from zoo import api
     from zoo.validators import writers
 
+    outputs = {"--json": json_path, "--markdown": markdown_path, "--html": html_path, "--junit": junit_path,
+               "--keep-artifacts": keep_artifacts}
+    _run(lambda: _refuse_outputs_inside(source, outputs))
+
     # the HTML shows produced outputs of failed reproductions: keep them for as long as it takes to write it
     with tempfile.TemporaryDirectory(prefix="zoo-artifacts-") as scratch:
         artifacts = keep_artifacts or (Path(scratch) if html_path is not None else None)
@@ -261,6 +300,19 @@ def validate(
                 _run(lambda path=path, write=write: write(path))
                 console.print(f"report: {path}")
     raise typer.Exit(report.verdict(target).exit_code)
+
+
+def _refuse_outputs_inside(source: Path, outputs: dict[str, Path | None]) -> None:
+    """Before any work: no output may land in the package under validation, and --keep-artifacts is a folder."""
+    from zoo.bioimage.source import refuse_output_inside
+    from zoo.errors import InputError
+
+    for option, path in outputs.items():
+        if path is not None:
+            refuse_output_inside(option, path, source)
+    artifacts = outputs.get("--keep-artifacts")
+    if artifacts is not None and artifacts.exists() and not artifacts.is_dir():
+        raise InputError(f"--keep-artifacts {artifacts} is a file, not a folder: give a new or existing folder")
 
 
 @app.command()
@@ -335,7 +387,8 @@ def predict(
         help="Images (TIFF, PNG, .npy, .zarr) or folders of them; for a model with several inputs "
              "ID=PATH,ID=PATH per prediction.", show_default=False)],
     out: Annotated[Path, typer.Option(help="Folder for <input stem>_<output id>.tif (.zarr for Zarr inputs; .csv "
-                                           "for outputs without spatial axes, e.g. a classifier's classes).")],
+                                           "for outputs without spatial axes, e.g. a classifier's classes); outside "
+                                           "the model package.")],
     weights: Annotated[Optional[str], typer.Option(help="Weight format to use; the fastest usable one for the "
                                                         "device by default.")] = None,
     device: DeviceOption = "auto",
@@ -389,7 +442,8 @@ def validate_collection(
     source: Annotated[Path, typer.Argument(help="Folder searched recursively for packages (folders with an rdf, "
                                                 ".zip files), or a text file of package paths.")],
     out: Annotated[Path, typer.Option(help="Folder for summary.json, summary.md, junit.xml, index.html and "
-                                           "reports/.")],
+                                           "reports/; it may lie in SOURCE (it is not searched) but not inside a "
+                                           "package, which is never changed.")],
     workers: Annotated[Optional[int], typer.Option(min=1, help="Validate on this many local Dask worker "
                                                               "processes; sequential by default.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler to send the "

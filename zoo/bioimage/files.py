@@ -52,7 +52,8 @@ class PartsDigest:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, then move it into place: a reader never sees half a file."""
+    """Write `data` to a temporary file beside `path`, then move it into place: a reader never sees half a file.
+    An OSError without a file name (a full disk, a file-size limit) is raised again naming `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -61,6 +62,11 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             f.write(data)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are for reading
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None and e.errno is not None:
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -88,6 +94,12 @@ def atomic_path(path: Path, *, suffix: str = ".tmp") -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or lies under it, after resolving links, `..` and relative parts."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
 def is_url(source: str) -> bool:
     return str(source).startswith(("http://", "https://"))
 
@@ -96,6 +108,7 @@ __all__ = [
     "HashingTimeout",
     "PartsDigest",
     "atomic_path",
+    "is_inside",
     "is_url",
     "sha256_of",
     "sha256_of_bytes",

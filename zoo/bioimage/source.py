@@ -10,7 +10,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from zoo.errors import SourceError
+from zoo.bioimage.files import is_inside
+from zoo.errors import InputError, SourceError
 
 RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 MAX_UNPACKED_BYTES = 8 * 1024**3  # a model package larger than this is refused before extraction
@@ -108,6 +109,23 @@ def open_source(source: Path, extract_time_limit_s: float | None = None) -> Open
     raise SourceError(f"{source} is neither a folder, a yaml file nor a zip archive: give a bioimage.io package")
 
 
+def package_extent(source: Path) -> Path:
+    """What the package at `source` occupies: its folder (given as the folder or as its yaml file) or the zip."""
+    source = Path(source)
+    if source.suffix.lower() in (".yaml", ".yml") and not source.is_dir():
+        return source.parent
+    return source
+
+
+def refuse_output_inside(option: str, output: Path, source: Path) -> None:
+    """InputError when `output`, the value of `option`, lies in the package at `source`: the input is never changed."""
+    if is_inside(output, package_extent(source)):
+        raise InputError(
+            f"{option} {output} lies inside the package {package_extent(source)}, which is never changed: "
+            "write it outside the package"
+        )
+
+
 def safe_extract(archive_path: Path, target: Path, time_limit_s: float | None = None) -> None:
     """Extract after checking every member: no absolute paths, no `..`, no links, bounded total size, and
     within `time_limit_s` (default MAX_EXTRACT_SECONDS): the deadline is checked between chunks of 1 MiB, so a
@@ -188,4 +206,13 @@ def _check_deadline(archive_path: Path, started: float, limit_s: float, done: in
         )
 
 
-__all__ = ["ExtractionTimeout", "OpenedSource", "UnsafeArchive", "find_rdf", "open_source", "safe_extract"]
+__all__ = [
+    "ExtractionTimeout",
+    "OpenedSource",
+    "UnsafeArchive",
+    "find_rdf",
+    "open_source",
+    "package_extent",
+    "refuse_output_inside",
+    "safe_extract",
+]

@@ -476,6 +476,7 @@ def validate_collection(source: Path, out_dir: Path, *, workers: int | None = No
     if not found:
         raise InputError(f"{source} holds no package (no folder with rdf.yaml, bioimageio.yaml or "
                          "*.bioimageio.yaml, and no .zip)")
+    _refuse_outputs(out_dir, cache_dir, [path for _, path in found])
     options = ValidationOptions(target, trust, device, time_limit_s, memory_limit_mb)
     entries = [PackageEntry(display, str(path), slug)
                for (display, path), slug in zip(found, slugs([d for d, _ in found]))]
@@ -516,6 +517,19 @@ def validate_collection(source: Path, out_dir: Path, *, workers: int | None = No
     result.duration_s = time.perf_counter() - started
     _write_outputs(result, reports)
     return result
+
+
+def _refuse_outputs(out_dir: Path, cache_dir: Path | None, packages: list[Path]) -> None:
+    """Before any work: --out and --cache are folders, and none lies inside a package (packages are never
+    changed); a new folder beside the packages, inside the collection's folder, is fine."""
+    from zoo.bioimage.source import refuse_output_inside
+
+    outputs = {"--out": out_dir, **({"--cache": Path(cache_dir)} if cache_dir else {})}
+    for option, folder in outputs.items():
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{option} {folder} is a file, not a folder: give a new or existing folder")
+        for package in packages:
+            refuse_output_inside(option, folder, package)
 
 
 def _fill_entry(entry: PackageEntry, report: ValidationReport, target: str) -> None:
