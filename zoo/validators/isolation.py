@@ -95,17 +95,29 @@ def _child(job: RuntimeJob, connection) -> None:
     os._exit(0)  # everything is answered and cleaned up: skip tearing down torch/TF, the parent waits for it
 
 
+# weight formats whose static rules import the framework that runs them here (TensorFlow reads SavedModel graphs):
+# a forked static process would import it a second time, for seconds of CPU, so their static rules run here
+RUNS_IMPORT_WHAT_STATIC_IMPORTS = ("tensorflow_saved_model_bundle", "keras_hdf5", "keras_v3")
+
+
 def run_static_aside(job: RuntimeJob, pkg, static: list[str], deciding: list[str], run, send) -> None:
     """`send("static", findings of the rules static)`, `run(rule_id)` giving each rule's findings. The rules
     `deciding` (which files may run: they fill pkg.file_problems) come first, then the others.
 
-    With a connection for it, a process forked off this one runs them all, while this one loads bioimageio.core;
+    With a connection for it, a process forked off this one runs them all, while this one loads bioimageio.core
+    (unless the runs here need what the static rules import, see RUNS_IMPORT_WHAT_STATIC_IMPORTS);
     that process hands pkg.file_problems back as soon as the deciding rules are done, then answers the parent
     itself while this one runs the model. Called while this process has no threads of its own and no runtime
     loaded. Without the connection or fork, everything runs here, in order."""
     connection = getattr(job, "static_connection", None)
-    if connection is None or not hasattr(os, "fork"):
+    if connection is None:  # in-process
         send("static", [f for rule_id in static for f in run(rule_id)])
+        return
+    if not hasattr(os, "fork") or set(pkg.weight_formats) & set(RUNS_IMPORT_WHAT_STATIC_IMPORTS):
+        try:
+            connection.send(("static", [f for rule_id in static for f in run(rule_id)]))
+        finally:
+            connection.close()
         return
     decided_reader, decided_writer = multiprocessing.Pipe(duplex=False)
     pid = os.fork()
@@ -255,7 +267,7 @@ class RuntimeChild:
                         failure = IsolationFailure("crash", f"the model run raised {payload.splitlines()[0]}")
                         return
                     self._answers.put((kind, payload))
-                    if kind == "static":
+                    if kind == "static" and ready is self._static_connection:
                         open_connections.remove(ready)
                     if kind == LAST_ANSWER:
                         runtime_done = True
