@@ -111,3 +111,17 @@ def test_predict_refuses_acting_torchscript_without_trust(package_folder, tmp_pa
         api.predict(folder, [image], tmp_path / "out", weights="torchscript", device="cpu")
     assert not marker.exists()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_trusted_acting_weights_still_run_in_the_sandbox(package_folder, tmp_path):
+    """--trust lets the weights run, but in the isolated processes' sandbox: the file they create outside the
+    package and the scratch folder never appears."""
+    folder = package_folder()
+    marker = tmp_path / "marker-trusted"
+    _replace_weights(folder, "torchscript", _scripted_from_file(folder, marker, tmp_path / "acting.pt"))
+    report = validate_source(folder, trust=True)
+    if not (report.sandbox or {}).get("files"):
+        pytest.skip(f"no sandbox on this platform: {report.sandbox}")
+    assert not marker.exists()
+    assert [f.status for f in report.by_id("SAF003")] == ["failed"]
+    assert report.sandbox["network"] is True

@@ -259,3 +259,16 @@ def test_one_rule_on_many_tensors_is_summarised(package_folder):
     assert len(fil001) == 20
     assert fil001[-1].details["more"] == 200 - 19
     assert len(report.findings) < 200
+
+
+def test_child_stopped_before_reading_is_a_finding_never_a_rerun_in_the_parent(package_folder, monkeypatch):
+    import zoo.validators as validators
+
+    def never(pkg):  # the parent must not read the package itself
+        raise AssertionError("the parent read the package")
+
+    monkeypatch.setattr(validators, "_load", never)
+    report = validate_source(package_folder(), time_limit_s=0.3)
+    assert [f.status for f in report.by_id("SAF006")] == ["failed"]
+    assert {f.status for f in report.by_id("FMT002")} == {"skipped"}
+    assert report.status == "failed"

@@ -10,6 +10,7 @@ the report shows it."""
 from __future__ import annotations
 
 import ctypes
+import glob
 import os
 import platform
 import sys
@@ -45,6 +46,9 @@ class SandboxStatus:
     network: bool = False  # no network reachable
     notes: list[str] = field(default_factory=list)  # what could not be provided, and why
 
+    def to_dict(self) -> dict:
+        return {"files": self.files, "network": self.network, "notes": list(self.notes), "summary": self.summary}
+
     @property
     def summary(self) -> str:
         parts = [f"files {'confined' if self.files else 'NOT confined'}",
@@ -52,9 +56,10 @@ class SandboxStatus:
         return ", ".join(parts) + (f" ({'; '.join(self.notes)})" if self.notes else "")
 
 
-def enter_sandbox(readable: list[Path], writable: list[Path]) -> SandboxStatus:
+def enter_sandbox(readable: list[Path], writable: list[Path], device: str = "cpu") -> SandboxStatus:
     """Confine this process from now on. `readable`: the package; `writable`: the scratch folder (temporary files
-    go there: TMPDIR and HOME are pointed at it). Call it first thing in a fresh process, before threads start."""
+    go there: TMPDIR and HOME are pointed at it). With a CUDA `device`, the GPU's device files and /dev/shm are
+    writable too. Call it first thing in a fresh process, before threads start."""
     status = SandboxStatus()
     if platform.system() != "Linux":
         status.notes.append(f"no sandbox on {platform.system()}")
@@ -72,7 +77,8 @@ def enter_sandbox(readable: list[Path], writable: list[Path]) -> SandboxStatus:
         status.notes.append(f"Landlock unavailable ({os.strerror(ctypes.get_errno())})")
         return status
     try:
-        net_by_landlock = _landlock(libc, abi, readable, writable)
+        devices = [*glob.glob("/dev/nvidia*"), "/dev/shm"] if device.startswith("cuda") else []
+        net_by_landlock = _landlock(libc, abi, readable, [*writable, *map(Path, devices)])
     except OSError as e:
         status.notes.append(f"Landlock failed ({e})")
         return status

@@ -137,7 +137,8 @@ def _check_isolated(
 ) -> None:
     """All checks in one child process (one import of bioimageio.spec and the frameworks, one parse): the
     static findings arrive first, so that a model that hangs, explodes or crashes the child loses only the
-    runtime ones. When the child stops before the static findings, this process runs them itself."""
+    runtime ones. When the child stops before the static findings (an rdf or file built to exhaust the reader),
+    that is a finding (SAF006): this process never reads the package itself, outside the limits."""
     from zoo.validators.isolation import (
         DEFAULT_MEMORY_LIMIT_MB,
         DEFAULT_TIME_LIMIT_S,
@@ -168,20 +169,16 @@ def _check_isolated(
                 progress.advance(len(static), rule="static checks")
     finally:
         child.stop()
-    if "static" not in received:  # the child stopped first: the static checks are safe to run here
-        pkg = PackageUnderTest(opened, trust=trust, device=device, keep_artifacts=keep_artifacts)
-        try:
-            _load(pkg)
-            received["facts"] = package_facts(pkg)
-            received["static"] = [f for rule_id in static for f in _run_check(pkg, rule_id, CHECKS[rule_id])]
-            progress.advance(len(static), rule="static checks")
-            if pkg.descr is None:  # nothing could have run: the same skips as in-process
-                received["runtime"] = [f for rule_id in runtime for f in _run_check(pkg, rule_id, CHECKS[rule_id])]
-        finally:
-            pkg.close()
+    failure = received.get("stopped") or IsolationFailure("crash", "the validation ended without answering")
+    if "static" not in received:  # stopped while reading the package: never re-read here, without limits
+        report.findings.append(failed(RULES["SAF006"], f"reading and checking the package was stopped: "
+                                      f"{failure.message}", "validation", reason=failure.reason))
+        received["static"] = [skipped(RULES[rule_id], "not run: the validation was stopped (see SAF006)")
+                              for rule_id in static if rule_id != "SAF006"]
+        progress.advance(len(static), rule="static checks")
+    report.sandbox = received.get("sandbox")
     _describe(report, received.get("facts") or {})
     report.findings.extend(received["static"])
-    failure = received.get("stopped") or IsolationFailure("crash", "the model run ended without answering")
     if "runtime" in received:
         report.findings.extend(received["runtime"])
     elif runtime:

@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.bioimage.formats import CODE_EXECUTING_FORMATS
 from zoo.bioimage.source import OpenedSource
 from zoo.validators.measure import Measurement, measure
 
 logger = logging.getLogger(__name__)
-
-# loading these runs code shipped in the package (architecture modules, pickles, Keras lambdas)
-CODE_EXECUTING_FORMATS = ("pytorch_state_dict", "keras_hdf5", "keras_v3")
 
 
 @dataclass

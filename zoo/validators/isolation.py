@@ -80,6 +80,8 @@ def _child(job: RuntimeJob, connection) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if job.scratch is not None:  # everything temporary goes where the parent removes it
         os.environ["TMPDIR"] = tempfile.tempdir = str(job.scratch)
+        job, status = _confine(job)
+        connection.send(("sandbox", status.to_dict()))
     _skip_dask()
     try:
         from zoo.validators import run_isolated_checks
@@ -93,6 +95,23 @@ def _child(job: RuntimeJob, connection) -> None:
     finally:
         connection.close()
     os._exit(0)  # everything is answered and cleaned up: skip tearing down torch/TF, the parent waits for it
+
+
+def _confine(job: RuntimeJob):
+    """Enter the sandbox (zoo.bioimage.sandbox): read the package, write the scratch folder and the artifacts
+    folder the user asked for, no network. Returns the job with absolute paths (the working folder becomes the
+    scratch folder) and what the sandbox could provide."""
+    from zoo.bioimage.sandbox import enter_sandbox
+
+    artifacts = None
+    if job.keep_artifacts is not None:
+        artifacts = Path(job.keep_artifacts).resolve()
+        artifacts.mkdir(parents=True, exist_ok=True)
+    job = replace(job, root=Path(job.root).resolve(), rdf_path=Path(job.rdf_path).resolve(),
+                  source=Path(job.source).resolve(), keep_artifacts=artifacts)
+    os.chdir(job.scratch)
+    writable = [job.scratch, *([artifacts] if artifacts is not None else [])]
+    return job, enter_sandbox([job.root, job.rdf_path.parent], writable, job.device)
 
 
 # weight formats whose static rules import the framework that runs them here (TensorFlow reads SavedModel graphs):
@@ -219,12 +238,14 @@ class RuntimeChild:
         handed_over = [child_end, static_end]
         formats = _worker_formats(job)
         worker_ends = {}
+        self.scratch = Path(tempfile.mkdtemp(prefix="zoo-isolated-"))
+        confined = (Path(job.root).resolve(), self.scratch, job.device)
         with _main_module_hidden():
             for weight_format in formats:  # first: their runtime imports are the longest
                 child_side, worker_side = context.Pipe()
                 worker = context.Process(
                     target=serve,
-                    args=(weight_format, len(formats), worker_side),
+                    args=(weight_format, len(formats), worker_side, confined),
                     name=f"zoo-model-{weight_format}",
                     daemon=True,
                 )
@@ -232,7 +253,6 @@ class RuntimeChild:
                 self.workers.append(worker)
                 worker_ends[weight_format] = (worker.pid, child_side)
                 handed_over += [child_side, worker_side]
-            self.scratch = Path(tempfile.mkdtemp(prefix="zoo-isolated-"))
             job = replace(job, workers=worker_ends, static_connection=static_end, scratch=self.scratch)
             self.process = context.Process(target=_child, args=(job, child_end), daemon=True)
             self.process.start()

@@ -32,10 +32,18 @@ def _threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def serve(weight_format: str, workers: int, connection) -> None:
+def serve(weight_format: str, workers: int, connection, confined: tuple | None = None) -> None:
     """The worker's main loop: import the runtime at once, then answer ("load", path, device) and ("run", arrays)
-    with ("ok", value) or ("error", module, type name, message) until the child closes the connection."""
+    with ("ok", value) or ("error", module, type name, message) until the child closes the connection.
+    `confined` (package root, scratch folder, device): the worker enters the sandbox first, so that weights that
+    act (a TorchScript writing files) reach nothing outside the package and the scratch folder."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if confined is not None:
+        from zoo.bioimage.sandbox import enter_sandbox
+
+        root, scratch, device = confined
+        os.chdir(scratch)
+        enter_sandbox([Path(root)], [Path(scratch)], device)
     threads = _threads(workers)
     try:
         runtime = __import__(WORKER_FORMATS[weight_format])

@@ -115,6 +115,7 @@ class ValidationReport:
     weight_formats: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     artifacts: str | None = None  # folder of the produced outputs (`keep_artifacts`), for the HTML report's images
+    sandbox: dict | None = None  # what confined the processes that ran the weights (zoo.bioimage.sandbox)
 
     def verdict(self, target: str = "bioimageio") -> Verdict:
         """The package's verdict for `target` (see the module docstring): the one every output prints."""
@@ -241,6 +242,7 @@ class ValidationReport:
             "duration_s": round(self.duration_s, 3),
             "counts": verdict.counts,
             "performance": self.performance,
+            "sandbox": self.sandbox,
             "deepimagej": {
                 "verdict": verdict.deepimagej,
                 "rules": sorted(
