@@ -45,3 +45,33 @@ def test_v04_fixed_list_batch_is_fixed_and_min_step_batch_is_free():
     assert tensor_specs(fixed)[0][0].axis("batch").sizes.min == 1
     assert tensor_specs(free)[0][0].axis("batch").sizes is None
     assert tensor_specs(free)[0][0].axis("y").sizes.step == 16
+
+
+def test_onnx_wire_reader_agrees_with_the_onnx_package(tmp_path):
+    """zoo reads ONNX files without importing onnx; what it reads equals what onnx.load gives."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from zoo.bioimage.weight_files import read_onnx, read_onnx_domains
+
+    inner = helper.make_graph([helper.make_node("Identity", ["a"], ["b"], name="inner")], "body", [],
+                              [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y"], name="relu"),
+        helper.make_node("Custom", ["y"], ["z"], name="custom", domain="my.domain"),
+        helper.make_node("If", ["cond"], ["w"], name="branch", then_branch=inner, else_branch=inner),
+    ]
+    weight = helper.make_tensor("w0", TensorProto.FLOAT, [1], [1.0])
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, None, None]),
+                                           helper.make_tensor_value_info("w0", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("z", TensorProto.UINT16, [1])], initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.domain", 1)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    content = read_onnx(tmp_path / "m.onnx")
+    assert (content.opset, content.ir_version) == (17, 8)
+    assert content.inputs == [("x", "float32")]
+    assert content.outputs == [("z", "uint16")]
+    domains = read_onnx_domains(tmp_path / "m.onnx")
+    assert [(d, op) for d, op, _ in domains] == [("", "Relu"), ("my.domain", "Custom"), ("", "If"),
+                                                ("", "Identity"), ("", "Identity")]
