@@ -395,7 +395,8 @@ def predict(
     tile: Annotated[str, typer.Option(help="auto (from the memory limit), none (whole image), or window "
                                            "sizes Y,X[,Z].")] = "auto",
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Tiles per model call.")] = None,
-    memory_limit: Annotated[Optional[str], typer.Option(help="Budget for tiles and statistics, e.g. 2GB.")] = None,
+    memory_limit: Annotated[Optional[str], typer.Option(help="Budget for tiles, queued model calls, buffers and "
+                                                             "statistics, e.g. 2GB.")] = None,
     trust: Annotated[bool, typer.Option(help="Allow weight formats and processing that run code shipped in "
                                              "the package (pytorch_state_dict, Keras, custom steps).")] = False,
     axes: Annotated[Optional[str], typer.Option(help="The images' axes when the files do not say, letters "
@@ -406,7 +407,12 @@ def predict(
                                                           "or tiles over workers.")] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Predict with a bioimage.io model: tiled with the declared halo, streamed, on CPU or GPU."""
+    """Predict with a bioimage.io model: tiled with the declared halo, streamed, on CPU or GPU.
+
+    Exit 0: every image predicted. 1: an image failed, or an output is NaN throughout (it is written anyway; NaN or
+    infinite input pixels are named in a warning). 2: unusable arguments or images, or a model whose smallest
+    window needs more than --memory-limit.
+    """
     _setup_logging(verbose)
     from zoo import api
 
@@ -433,7 +439,9 @@ def _print_prediction(result) -> None:
     for message in result.warnings:
         console.print(f"[yellow]warning[/yellow]: {escape(message)}", highlight=False)
     rate = result.tiles / result.duration_s if result.duration_s else 0.0
-    console.print(f"{len(result.items) - len(result.failed)} of {len(result.items)} predicted, "
+    nan = [item for item in result.items if any(item.nan_share.values())]
+    nan_note = f", {len(nan)} with NaN in an output ({len(result.nan_items)} NaN throughout)" if nan else ""
+    console.print(f"{len(result.items) - len(result.failed)} of {len(result.items)} predicted{nan_note}, "
                   f"{result.tiles} tiles in {result.duration_s:.1f} s ({rate:.1f} tiles/s)")
 
 

@@ -352,7 +352,7 @@ def test_blending_a_zarr_output_beyond_the_memory_budget_is_refused_before_compu
             tmp_path / "out",
             device="cpu",
             tile=(64, 64),
-            memory_limit=100_000,
+            memory_limit=300_000,  # a 16² window's call fits; three rows of blended 300×260 chunks do not
         )
     assert not (tmp_path / "out").exists()
 

@@ -168,13 +168,14 @@ def _predict_zarr_tiles(
     item.resumed_tiles = len(record.done)
     item.tiles = len(tiles)
     batch_size = single.tiles_per_call(model, options["batch_size"])
+    pipeline = single.plan_pipeline(model, plan, options["budget"], batch_size, warnings, job.stem)
     try:
         if tiles:
             stats = compute_statistics(model.input_measures, {k: [v] for k, v in job.mapped.items()}, options["budget"])
             progress.start(f"predict {job.stem}", len(tiles))
             if not record.done:  # the first tiles here: they create the outputs the workers write into
                 first, tiles = tiles[:batch_size], tiles[batch_size:]
-                _run_tiles(model, job, plan, stats, first, batch_size, resume=False)
+                _run_tiles(model, job, plan, stats, first, batch_size, pipeline, resume=False)
                 record.mark([t.index for t in first])
                 progress.advance(len(first))
             workers = max(1, len(client.scheduler_info().get("workers", {})))
@@ -183,7 +184,17 @@ def _predict_zarr_tiles(
             out_dir = next(iter(job.outputs.values())).parent
             futures = {
                 client.submit(
-                    _tiles_task, key, dict(job.paths), out_dir, axes, plan, stats, group, batch_size, pure=False
+                    _tiles_task,
+                    key,
+                    dict(job.paths),
+                    out_dir,
+                    axes,
+                    plan,
+                    stats,
+                    group,
+                    batch_size,
+                    pipeline,
+                    pure=False,
                 ): group
                 for group in groups
             }
@@ -200,24 +211,26 @@ def _predict_zarr_tiles(
     return item
 
 
-def _run_tiles(model, job, plan, stats, tiles, batch_size: int, *, resume: bool) -> None:
+def _run_tiles(model, job, plan, stats, tiles, batch_size: int, pipeline, *, resume: bool) -> None:
     sinks = {
         o.id: ZarrSink(
             job.outputs[o.id], output_layout(model, job, o), plan, model.geometry.output_maps[o.id], resume=resume
         )
         for o in model.outputs
     }
-    run_tiles(model, job.mapped, plan, stats, sinks, tiles, batch_size)
+    run_tiles(model, job.mapped, plan, stats, sinks, tiles, batch_size, pipeline=pipeline)
 
 
-def _tiles_task(key: ModelKey, paths: dict[str, Path], out_dir: Path, axes, plan, stats, tiles, batch_size: int) -> int:
+def _tiles_task(
+    key: ModelKey, paths: dict[str, Path], out_dir: Path, axes, plan, stats, tiles, batch_size: int, pipeline
+) -> int:
     """A group of tiles on a worker, written into the outputs' own chunks."""
     from zoo.inference import predict as single
 
     model = key.load()
     (job,) = single.plan_jobs(model, [paths], out_dir, axes)
     try:
-        _run_tiles(model, job, plan, stats, tiles, batch_size, resume=True)
+        _run_tiles(model, job, plan, stats, tiles, batch_size, pipeline, resume=True)
     finally:
         job.close()
     return len(tiles)

@@ -1,6 +1,10 @@
 """The tile pipeline: read + pre-process, run the model, post-process + write, each stage in its own thread(s)
 with small bounded queues between them, so that reading and writing overlap the model's compute and memory is
-bounded by the tiles in flight.
+bounded by the tiles in flight: at most `in_flight` model calls' worth of tiles between reading and writing.
+
+Model calls may finish out of order (several model threads), but the writer stores them in the order they were
+read: blended tiles are summed in the same order in every run, so a run's output is the same bit for bit, and the
+same as with one model thread.
 
 One run takes a stream of targets (images, or groups of images for a multi-input model): a folder of images goes
 through one pipeline, the model loaded once, the next image read while the current one runs, and the tiles of
@@ -24,6 +28,13 @@ from zoo.inference.tiling import Tile, TilePlan, source_indices
 from zoo.progress import Progress, SilentProgress
 
 QUEUE_DEPTH = 2  # batches of tiles waiting between two stages
+
+
+def default_in_flight(workers: int) -> int:
+    """Model calls' worth of tiles held between reading and writing by default: the queues' and threads' share."""
+    return QUEUE_DEPTH + 2 * max(1, workers)
+
+
 STATISTICS_BUDGET = 2 * 1024**3  # for statistics of whole outputs, which are in memory already
 
 
@@ -43,6 +54,7 @@ class TileTarget:
     on_read: Callable[[], None] | None = None  # every tile's input read: the images may be let go
     on_error: Callable[[BaseException], None] | None = None
     failed: bool = field(default=False, init=False)
+    nonfinite: dict[str, int] = field(default_factory=dict, init=False)  # input id -> NaN/Inf pixels read
 
 
 class _Fatal(Exception):
@@ -52,11 +64,21 @@ class _Fatal(Exception):
 class TileEngine:
     """Read + pre-process, run, post-process + write: stages in their own threads (the model stage in
     `model.workers` threads), bounded queues between. `batch_size`: tiles per model call, a number or a function
-    of the plan (tiles of consecutive targets with the same window shape share calls)."""
+    of the plan (tiles of consecutive targets with the same window shape share calls). `in_flight`: batches held
+    at once from reading to writing (the one being read included); it bounds the memory of the pipeline."""
 
-    def __init__(self, model: PredictionModel, batch_size: int | Callable[[TilePlan], int] = 1):
+    def __init__(
+        self,
+        model: PredictionModel,
+        batch_size: int | Callable[[TilePlan], int] = 1,
+        *,
+        in_flight: int | None = None,
+        workers: int | None = None,
+    ):
         self.model = model
         self.batch_size = batch_size
+        self.workers = max(1, min(model.workers, workers or model.workers))
+        self.in_flight = max(1, in_flight or default_in_flight(self.workers))
         self._lock = threading.Lock()
         self._remaining: dict[int, int] = {}
 
@@ -74,9 +96,12 @@ class TileEngine:
         if total is None:
             targets = list(targets)
             total = sum(len(t.tiles) for t in targets)
-        workers = max(1, self.model.workers)
-        to_model: queue.Queue = queue.Queue(QUEUE_DEPTH + workers - 1)
-        to_writer: queue.Queue = queue.Queue(QUEUE_DEPTH + workers - 1)
+        workers = min(self.workers, self.in_flight)
+        to_model: queue.Queue = queue.Queue()  # both bounded by the slots
+        to_writer: queue.Queue = queue.Queue()
+        slots = threading.Semaphore(self.in_flight)  # one per batch from its first tile read to its last stored
+        holding = [False]  # the reader holds a slot for the batch it is reading
+        sequence = [0]  # batches numbered as they are read; the writer stores them in this order
         stop = threading.Event()
         failures: list[BaseException] = []
         started = time.perf_counter()
@@ -90,10 +115,22 @@ class TileEngine:
                 failures.append(e)
             stop.set()
 
+        def reserve() -> bool:
+            """A slot for the next batch, waiting while `in_flight` batches are read and not yet stored."""
+            while not holding[0]:
+                if stop.is_set():
+                    return False
+                holding[0] = slots.acquire(timeout=0.1)
+            return True
+
         def send(chunk: list[tuple[TileTarget, Tile, list[np.ndarray]]]) -> None:
             kept = [(t, tile, windows) for t, tile, windows in chunk if not t.failed]
-            if kept:
-                _put(to_model, ([(t, tile) for t, tile, _ in kept], self.stack([w for _, _, w in kept])), stop)
+            if not kept:
+                return  # its slot stays with the reader for the next batch
+            batch = ([(t, tile) for t, tile, _ in kept], self.stack([w for _, _, w in kept]))
+            holding[0] = False
+            _put(to_model, (sequence[0], batch), stop)
+            sequence[0] += 1
 
         def read() -> None:
             try:
@@ -112,7 +149,7 @@ class TileEngine:
                         send(pending)
                         pending = []
                     for tile in target.tiles:
-                        if stop.is_set() or target.failed:
+                        if stop.is_set() or target.failed or not reserve():
                             break
                         windows = self.prepare(target, tile, progress)
                         if windows is not None:
@@ -125,30 +162,40 @@ class TileEngine:
             except BaseException as e:
                 fatal(e)
             finally:
+                if holding[0]:
+                    slots.release()
                 for _ in range(workers):
                     _put(to_model, None, stop)
 
         def compute() -> None:
             while (got := _get(to_model, stop)) is not None:
-                chunk, arrays = got  # positions in the chunk are positions in the batch: failed targets stay
-                if all(t.failed for t, _ in chunk):
-                    continue
-                try:
-                    outputs = self.model.run(arrays)
-                except Exception as e:
-                    self._fail_all(chunk, e, progress)
-                    continue
-                _put(to_writer, (chunk, outputs), stop)
+                number, (chunk, arrays) = got  # positions in the chunk are positions in the batch
+                outputs = None
+                if not all(t.failed for t, _ in chunk):
+                    try:
+                        outputs = self.model.run(arrays)
+                    except Exception as e:
+                        self._fail_all(chunk, e, progress)
+                del arrays
+                _put(to_writer, (number, chunk, outputs), stop)  # None: nothing to store, the slot is freed
 
         def write() -> None:
+            waiting: dict[int, tuple] = {}  # batches that finished before an earlier one
+            next_number = 0
             try:
                 while (got := _get(to_writer, stop)) is not None:
-                    chunk, outputs = got
-                    self.store(chunk, outputs, progress)
-                    stored = sum(1 for t, _ in chunk if not t.failed)  # a failed target's tiles were counted then
-                    written[0] += stored
-                    rate = written[0] / max(time.perf_counter() - started, 1e-9)
-                    progress.advance(stored, **{"tiles/s": f"{rate:.2f}"})
+                    waiting[got[0]] = got[1:]
+                    while next_number in waiting:
+                        chunk, outputs = waiting.pop(next_number)
+                        next_number += 1
+                        if outputs is not None:
+                            self.store(chunk, outputs, progress)
+                            stored = sum(1 for t, _ in chunk if not t.failed)  # a failed target's were counted
+                            written[0] += stored
+                            rate = written[0] / max(time.perf_counter() - started, 1e-9)
+                            progress.advance(stored, **{"tiles/s": f"{rate:.2f}"})
+                        del chunk, outputs
+                        slots.release()
             except BaseException as e:
                 fatal(e)
 
@@ -277,6 +324,7 @@ class TileEngine:
             regions[tiling.axis] = (lo, hi)
             index_maps[tiling.axis] = np.where(index >= 0, index - lo, -1)
         data = image.read(regions)
+        self.count_nonfinite(target, spec, tile, data, regions)
         for axis, local in index_maps.items():
             position = spec.axis_ids.index(axis)
             data = np.take(data, np.clip(local, 0, None), axis=position)
@@ -286,6 +334,22 @@ class TileEngine:
                 where[position] = local < 0
                 data[tuple(where)] = spec.pad_value
         return data, regions, index_maps
+
+    def count_nonfinite(self, target: TileTarget, spec, tile: Tile, data: np.ndarray, regions: dict) -> None:
+        """Count the NaN and infinite pixels of the range `tile` owns (the ranges of all tiles cover the image
+        once)."""
+        count = target.nonfinite.setdefault(spec.id, 0)
+        if data.dtype.kind not in "fc":
+            return
+        index: list = [slice(None)] * data.ndim
+        for tiling, k in zip(target.plan.axes, tile.grid):
+            if tiling.axis not in regions or tiling.axis not in spec.axis_ids:
+                continue
+            lo, hi = tiling.inner(k)
+            start = regions[tiling.axis][0]
+            index[spec.axis_ids.index(tiling.axis)] = slice(max(lo - start, 0), max(hi - start, 0))
+        owned = data[tuple(index)]
+        target.nonfinite[spec.id] = count + int(owned.size - np.count_nonzero(np.isfinite(owned)))
 
     # write side
     def store(self, chunk: list[tuple[TileTarget, Tile]], outputs: list[np.ndarray], progress: Progress) -> None:
@@ -421,10 +485,13 @@ def run_tiles(
     progress: Progress | None = None,
     task: str = "predict",
     on_done: Callable[[list[int]], None] | None = None,
+    pipeline=None,
 ) -> None:
-    """The tiles of one image through the pipeline; any error stops the run."""
+    """The tiles of one image through the pipeline; any error stops the run. `pipeline`: the batches in flight
+    and model calls side by side that fit the memory budget (zoo.inference.predict.plan_pipeline)."""
     target = TileTarget(images, plan, stats, sinks, tiles, on_done=on_done)
-    TileEngine(model, batch_size).run([target], progress=progress, task=task)
+    limits = {} if pipeline is None else {"in_flight": pipeline.in_flight, "workers": pipeline.workers}
+    TileEngine(model, batch_size, **limits).run([target], progress=progress, task=task)
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> None:
@@ -483,4 +550,4 @@ def apply_deferred(model: PredictionModel, arrays: dict[str, np.ndarray]) -> dic
     }
 
 
-__all__ = ["QUEUE_DEPTH", "TileEngine", "TileTarget", "apply_deferred", "run_tiles"]
+__all__ = ["QUEUE_DEPTH", "TileEngine", "TileTarget", "apply_deferred", "default_in_flight", "run_tiles"]

@@ -163,6 +163,8 @@ class ZarrSink:
         self.done = set(done or ())
         self.pending: dict[int, list] = {}  # chunk index -> [weighted sum, tiles still to come]
         self._completed: set[int] = set()
+        self.nan = 0  # NaN values written by this run
+        self.values = 0  # values written by this run
 
     def write(self, region, data: np.ndarray, weight, full_shape) -> None:
         if self.array is None:
@@ -174,9 +176,14 @@ class ZarrSink:
                 self.path, self.layout.file_shape(full_shape), dtype, self.layout.file_shape(chunks), self.layout.axes
             )
         if weight is None:
-            self.array[self.layout.file_index(region)] = self.layout.to_file(data)
+            self._store(region, data)
             return
         self._accumulate(region, data * weight, full_shape)
+
+    def _store(self, region, data: np.ndarray) -> None:
+        self.array[self.layout.file_index(region)] = self.layout.to_file(data)
+        self.nan += nan_count(data)
+        self.values += data.size
 
     def completed(self) -> set[int]:
         """Chunks (numbered like the tiles whose own range they are) written since the last call."""
@@ -220,7 +227,7 @@ class ZarrSink:
             entry[1] -= 1
             if entry[1] == 0:
                 total, _, where = self.pending.pop(chunk)
-                self.array[self.layout.file_index(where)] = self.layout.to_file(total.astype(self.array.dtype))
+                self._store(where, total.astype(self.array.dtype))
                 self._completed.add(chunk)
 
     def _chunks(self, full_shape, piece_shape) -> tuple[int, ...]:
@@ -241,6 +248,16 @@ class ZarrSink:
 
     def close(self) -> None:
         self.pending.clear()
+
+
+def nan_count(array: np.ndarray, block_elements: int = 1 << 24) -> int:
+    """NaN values in `array` (a memory map too), counted in slabs along the first axis."""
+    if array.dtype.kind not in "fc":
+        return 0
+    if array.size <= block_elements or array.ndim == 0:
+        return int(np.count_nonzero(np.isnan(array)))
+    step = max(1, block_elements // max(1, array[0].size))
+    return sum(int(np.count_nonzero(np.isnan(array[i : i + step]))) for i in range(0, array.shape[0], step))
 
 
 def blend_buffer_bytes(plan: TilePlan, output_shapes: list[tuple[int, ...]]) -> int:
@@ -341,6 +358,7 @@ __all__ = [
     "ResumeRecord",
     "ZarrSink",
     "blend_buffer_bytes",
+    "nan_count",
     "output_layout",
     "output_table",
     "record_path",

@@ -22,7 +22,7 @@ import numpy as np
 
 from zoo.errors import ImageError, InputError, ZooError
 from zoo.inference.axes import ArrayImage, MappedImage, map_axes
-from zoo.inference.engine import QUEUE_DEPTH, TileEngine, TileTarget, apply_deferred, run_tiles
+from zoo.inference.engine import TileEngine, TileTarget, apply_deferred, default_in_flight, run_tiles
 from zoo.inference.image_io import (
     ImageSource,
     image_stem,
@@ -38,6 +38,7 @@ from zoo.inference.outputs import (
     ResumeRecord,
     ZarrSink,
     blend_buffer_bytes,
+    nan_count,
     output_layout,
     output_table,
     record_path,
@@ -59,6 +60,12 @@ GPU_WINDOW_PIXELS = 2048 * 2048
 # channels holds about this many bytes per input pixel at its peak
 ACTIVATION_BYTES_PER_PIXEL = 600
 WINDOW_SHARE = 0.75  # of the memory budget for model activations and windows in flight; the rest for statistics
+# One model call's peak memory, as a multiple of its input and output tensors' bytes (float32): pre-processing,
+# stacking, the runtime's copies and workspace, post-processing and blending. Measured as the resident memory a
+# prediction adds when it runs one window of a 1x1-convolution ONNX model on the CPU: 14x at 1024², 12.6x at 2048²,
+# 15x at 3072². A model's own activations come on top (more channels, more memory); this is the floor.
+CALL_FACTOR = 16
+QUEUED_FACTOR = 2  # a batch waiting between two stages holds its windows, or its outputs and their cropped pieces
 DEFAULT_BLEND = 32
 # small whole images stacked into one model call, at most. On the CPU two calls run side by side (ONNX_CPU_WORKERS),
 # one image each: stacking 2, 4 or 8 images of 256² per call took the same CPU time per image and more wall time
@@ -77,6 +84,13 @@ class ItemResult:
     plan: str = ""
     duration_s: float = 0.0
     error: str | None = None
+    nonfinite_inputs: dict[str, int] = field(default_factory=dict)  # input id -> NaN or infinite pixels read
+    nan_share: dict[str, float] = field(default_factory=dict)  # output id -> share of NaN in what was written
+
+    @property
+    def nan_outputs(self) -> list[str]:
+        """Outputs that are NaN throughout: nothing usable was written."""
+        return [output for output, share in self.nan_share.items() if share >= 1.0]
 
 
 @dataclass
@@ -98,8 +112,14 @@ class PredictionResult:
         return sum(i.tiles for i in self.items)
 
     @property
+    def nan_items(self) -> list[ItemResult]:
+        """Items with an output that is NaN throughout (written anyway)."""
+        return [i for i in self.items if i.nan_outputs]
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """1 when an image failed or an output is NaN throughout (the outputs are written anyway), else 0."""
+        return 1 if self.failed or self.nan_items else 0
 
 
 # ----------------------------------------------------------------------------------------------- arguments
@@ -173,6 +193,10 @@ def predict(
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         run_jobs(model, runs, batch_size=batch_size, progress=progress or SilentProgress())
         result.items = [run.item for run in runs]
+        for run in runs:
+            for message in nan_warnings(run):
+                logger.warning(message)
+                result.warnings.append(message)
     finally:
         for job in jobs:
             job.close()
@@ -201,7 +225,9 @@ def predict_arrays(
     )
     stats = compute_statistics(model.input_measures, {k: [v] for k, v in images.items()}, budget)
     sinks = {spec.id: MemorySink(spec.axis_ids, plan.blended) for spec in model.outputs}
-    run_tiles(model, images, plan, stats, sinks, plan.tiles(), tiles_per_call(model, batch_size, plan))
+    per_call = tiles_per_call(model, batch_size, plan)
+    pipeline = plan_pipeline(model, plan, budget, per_call, warnings if warnings is not None else [])
+    run_tiles(model, images, plan, stats, sinks, plan.tiles(), per_call, pipeline=pipeline)
     return apply_deferred(model, {k: s.array for k, s in sinks.items()})
 
 
@@ -330,11 +356,13 @@ class JobRun:
     plan: TilePlan
     streaming: bool  # Zarr outputs written chunk by chunk as tiles come, resumable
     budget: int
+    pipeline: PipelineMemory | None = None  # model calls in flight under the budget
     item: ItemResult = field(init=False)
     record: ResumeRecord | None = None
     sinks: dict = field(default_factory=dict)
     started: float = 0.0
     closed: bool = False
+    target: TileTarget | None = None
 
     def __post_init__(self) -> None:
         self.item = ItemResult(dict(self.job.paths), plan=self.plan.describe())
@@ -361,9 +389,12 @@ class JobRun:
                 for o in model.outputs
             }
         else:
+            in_memory = self.budget // 2
+            if self.pipeline is not None:  # what the windows in flight and the images read whole leave
+                held = sum(i.nbytes for i in job.images.values() if i.nbytes <= self.budget // 4)
+                in_memory = min(in_memory, max(0, self.budget - self.pipeline.bytes - held))
             self.sinks = {
-                o.id: MemorySink(o.axis_ids, plan.blended, scratch_file(job, o.id), self.budget // 2)
-                for o in model.outputs
+                o.id: MemorySink(o.axis_ids, plan.blended, scratch_file(job, o.id), in_memory) for o in model.outputs
             }
         self.item.tiles = len(tiles)
         stats = (
@@ -371,7 +402,7 @@ class JobRun:
             if tiles
             else {}
         )
-        return TileTarget(
+        self.target = TileTarget(
             job.mapped,
             plan,
             stats,
@@ -382,6 +413,7 @@ class JobRun:
             on_error=self.fail,
             on_read=job.close,
         )
+        return self.target
 
     def done(self, indices: list[int]) -> None:
         if self.record is None:
@@ -394,10 +426,18 @@ class JobRun:
     def finish(self, model: PredictionModel) -> None:
         """Every tile is in: write what is still in memory, complete the record."""
         job = self.job
+        if self.target is not None:
+            self.item.nonfinite_inputs = dict(self.target.nonfinite)
         if self.record is not None:
             self.record.complete()
+            for output_id, sink in self.sinks.items():
+                if sink.values:
+                    self.item.nan_share[output_id] = sink.nan / sink.values
         else:
             arrays = apply_deferred(model, {k: s.array for k, s in self.sinks.items()})
+            for output_id, array in arrays.items():
+                if array.size:
+                    self.item.nan_share[output_id] = nan_count(array) / array.size
             for output in model.outputs:
                 path = job.outputs[output.id]
                 if path.suffix == ".csv":
@@ -431,6 +471,24 @@ class JobRun:
         self.job.close()
         if self.started:
             self.item.duration_s = time.perf_counter() - self.started
+
+
+def nan_warnings(run: JobRun) -> list[str]:
+    """One line per input that held NaN or infinite pixels and per output with NaN, naming the file and count."""
+    messages = []
+    item = run.item
+    for input_id, count in item.nonfinite_inputs.items():
+        if count:
+            size = int(np.prod(list(run.job.mapped[input_id].shape.values()), dtype=np.int64))
+            messages.append(
+                f"{item.inputs[input_id]}: {count} NaN or infinite pixels of {size} in input {input_id!r}: "
+                "replace them (e.g. by the background value) before predicting"
+            )
+    for output_id, share in item.nan_share.items():
+        if share:
+            path = item.outputs.get(output_id, run.job.outputs[output_id])
+            messages.append(f"{path}: {share:.2%} of output {output_id!r} is NaN (written as it is)")
+    return messages
 
 
 def tiles_to_run(plan: TilePlan, done: set[int]) -> list[Tile]:
@@ -478,7 +536,8 @@ def plan_runs(
                 f"{job.stem}: overlapping tiles are blended into the Zarr output; each chunk is written "
                 f"once every tile reaching into it is in (at most about {held / 2**20:.1f} MB held)"
             )
-        runs.append(JobRun(job, plan, streaming, budget))
+        pipeline = plan_pipeline(model, plan, budget, tiles_per_call(model, batch_size, plan), warnings, job.stem)
+        runs.append(JobRun(job, plan, streaming, budget, pipeline))
     return runs
 
 
@@ -517,7 +576,13 @@ def run_jobs(model: PredictionModel, runs: list[JobRun], *, batch_size: int | No
             yield target
 
     task = f"predict {runs[0].job.stem}" if len(runs) == 1 else f"predict {len(runs)} images"
-    engine = TileEngine(model, lambda plan: tiles_per_call(model, batch_size, plan))
+    pipelines = [run.pipeline for run in runs if run.pipeline is not None]
+    engine = TileEngine(
+        model,
+        lambda plan: tiles_per_call(model, batch_size, plan),
+        in_flight=min((p.in_flight for p in pipelines), default=None),
+        workers=min((p.workers for p in pipelines), default=None),
+    )
     try:
         engine.run(targets(), progress=progress, task=task, total=sum(run.plan.count for run in runs))
     finally:
@@ -631,7 +696,91 @@ def make_plan(
             warnings.append(message)
             logger.warning(message)
         axes.append(tiling)
+    _check_smallest_call(model, budget)
     return TilePlan(tuple(axes), batch)
+
+
+# ------------------------------------------------------------------------------------------------ memory
+
+
+def call_tensor_bytes(model: PredictionModel, window: Mapping[str, int], batch: int = 1) -> int:
+    """Bytes of one model call's input and output tensors (float32) for windows of `window` pixels per tiled
+    axis, `batch` tiles per call."""
+    pixels = int(np.prod([window[a] for a in model.geometry.tiled_axes], dtype=np.int64))
+    elements = sum(spec.channels or 1 for spec in model.inputs) * pixels
+    for output in model.outputs:
+        size = output.channels or 1
+        for axis_map in model.geometry.output_maps[output.id]:
+            size *= max(1, axis_map.length(window[axis_map.input_axis]))
+        elements += size
+    return 4 * batch * elements
+
+
+@dataclass(frozen=True)
+class PipelineMemory:
+    """Model calls in flight and what they hold: `workers` calls at their peak (CALL_FACTOR times their tensors),
+    the other batches between the stages (QUEUED_FACTOR times)."""
+
+    tensor_bytes: int  # one call's input and output tensors
+    in_flight: int  # batches from the first tile read to the last stored
+    workers: int  # model calls at the same time
+
+    @property
+    def call_bytes(self) -> int:
+        return CALL_FACTOR * self.tensor_bytes
+
+    @property
+    def bytes(self) -> int:
+        return self.workers * self.call_bytes + (self.in_flight - self.workers) * QUEUED_FACTOR * self.tensor_bytes
+
+
+def plan_pipeline(
+    model: PredictionModel, plan: TilePlan, budget: int, batch: int, warnings: list[str], name: str = ""
+) -> PipelineMemory:
+    """As many batches in flight and model calls side by side as fit WINDOW_SHARE of the budget: fewer batches
+    waiting first, then fewer model threads, down to one call at a time."""
+    tensors = call_tensor_bytes(model, plan.window_shape, batch)
+    workers = max(1, model.workers)
+    in_flight = default_in_flight(workers)
+    while True:
+        pipeline = PipelineMemory(tensors, in_flight, workers)
+        if pipeline.bytes <= budget * WINDOW_SHARE or in_flight == 1:
+            break
+        if in_flight > workers:
+            in_flight -= 1
+        else:
+            workers -= 1
+    if pipeline.bytes > budget:
+        window = "×".join(str(n) for n in plan.window_shape.values())
+        message = (
+            f"{name + ': ' if name else ''}a model call on windows of {window} ({batch} per call) needs about "
+            f"{_size(pipeline.call_bytes)}, more than --memory-limit {_size(budget)}: give a smaller --tile or "
+            "--batch-size"
+        )
+        warnings.append(message)
+        logger.warning(message)
+    return pipeline
+
+
+def _check_smallest_call(model: PredictionModel, budget: int) -> None:
+    """Refuse before any compute when one call on the smallest window the model takes needs more than `budget`."""
+    geometry = model.geometry
+    smallest = {
+        a: geometry.sizes[a].at_least(geometry.halo[a] + geometry.after(a) + 1) or geometry.sizes[a].min
+        for a in geometry.tiled_axes
+    }
+    need = CALL_FACTOR * call_tensor_bytes(model, smallest)
+    if need > budget:
+        window = "×".join(str(smallest[a]) for a in geometry.tiled_axes)
+        raise InputError(
+            f"--memory-limit {_size(budget)}: the smallest window model {model.name!r} takes, {window} "
+            f"({'×'.join(geometry.tiled_axes)}), needs about {_size(need)} ({need} bytes) per model call: "
+            "give a larger --memory-limit"
+        )
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MB"
 
 
 def _check_whole_size(model: PredictionModel, lengths: dict[str, int], name: str, warnings: list[str]) -> None:
@@ -670,7 +819,7 @@ def _target_lengths(
     channels_in = sum(t.channels or 1 for t in model.inputs)
     channels_out = sum(t.channels or 1 for t in model.outputs)
     batch = tiles_per_call(model, batch_size)
-    in_flight = batch * (2 * (QUEUE_DEPTH + model.workers) + 2)
+    in_flight = batch * (default_in_flight(model.workers) + 2)
     per_pixel = model.workers * batch * ACTIVATION_BYTES_PER_PIXEL + in_flight * 4 * (channels_in + channels_out)
     memory_pixels = max(1, int(budget * WINDOW_SHARE) // per_pixel)
     speed_pixels = CPU_WINDOW_PIXELS if model.device == "cpu" else GPU_WINDOW_PIXELS
@@ -696,10 +845,14 @@ def _split_area(pixels: int, lengths: dict[str, int]) -> dict[str, int]:
 __all__ = [
     "ItemResult",
     "JobRun",
+    "PipelineMemory",
+    "call_tensor_bytes",
     "PredictionResult",
     "make_plan",
+    "nan_warnings",
     "parse_memory",
     "parse_tile",
+    "plan_pipeline",
     "plan_runs",
     "predict",
     "predict_arrays",

@@ -78,7 +78,8 @@ def compute_statistics(measures, images: dict[str, list[Readable]], budget_bytes
     for measure in measures:
         groups.setdefault((str(measure.member_id), measure.axes), []).append(measure)
     values = {}
-    block_elements = max(1 << 16, budget_bytes // 32)
+    # a block is read, copied to float64 and squared: about 24 bytes per element at once, an eighth of the budget
+    block_elements = max(1 << 16, budget_bytes // 192)
     for (member, axes), group in groups.items():
         sources = images.get(member)
         if not sources:
