@@ -85,9 +85,10 @@ def test_remote_file_is_a_finding_not_a_download(package_folder):
     report = validate_source(folder)
     [finding] = [f for f in report.by_id("FIL003") if f.status == "warning"]
     assert finding.details["url"] == "https://example.invalid/weights.onnx"
-    # the URL is named; the local weights are still tested and decide the verdict
-    assert not [f for f in report.findings if f.status == "failed"]
-    assert {f.location for f in report.by_id("REP001") if f.status == "passed"} >= {"weights.torchscript"}
+    # the URL is named; the local weights are still tested and decide the verdict (deepImageJ, which would need
+    # the file in the package, has its own verdict)
+    assert report.failed() == []
+    assert {f.location.split("/")[0] for f in report.by_id("REP001") if f.status == "passed"} >= {"weights.torchscript"}
     assert report.status == "passed"
 
 
@@ -95,13 +96,12 @@ def test_metadata_urls_are_named_without_failing(package_folder):
     folder = package_folder()
     rdf = load_rdf(folder)
     rdf["covers"] = ["https://example.invalid/cover.png"]
-    rdf["download_url"] = "https://example.invalid/package.zip"
     save_rdf(folder, rdf)
     report = validate_source(folder, isolate=False)
     [finding] = report.by_id("FIL003")
     assert finding.status == "passed"
     assert finding.details["urls"] == ["https://example.invalid/cover.png"]
-    assert not [f for f in report.findings if f.status == "failed"]
+    assert report.failed() == []
 
 
 def test_nan_in_expected_output_fails(package_folder):
