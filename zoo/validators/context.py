@@ -208,7 +208,8 @@ class PackageUnderTest:
 
     def _start_prefetch(self) -> None:
         """Once: one thread per runnable format with a worker, running what the checks will ask of it (the test
-        input, its repetition, the noise probe, and the constant probe on the fastest format), in their order."""
+        input, its repetition, the noise probe, the constant probe on the fastest format, deepImageJ's
+        emulation), in their order."""
         if self._prefetch is not None:
             return
         self._prefetch = []
@@ -244,6 +245,10 @@ class PackageUnderTest:
             self.repeated_test_output(weight_format)
             for name in one_format:
                 probe_outputs(self, descr5, weight_format, name)
+            if self.rdf is not None:
+                from zoo.validators.checks.deepimagej_emulation import start_emulation
+
+                start_emulation(self, weight_format)
         except Exception:  # memoised: the check that asks for the run reports it
             logger.debug("a run of %s failed", weight_format, exc_info=True)
 

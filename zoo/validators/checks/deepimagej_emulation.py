@@ -94,6 +94,42 @@ def check_deepimagej_emulation_reproduces(pkg: PackageUnderTest) -> Iterator[Fin
                       internal_error=f"{type(e).__name__}: {str(e).strip()[:300]}")
 
 
+def _emulated_input(pkg: PackageUnderTest) -> np.ndarray:
+    """The single test input as deepImageJ pre-processes it (NotEmulated when it cannot be), computed once."""
+
+    def compute() -> np.ndarray:
+        [tensor] = tensors(pkg.rdf, "inputs")
+        return apply_processing(tensor, np.load(tensor_file(pkg, tensor)).astype(np.float32))
+
+    return pkg.memo("deepimagej emulated input", compute)
+
+
+def emulated_outputs(pkg: PackageUnderTest, weight_format: str) -> dict[str, np.ndarray]:
+    """What deepImageJ computes from the test input with `weight_format`: its pre-processing, tiling, model and
+    post-processing; run once per format (the isolated validation starts it early, beside the other runs)."""
+
+    def compute() -> dict[str, np.ndarray]:
+        inputs, outputs = tensors(pkg.rdf, "inputs"), tensors(pkg.rdf, "outputs")
+        raw = run_tiled(inputs[0], outputs, _emulated_input(pkg), _model_runner(pkg, weight_format, inputs[0]))
+        return {o.tensor_id: cast_output(o, apply_processing(o, raw[o.tensor_id])) for o in outputs}
+
+    return pkg.memo(("deepimagej emulation", weight_format), compute)
+
+
+def start_emulation(pkg: PackageUnderTest, weight_format: str) -> None:
+    """Run the emulation of `weight_format` now when DJE001 will ask for it (one input, test tensors present, a
+    format deepImageJ runs); whatever it raises stays memoised for DJE001 to report."""
+    inputs = tensors(pkg.rdf, "inputs")
+    if len(inputs) != 1 or weight_format not in emulation_formats(pkg) or tensor_file(pkg, inputs[0]) is None:
+        return
+    if any(loc.startswith(("inputs", "outputs", "test_")) for loc in pkg.file_problems):
+        return
+    try:
+        emulated_outputs(pkg, weight_format)
+    except Exception:  # memoised: DJE001 reports it
+        logger.debug("emulating %s failed", weight_format, exc_info=True)
+
+
 def _emulate(pkg: PackageUnderTest, rule_) -> Iterator[Finding]:
     inputs, outputs = tensors(pkg.rdf, "inputs"), tensors(pkg.rdf, "outputs")
     if len(inputs) != 1:
@@ -115,15 +151,14 @@ def _emulate(pkg: PackageUnderTest, rule_) -> Iterator[Finding]:
         yield skipped(rule_, f"not emulated: no weight format deepImageJ runs can be run here{reason}")
         return
     try:
-        image = apply_processing(inputs[0], np.load(input_path).astype(np.float32))
+        _emulated_input(pkg)
     except NotEmulated as e:
         yield skipped(rule_, f"not emulated: {e}", inputs[0].location)
         return
     for weight_format in formats:
         location = f"weights.{weight_format}"
         try:
-            raw = run_tiled(inputs[0], outputs, image, _model_runner(pkg, weight_format, inputs[0]))
-            results = {o.tensor_id: cast_output(o, apply_processing(o, raw[o.tensor_id])) for o in outputs}
+            results = emulated_outputs(pkg, weight_format)
         except NotEmulated as e:
             yield skipped(rule_, f"{weight_format} not emulated: {e}", location)
             continue
