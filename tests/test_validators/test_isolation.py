@@ -49,3 +49,19 @@ def test_torchscript_and_onnx_run_in_a_worker_each_on_the_cpu_only(tiny_package,
     on_gpu = RuntimeChild(RuntimeJob(folder, folder, folder / "rdf.yaml", False, "cuda", None, None, []))
     on_gpu.stop()
     assert on_gpu.workers == []
+
+
+def test_child_is_forked_only_where_nothing_can_break():
+    """The CLI (one thread, no framework loaded) forks its isolated processes; a process holding torch spawns."""
+    import subprocess
+    import sys
+
+    import torch  # noqa: F401  (this test process holds a framework's thread pools)
+
+    from zoo.validators.isolation import start_method
+
+    assert start_method() == "spawn"
+    fresh = subprocess.run([sys.executable, "-c", "from zoo.validators.isolation import start_method as s; print(s())"],
+                           capture_output=True, text=True, timeout=120)
+    expected = "fork" if sys.platform.startswith("linux") else "spawn"
+    assert fresh.stdout.strip() == expected

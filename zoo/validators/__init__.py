@@ -91,7 +91,13 @@ def validate_source(
         ordered = sorted(CHECKS.items(), key=lambda item: (STAGES.index(RULES[item[0]].stage), item[0]))
         runtime = [rule_id for rule_id, _ in ordered if RULES[rule_id].stage in RUNTIME_STAGES]
         static = [rule_id for rule_id, _ in ordered if rule_id not in runtime]
-        progress.start("validating", len(ordered))
+        shown = []
+
+        def show_progress() -> None:  # once the isolated processes exist: the bar's thread must not be forked
+            if not shown:
+                progress.start("validating", len(ordered))
+                shown.append(True)
+
         try:
             if isolate:
                 _check_isolated(
@@ -100,6 +106,7 @@ def validate_source(
                     static,
                     runtime,
                     progress,
+                    show_progress,
                     trust=trust,
                     device=device,
                     keep_artifacts=keep_artifacts,
@@ -107,6 +114,7 @@ def validate_source(
                     memory_limit_mb=memory_limit_mb,
                 )
             else:
+                show_progress()
                 pkg = PackageUnderTest(opened, trust=trust, device=device, keep_artifacts=keep_artifacts)
                 try:
                     _load(pkg)
@@ -117,7 +125,8 @@ def validate_source(
                 finally:
                     pkg.close()
         finally:
-            progress.finish()
+            if shown:
+                progress.finish()
     report.duration_s = time.perf_counter() - started
     return report
 
@@ -128,6 +137,7 @@ def _check_isolated(
     static: list[str],
     runtime: list[str],
     progress: Progress,
+    show_progress,
     *,
     trust: bool,
     device: str,
@@ -161,6 +171,7 @@ def _check_isolated(
         extract_limit_s=opened.extract_limit_s,
     )
     child = RuntimeChild(job, time_limit_s or DEFAULT_TIME_LIMIT_S, memory_limit_mb or DEFAULT_MEMORY_LIMIT_MB)
+    show_progress()
     received: dict[str, object] = {}
     try:
         for kind, payload in child.messages():

@@ -1,14 +1,14 @@
 """Run the checks in a child process, with a time limit and a memory limit, so a model that hangs or
 explodes becomes a finding instead of a hung or killed CI job.
 
-The child is spawned (never forked from a parent that may hold torch/TF threads) and does the whole validation of
-the opened package: one import of bioimageio.spec, one parse. TorchScript and ONNX weights run in a worker process
-per format (zoo.validators.model_worker), spawned beside the child, which imports its runtime while the child
-parses. The child answers in steps, the package's facts, the static findings, then the runtime findings, so that a
-model that hangs, explodes or crashes loses only the latter; once the rules that decide what may run are done, the
-other static rules run in a process forked from the child (single-threaded then, before any runtime is loaded)
-and answer on their own connection, while the child runs the model. A watchdog thread in the parent enforces the
-limits on all of them together from the moment they start."""
+The child is forked where nothing can break (one thread, no framework loaded: the CLI), else spawned, and does the
+whole validation of the opened package: one import of bioimageio.spec, one parse. TorchScript and ONNX weights run
+in a worker process per format (zoo.validators.model_worker), started beside the child the same way, which imports
+its runtime while the child parses. The child answers in steps, the package's facts, the static findings, then
+the runtime findings, so that a model that hangs, explodes or crashes loses only the latter; once the rules that
+decide what may run are done, the other static rules run in a process forked from the child (single-threaded
+then, before any runtime is loaded) and answer on their own connection, while the child runs the model. A
+watchdog thread in the parent enforces the limits on all of them together from the moment they start."""
 
 from __future__ import annotations
 
@@ -220,6 +220,22 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+FORK_UNSAFE_MODULES = ("torch", "tensorflow", "keras", "jax", "onnxruntime")
+
+
+def start_method() -> str:
+    """"fork" where this process has nothing a fork could break: Linux, no thread but this one, no framework
+    that keeps thread pools loaded (the CLI, which imports none of them). The child then starts at once, with
+    the modules this process already imported; "spawn" otherwise (a notebook or a test that holds torch)."""
+    if (
+        sys.platform.startswith("linux")
+        and threading.active_count() == 1
+        and not any(name in sys.modules for name in FORK_UNSAFE_MODULES)
+    ):
+        return "fork"
+    return "spawn"
+
+
 class RuntimeChild:
     """The isolated child of one validation, watched from a thread of the parent."""
 
@@ -229,7 +245,7 @@ class RuntimeChild:
         time_limit_s: float = DEFAULT_TIME_LIMIT_S,
         memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB,
     ) -> None:
-        context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold torch/TF threads
+        context = multiprocessing.get_context(start_method())
         self._connection, child_end = context.Pipe(duplex=False)
         self._static_connection, static_end = context.Pipe(duplex=False)
         self._answers: queue.Queue[tuple[str, Any]] = queue.Queue()

@@ -44,7 +44,9 @@ def serve(weight_format: str, workers: int, connection, confined: tuple | None =
         root, scratch, device = confined
         os.chdir(scratch)
         enter_sandbox([Path(root)], [Path(scratch)], device)
-    threads = _threads(workers)
+    # TorchScript is the slower runtime of the two here: it gets every core, onnxruntime its share, so that the
+    # TorchScript runs (the last to finish) use the cores onnxruntime leaves idle once its runs are done
+    threads = (os.cpu_count() or 1) if weight_format == "torchscript" else _threads(workers)
     try:
         runtime = __import__(WORKER_FORMATS[weight_format])
         if weight_format == "torchscript":
