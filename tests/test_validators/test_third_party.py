@@ -272,3 +272,26 @@ def test_child_stopped_before_reading_is_a_finding_never_a_rerun_in_the_parent(p
     assert [f.status for f in report.by_id("SAF006")] == ["failed"]
     assert {f.status for f in report.by_id("FMT002")} == {"skipped"}
     assert report.status == "failed"
+
+
+def test_predict_refuses_a_yaml_alias_bomb_before_it_expands(tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    package = tmp_path / "bomb"
+    package.mkdir()
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (package / "rdf.yaml").write_text("\n".join(lines) + "\ntype: model\n")
+    np.save(tmp_path / "image.npy", np.zeros((64, 64), np.float32))
+    zoo = Path(sys.executable).parent / "zoo"
+
+    def limit_memory():  # expanded, the bomb needs gigabytes: refused unexpanded, it fits in 4 GB of address space
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 1024**3, 4 * 1024**3))
+
+    command = [str(zoo), "predict", str(package), str(tmp_path / "image.npy"), "--out", str(tmp_path / "out")]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=limit_memory)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "alias" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()
