@@ -44,8 +44,11 @@ def timed(label: str, **kwargs):
     started = time.perf_counter()
     result = api.validate_collection(**kwargs)
     seconds = time.perf_counter() - started
-    print(f"{label:<28} {seconds:7.1f} s  ({len(result.entries) - len(result.failed)}/{len(result.entries)} passed, "
-          f"{result.cache_hits} from the cache)", flush=True)
+    print(
+        f"{label:<28} {seconds:7.1f} s  ({len(result.entries) - len(result.failed)}/{len(result.entries)} passed, "
+        f"{result.cache_hits} from the cache)",
+        flush=True,
+    )
     return result, seconds
 
 
@@ -65,16 +68,22 @@ def main() -> None:
         make_collection(packages, args.packages, work)
         print(f"{args.packages} packages made in {time.perf_counter() - started:.0f} s; {os.cpu_count()} CPU cores")
 
-        sequential, t_sequential = timed("sequential", source=packages, out_dir=work / "sequential",
-                                         use_cache=False)
-        parallel, t_parallel = timed(f"--workers {args.workers}", source=packages, out_dir=work / "parallel",
-                                     workers=args.workers, use_cache=False)
+        sequential, t_sequential = timed("sequential", source=packages, out_dir=work / "sequential", use_cache=False)
+        parallel, t_parallel = timed(
+            f"--workers {args.workers}",
+            source=packages,
+            out_dir=work / "parallel",
+            workers=args.workers,
+            use_cache=False,
+        )
         _, t_cached = timed("sequential, second run", source=packages, out_dir=work / "sequential")
 
         same = comparable(sequential.summary_path) == comparable(parallel.summary_path)
-        print(f"speed-up with {args.workers} workers: {t_sequential / t_parallel:.2f}x; "
-              f"second run with the cache: {t_cached:.1f} s ({t_sequential / max(t_cached, 1e-9):.0f}x faster); "
-              f"same summary: {same}")
+        print(
+            f"speed-up with {args.workers} workers: {t_sequential / t_parallel:.2f}x; "
+            f"second run with the cache: {t_cached:.1f} s ({t_sequential / max(t_cached, 1e-9):.0f}x faster); "
+            f"same summary: {same}"
+        )
 
 
 if __name__ == "__main__":

@@ -45,11 +45,11 @@ def main() -> None:
     print(f"U-Net depth {args.depth}, base channels {args.base_channels}, test input {args.size}x{args.size}")
     for framework, table in EXPORTERS.items():
         source = SourceModel(framework, Task().input_layout(framework), build(framework, kwargs))
-        example = source.batch_of_one(np.random.default_rng(0).standard_normal((args.size, args.size))
-                                      .astype(np.float32))
+        example = source.batch_of_one(
+            np.random.default_rng(0).standard_normal((args.size, args.size)).astype(np.float32)
+        )
         inputs = agreement_inputs(example, geometry.min_size, geometry.step, source.layout)
-        context = ExportContext(architecture_source("unet2d"), "UNet2d", kwargs, "raw", "probability",
-                                source.layout)
+        context = ExportContext(architecture_source("unet2d"), "UNet2d", kwargs, "raw", "probability", source.layout)
         print(framework)
         with tempfile.TemporaryDirectory() as tmp:
             for weight_format in table:
@@ -58,8 +58,10 @@ def main() -> None:
                 exported_at = time.perf_counter()
                 agreement = prove_agreement(exported, source.predict, inputs)
                 proven_at = time.perf_counter()
-                print(f"  {weight_format:30s} export {exported_at - started:6.2f} s   "
-                      f"proof {proven_at - exported_at:6.2f} s   max |Δ| {agreement.max_abs:.1e}")
+                print(
+                    f"  {weight_format:30s} export {exported_at - started:6.2f} s   "
+                    f"proof {proven_at - exported_at:6.2f} s   max |Δ| {agreement.max_abs:.1e}"
+                )
 
 
 if __name__ == "__main__":

@@ -52,9 +52,14 @@ def build_image(work: Path, size: int) -> Path:
             block = 40 + rng.normal(0, 5, (CHUNK, CHUNK))
             for cy, cx in rng.uniform(0, CHUNK, (60, 2)):
                 block += 150 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / 60)
-            array[top:top + CHUNK, left:left + CHUNK] = block.astype(np.float32)
-    group.attrs["multiscales"] = [{"version": "0.4", "datasets": [{"path": "0"}],
-                                   "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]}]
+            array[top : top + CHUNK, left : left + CHUNK] = block.astype(np.float32)
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "datasets": [{"path": "0"}],
+            "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        }
+    ]
     return path
 
 
@@ -73,9 +78,24 @@ def main() -> None:
     log_path = work / "zoo-predict.log"
     with log_path.open("wb") as log:  # a file, not a pipe: a full pipe would block the run
         started = time.perf_counter()
-        process = subprocess.Popen([str(BIN / "zoo"), "predict", str(package), str(image), "--out", str(out),
-                                    "--weights", "onnx", "--device", "cpu", "--memory-limit", "2GB"],
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [
+                str(BIN / "zoo"),
+                "predict",
+                str(package),
+                str(image),
+                "--out",
+                str(out),
+                "--weights",
+                "onnx",
+                "--device",
+                "cpu",
+                "--memory-limit",
+                "2GB",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         watched = psutil.Process(process.pid)
         peak = 0
         while process.poll() is None:

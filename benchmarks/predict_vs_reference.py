@@ -39,8 +39,14 @@ def build_package(work: Path) -> Path:
     folder = work / "package"
     if (folder / "rdf.yaml").exists():
         return folder
-    config = TrainConfig(data=DataConfig(n_images=16, image_size=96), epochs=1, batch_size=4, patch_size=96,
-                         device="cpu", out=work / "training")
+    config = TrainConfig(
+        data=DataConfig(n_images=16, image_size=96),
+        epochs=1,
+        batch_size=4,
+        patch_size=96,
+        device="cpu",
+        out=work / "training",
+    )
     packaged = api.package(api.train(config).checkpoint, work / "zip", formats="onnx")
     with zipfile.ZipFile(packaged.zip_path) as archive:
         archive.extractall(folder)
@@ -57,8 +63,10 @@ def build_image(work: Path, size: int) -> Path:
         return path
     rng = np.random.default_rng(0)
     side = 512
-    rows = [np.concatenate([make_nuclei_image(rng, (side, side))[0] for _ in range(size // side)], axis=1)
-            for _ in range(size // side)]
+    rows = [
+        np.concatenate([make_nuclei_image(rng, (side, side))[0] for _ in range(size // side)], axis=1)
+        for _ in range(size // side)
+    ]
     tifffile.imwrite(path, np.concatenate(rows, axis=0).astype(np.float32))
     return path
 
@@ -103,7 +111,7 @@ def floor_seconds(package: Path, image_path: Path, tile: int = 1024) -> tuple[fl
     started, cpu = time.perf_counter(), cpu_seconds()
     for y in range(0, image.shape[0], tile):
         for x in range(0, image.shape[1], tile):
-            session.run(None, {name: np.ascontiguousarray(image[None, None, y:y + tile, x:x + tile])})
+            session.run(None, {name: np.ascontiguousarray(image[None, None, y : y + tile, x : x + tile])})
     return time.perf_counter() - started, cpu_seconds() - cpu
 
 
@@ -120,8 +128,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=1, help="runs of each; the fastest counts")
     parser.add_argument("--work", type=Path, default=None, help="keep package, image and outputs here")
-    parser.add_argument("--skip-default-reference", action="store_true",
-                        help="skip `--blockwise true` (its small blocks make it the slowest run by far)")
+    parser.add_argument(
+        "--skip-default-reference",
+        action="store_true",
+        help="skip `--blockwise true` (its small blocks make it the slowest run by far)",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="zoo-predict-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -141,9 +152,11 @@ def main() -> None:
     window = plan.axes[0].tile
     sizes = model.geometry.sizes["y"]
     blockwise_n = (window - sizes.min) // sizes.step
-    print(f"package {package}: input min {sizes.min}, step {sizes.step}, halo {model.geometry.halo['y']}; "
-          f"image {args.size}x{args.size}; zoo plan: {plan.describe()}; reference --blockwise {blockwise_n} "
-          f"(blocks of {window})")
+    print(
+        f"package {package}: input min {sizes.min}, step {sizes.step}, halo {model.geometry.halo['y']}; "
+        f"image {args.size}x{args.size}; zoo plan: {plan.describe()}; reference --blockwise {blockwise_n} "
+        f"(blocks of {window})"
+    )
 
     names = ("floor", "zoo in-process", "zoo CLI", "reference CLI", "reference, zoo blocks")
     timings: dict[str, list[float]] = {name: [] for name in names}
@@ -158,9 +171,20 @@ def main() -> None:
             raise SystemExit(f"zoo failed: {result.failed[0].error}")
         timings["zoo in-process"].append(seconds)
         cpu["zoo in-process"].append(used)
-        seconds, used, peak, code = run_child([str(BIN / "zoo"), "predict", str(package), str(image), "--out",
-                                               str(work / f"zoo-cli-{repeat}"), "--weights", "onnx",
-                                               "--device", "cpu"])
+        seconds, used, peak, code = run_child(
+            [
+                str(BIN / "zoo"),
+                "predict",
+                str(package),
+                str(image),
+                "--out",
+                str(work / f"zoo-cli-{repeat}"),
+                "--weights",
+                "onnx",
+                "--device",
+                "cpu",
+            ]
+        )
         if code != 0:
             raise SystemExit(f"zoo predict exited with {code}")
         timings["zoo CLI"].append(seconds)
@@ -170,10 +194,22 @@ def main() -> None:
             if name == "reference CLI" and args.skip_default_reference:
                 continue
             out_ref = work / f"reference-{blocks}-{repeat}"
-            seconds, used, peak, code = run_child([str(BIN / "bioimageio"), "predict", str(package / "rdf.yaml"),
-                                                   "--inputs", str(image), "--outputs",
-                                                   str(out_ref / "{output_id}.tif"), "--weight-format", "onnx",
-                                                   "--blockwise", blocks, "--overwrite"])
+            seconds, used, peak, code = run_child(
+                [
+                    str(BIN / "bioimageio"),
+                    "predict",
+                    str(package / "rdf.yaml"),
+                    "--inputs",
+                    str(image),
+                    "--outputs",
+                    str(out_ref / "{output_id}.tif"),
+                    "--weight-format",
+                    "onnx",
+                    "--blockwise",
+                    blocks,
+                    "--overwrite",
+                ]
+            )
             if code != 0:
                 raise SystemExit(f"bioimageio predict exited with {code}")
             timings[name].append(seconds)
@@ -190,15 +226,21 @@ def main() -> None:
 
     ours = tifffile.imread(next((work / "zoo-cli-0").glob("*.tif")))
     theirs = np.squeeze(tifffile.imread(next((work / f"reference-{blockwise_n}-0").glob("*.tif"))))
-    print(f"zoo vs reference output: max |Δ| {np.abs(ours - theirs).max():.2e} (tiles placed differently; equal "
-          "only where the halo covers the receptive field)")
+    print(
+        f"zoo vs reference output: max |Δ| {np.abs(ours - theirs).max():.2e} (tiles placed differently; equal "
+        "only where the halo covers the receptive field)"
+    )
     if "reference CLI" in best:
-        print(f"speed vs reference (--blockwise, its default blocks): {best['reference CLI'] / best['zoo CLI']:.2f}x"
-              "  (target >= 1.5)")
+        print(
+            f"speed vs reference (--blockwise, its default blocks): {best['reference CLI'] / best['zoo CLI']:.2f}x"
+            "  (target >= 1.5)"
+        )
     print(f"speed vs reference with zoo's block size: {best['reference, zoo blocks'] / best['zoo CLI']:.2f}x")
     print(f"speed vs floor:     {best['floor'] / best['zoo in-process']:.2f}x  (target >= 0.8)")
-    print(f"CPU time, floor / zoo in-process: {least_cpu['floor'] / least_cpu['zoo in-process']:.2f}x; "
-          f"reference with zoo's blocks / zoo CLI: {least_cpu['reference, zoo blocks'] / least_cpu['zoo CLI']:.2f}x")
+    print(
+        f"CPU time, floor / zoo in-process: {least_cpu['floor'] / least_cpu['zoo in-process']:.2f}x; "
+        f"reference with zoo's blocks / zoo CLI: {least_cpu['reference, zoo blocks'] / least_cpu['zoo CLI']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ def main() -> None:
     from zoo import api
     from zoo.trainers import default_config
 
-    print(f"{'trainer':<18} {'metric':<16} {'value':>8} {'target':>8} {'ok':>4} {'epochs':>6} {'wall s':>7} "
-          f"{'< 15 min':>8} {'load':>5}")
+    print(
+        f"{'trainer':<18} {'metric':<16} {'value':>8} {'target':>8} {'ok':>4} {'epochs':>6} {'wall s':>7} "
+        f"{'< 15 min':>8} {'load':>5}"
+    )
     for name in [t.strip() for t in args.trainers.split(",") if t.strip()]:
         metric, target = TARGETS[name]
         config = default_config(name, device=args.device, out=args.out / name)
@@ -50,13 +52,25 @@ def main() -> None:
         wall = time.perf_counter() - started
         value = float(result.metrics[metric])
         load = os.getloadavg()[0]
-        row = {"trainer": name, "metric": metric, "value": value, "target": target, "passed": value >= target,
-               "epochs_run": result.epochs_run, "epochs": config.epochs, "wall_s": round(wall, 1),
-               "within_time": wall < TIME_LIMIT_S, "load_1min": round(load, 1), "device": result.device,
-               "metrics": {k: float(v) for k, v in result.metrics.items()}}
-        print(f"{name:<18} {metric:<16} {value:>8.3f} {target:>8.3g} {'yes' if row['passed'] else 'NO':>4} "
-              f"{result.epochs_run:>6} {wall:>7.0f} {'yes' if row['within_time'] else 'NO':>8} {load:>5.1f}",
-              flush=True)
+        row = {
+            "trainer": name,
+            "metric": metric,
+            "value": value,
+            "target": target,
+            "passed": value >= target,
+            "epochs_run": result.epochs_run,
+            "epochs": config.epochs,
+            "wall_s": round(wall, 1),
+            "within_time": wall < TIME_LIMIT_S,
+            "load_1min": round(load, 1),
+            "device": result.device,
+            "metrics": {k: float(v) for k, v in result.metrics.items()},
+        }
+        print(
+            f"{name:<18} {metric:<16} {value:>8.3f} {target:>8.3g} {'yes' if row['passed'] else 'NO':>4} "
+            f"{result.epochs_run:>6} {wall:>7.0f} {'yes' if row['within_time'] else 'NO':>8} {load:>5.1f}",
+            flush=True,
+        )
         if args.json:
             with args.json.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")

@@ -17,8 +17,16 @@ REAL_MODELS = SHARED / "real-models"
 def tiny_train_config(out: Path, **overrides):
     from zoo.config import DataConfig, TrainConfig
 
-    values = dict(data=DataConfig(n_images=10, image_size=80), epochs=1, batch_size=2, patch_size=48,
-                  base_channels=4, depth=2, device="cpu", out=out)
+    values = dict(
+        data=DataConfig(n_images=10, image_size=80),
+        epochs=1,
+        batch_size=2,
+        patch_size=48,
+        base_channels=4,
+        depth=2,
+        device="cpu",
+        out=out,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 

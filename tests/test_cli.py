@@ -39,8 +39,9 @@ def test_validate_altered_output_exits_1_naming_the_check(package_folder, tmp_pa
 
 
 def test_validate_missing_source_exits_2_without_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "zoo.cli", "validate", str(tmp_path / "nope.zip")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo.cli", "validate", str(tmp_path / "nope.zip")], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "does not exist" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -79,8 +80,12 @@ def test_rules_lists_every_registered_rule():
 def test_demo_quick_end_to_end_passes_zoo_and_the_reference(tmp_path):
     """`zoo demo --quick`, then bioimage.io's own `bioimageio test` on the package it leaves."""
     out = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "zoo.cli", "demo", "--quick", "--out", str(out),
-                             "--device", "cpu"], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo.cli", "demo", "--quick", "--out", str(out), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     [package] = list(out.glob("*.zip"))
     report = json.loads((out / "validation.json").read_text())

@@ -16,8 +16,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train, export, package and validate microscopy models for bioimage.io and Fiji.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train, export, package and validate microscopy models for bioimage.io and Fiji.",
+)
 console = Console(stderr=False)
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -34,8 +38,14 @@ class RichProgress:
     def start(self, task: str, total: int | None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._progress = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=errors)
+        self._progress = Progress(
+            TextColumn("{task.description:<16}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=errors,
+        )
         self._progress.start()
         self._task = self._progress.add_task(task, total=total, info="")
 
@@ -48,8 +58,9 @@ class RichProgress:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         from loguru import logger as loguru_logger  # bioimageio logs through loguru
 
@@ -81,8 +92,11 @@ def _run(action):
     except Exception as e:
         if os.environ.get("ZOO_DEBUG"):
             raise
-        errors.print(f"[red]unexpected error:[/red] {type(e).__name__}: {escape(str(e))}\n"
-                     "Run again with ZOO_DEBUG=1 for the traceback and please report it.", highlight=False)
+        errors.print(
+            f"[red]unexpected error:[/red] {type(e).__name__}: {escape(str(e))}\n"
+            "Run again with ZOO_DEBUG=1 for the traceback and please report it.",
+            highlight=False,
+        )
         raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -94,7 +108,7 @@ OS_ERROR_ADVICE = {
     "ENOSPC": "the disk is full: free some space or write to another disk",
     "EDQUOT": "the disk quota is used up: free some space or write to another disk",
     "EFBIG": "the file is larger than the file-size limit (ulimit -f) or the file system allows: raise the limit "
-             "or write to another disk",
+    "or write to another disk",
     "EACCES": "permission denied: choose a folder you can write to",
     "EPERM": "permission denied: choose a folder you can write to",
     "EROFS": "the file system is read-only: choose a folder you can write to",
@@ -121,7 +135,8 @@ DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto (CUDA when av
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the package, validation.json and the training run.")] = Path(
-        "zoo-demo"),
+        "zoo-demo"
+    ),
     trainer: Annotated[str, typer.Option(help="Trainer to run (see `zoo trainers`).")] = "unet2d",
     quick: Annotated[bool, typer.Option(help="A small, fast run of the same chain; quality not required.")] = False,
     device: DeviceOption = "auto",
@@ -133,12 +148,13 @@ def demo(
 
     result = _run(lambda: api.demo(out, trainer=trainer, quick=quick, device=device, progress=RichProgress()))
     training = result.training
-    console.print(f"trained [bold]{trainer}[/bold] on {training.device} in {training.duration_s:.0f} s "
-                  f"({training.epochs_run} epochs): {_headline(training.metrics)}")
+    console.print(
+        f"trained [bold]{trainer}[/bold] on {training.device} in {training.duration_s:.0f} s "
+        f"({training.epochs_run} epochs): {_headline(training.metrics)}"
+    )
     _print_exported(result.package.exported)
     _print_report(result.report)
-    console.print(f"package:    {result.zip_path}\nvalidation: {result.report_path}\n"
-                  f"checkpoint: {training.checkpoint}")
+    console.print(f"package:    {result.zip_path}\nvalidation: {result.report_path}\ncheckpoint: {training.checkpoint}")
     raise typer.Exit(result.report.exit_code)
 
 
@@ -152,8 +168,13 @@ def _headline(metrics: dict[str, float]) -> str:
 def train(
     out: Annotated[Optional[Path], typer.Option(help="Folder for checkpoint.pt [default: runs/<trainer>].")] = None,
     trainer: Annotated[str, typer.Option(help="Trainer to run (see `zoo trainers`).")] = "unet2d",
-    data: Annotated[Optional[Path], typer.Option(help="Folder of the user's TIFFs (see `zoo trainers` for the layout "
-                                                      "each trainer reads); synthetic data when omitted.")] = None,
+    data: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Folder of the user's TIFFs (see `zoo trainers` for the layout "
+            "each trainer reads); synthetic data when omitted."
+        ),
+    ] = None,
     epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1)] = None,
     lr: Annotated[Optional[float], typer.Option(min=0)] = None,
@@ -173,18 +194,22 @@ def train(
         from zoo.errors import InputError
         from zoo.trainers import default_config
 
-        overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, out=out).items()
-                     if v is not None}
+        overrides = {
+            k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, out=out).items() if v is not None
+        }
         try:
             data_values = {"seed": seed, **({"folder": data} if data is not None else {})}
-            return default_config(trainer, quick, seed=seed, device=device, resume=resume, data=data_values,
-                                  **overrides)
+            return default_config(
+                trainer, quick, seed=seed, device=device, resume=resume, data=data_values, **overrides
+            )
         except ValidationError as e:
             raise InputError(f"invalid training settings: {e}") from e
 
     result = _run(lambda: api.train(configure(), RichProgress()))
-    console.print(f"trained in {result.duration_s:.0f} s on {result.device}, {result.epochs_run} epochs; "
-                  f"metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
+    console.print(
+        f"trained in {result.duration_s:.0f} s on {result.device}, {result.epochs_run} epochs; "
+        f"metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
+    )
     console.print(f"checkpoint: {result.checkpoint}")
 
 
@@ -192,8 +217,9 @@ def train(
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint.pt written by `zoo train`.")],
     out: Annotated[Path, typer.Option(help="Folder for the weight files.")] = Path("exported"),
-    formats: Annotated[Optional[str], typer.Option(
-        help="Comma-separated: pytorch_state_dict,torchscript,onnx.")] = None,
+    formats: Annotated[
+        Optional[str], typer.Option(help="Comma-separated: pytorch_state_dict,torchscript,onnx.")
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Export a checkpoint to weight formats, each proven against the PyTorch model."""
@@ -213,9 +239,13 @@ def package(
     name: Annotated[Optional[str], typer.Option(help="Model name in the rdf.")] = None,
     author: Annotated[Optional[list[str]], typer.Option(help="Author name; repeat for several.")] = None,
     license_id: Annotated[Optional[str], typer.Option("--license", help="SPDX licence id, e.g. CC-BY-4.0.")] = None,
-    target: Annotated[str, typer.Option(help="deepimagej (default): refuse a package Fiji would not run or "
-                                             "would compute differently; bioimageio: bioimage.io rules only.")
-                      ] = "deepimagej",
+    target: Annotated[
+        str,
+        typer.Option(
+            help="deepimagej (default): refuse a package Fiji would not run or "
+            "would compute differently; bioimageio: bioimage.io rules only."
+        ),
+    ] = "deepimagej",
     verbose: Verbose = False,
 ) -> None:
     """Export, describe and zip a checkpoint as a validated bioimage.io package for Fiji and Python."""
@@ -250,22 +280,33 @@ def package(
 
 @app.command()
 def validate(
-    source: Annotated[Path, typer.Argument(help="Package folder, rdf.yaml or .zip (never modified: no output "
-                                                "may point into it).")],
+    source: Annotated[
+        Path, typer.Argument(help="Package folder, rdf.yaml or .zip (never modified: no output may point into it).")
+    ],
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON here.")] = None,
-    markdown_path: Annotated[Optional[Path], typer.Option("--markdown", help="Write the report as Markdown "
-                                                                             "here.")] = None,
-    html_path: Annotated[Optional[Path], typer.Option("--html", help="Write the report as one self-contained "
-                                                                     "HTML page here.")] = None,
-    junit_path: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here (one testcase per "
-                                                                       "check), for CI systems.")] = None,
-    trust: Annotated[bool, typer.Option(help="Allow running code shipped in the package "
-                                             "(pytorch_state_dict architectures, pickles).")] = False,
+    markdown_path: Annotated[
+        Optional[Path], typer.Option("--markdown", help="Write the report as Markdown here.")
+    ] = None,
+    html_path: Annotated[
+        Optional[Path], typer.Option("--html", help="Write the report as one self-contained HTML page here.")
+    ] = None,
+    junit_path: Annotated[
+        Optional[Path], typer.Option("--junit", help="Write JUnit XML here (one testcase per check), for CI systems.")
+    ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(help="Allow running code shipped in the package (pytorch_state_dict architectures, pickles)."),
+    ] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    keep_artifacts: Annotated[Optional[Path], typer.Option(help="Save produced output tensors in this folder "
-                                                                "(outside the package).")] = None,
-    target: Annotated[str, typer.Option(help="bioimageio, or deepimagej: also fail when Fiji will not run the "
-                                             "package or gives different numbers.")] = "bioimageio",
+    keep_artifacts: Annotated[
+        Optional[Path], typer.Option(help="Save produced output tensors in this folder (outside the package).")
+    ] = None,
+    target: Annotated[
+        str,
+        typer.Option(
+            help="bioimageio, or deepimagej: also fail when Fiji will not run the package or gives different numbers."
+        ),
+    ] = "bioimageio",
     time_limit: Annotated[float, typer.Option(help="Seconds the isolated validation may take.", min=1)] = 900,
     memory_limit: Annotated[float, typer.Option(help="MB of memory the model runs may use.", min=64)] = 8192,
     verbose: Verbose = False,
@@ -281,21 +322,36 @@ def validate(
     from zoo import api
     from zoo.validators import writers
 
-    outputs = {"--json": json_path, "--markdown": markdown_path, "--html": html_path, "--junit": junit_path,
-               "--keep-artifacts": keep_artifacts}
+    outputs = {
+        "--json": json_path,
+        "--markdown": markdown_path,
+        "--html": html_path,
+        "--junit": junit_path,
+        "--keep-artifacts": keep_artifacts,
+    }
     _run(lambda: _refuse_outputs_inside(source, outputs))
 
     # the HTML shows produced outputs of failed reproductions: keep them for as long as it takes to write it
     with tempfile.TemporaryDirectory(prefix="zoo-artifacts-") as scratch:
         artifacts = keep_artifacts or (Path(scratch) if html_path is not None else None)
-        report = _run(lambda: api.validate(source, trust=trust, device=device, keep_artifacts=artifacts,
-                                           time_limit_s=time_limit, memory_limit_mb=memory_limit,
-                                           progress=RichProgress()))
+        report = _run(
+            lambda: api.validate(
+                source,
+                trust=trust,
+                device=device,
+                keep_artifacts=artifacts,
+                time_limit_s=time_limit,
+                memory_limit_mb=memory_limit,
+                progress=RichProgress(),
+            )
+        )
         _print_report(report, target)
-        for path, write in ((json_path, partial(report.write_json, target=target)),
-                            (markdown_path, partial(writers.write_markdown, report, target=target)),
-                            (html_path, partial(writers.write_html, report, target=target)),
-                            (junit_path, partial(writers.write_junit, report, target=target))):
+        for path, write in (
+            (json_path, partial(report.write_json, target=target)),
+            (markdown_path, partial(writers.write_markdown, report, target=target)),
+            (html_path, partial(writers.write_html, report, target=target)),
+            (junit_path, partial(writers.write_junit, report, target=target)),
+        ):
             if path is not None:
                 _run(lambda path=path, write=write: write(path))
                 console.print(f"report: {path}")
@@ -349,8 +405,9 @@ def _print_exported(result) -> None:
     table = Table("weights", "file", "max |Δ| to source", "max rel", "over 1e-4", title="exported")
     for weights in result.weights:
         a = weights.agreement
-        table.add_row(weights.weight_format, weights.path.name, f"{a.max_abs:.2e}", f"{a.max_rel:.2e}",
-                      str(a.mismatched))
+        table.add_row(
+            weights.weight_format, weights.path.name, f"{a.max_abs:.2e}", f"{a.max_rel:.2e}", str(a.mismatched)
+        )
     console.print(table)
     for weight_format, reason in result.failures.items():
         console.print(f"[yellow]not shipped[/yellow] {weight_format}: {escape(reason)}", highlight=False)
@@ -364,15 +421,18 @@ def _print_report(report, target: str = "bioimageio") -> None:
     table = Table("rule", "status", "where", "message", title=f"validation of {Path(report.source).name}")
     for finding in report.findings:
         style = STATUS_STYLE[finding.status]
-        table.add_row(finding.id, f"[{style}]{finding.status}[/{style}]", escape(finding.location),
-                      escape(finding.message))
+        table.add_row(
+            finding.id, f"[{style}]{finding.status}[/{style}]", escape(finding.location), escape(finding.message)
+        )
     console.print(table)
     from zoo.validators.report import counts_text
 
     verdict = report.verdict(target)
     style = STATUS_STYLE[verdict.status]
-    console.print(f"verdict: [bold {style}]{verdict.status}[/bold {style}] "
-                  f"({counts_text(verdict.counts)}; {report.duration_s:.1f} s)")
+    console.print(
+        f"verdict: [bold {style}]{verdict.status}[/bold {style}] "
+        f"({counts_text(verdict.counts)}; {report.duration_s:.1f} s)"
+    )
     if verdict.reason:
         console.print(escape(verdict.reason), highlight=False)
     if verdict.deepimagej is not None:
@@ -383,28 +443,50 @@ def _print_report(report, target: str = "bioimageio") -> None:
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="Package folder, rdf.yaml or .zip (any bioimage.io model).")],
-    inputs: Annotated[list[str], typer.Argument(
-        help="Images (TIFF, PNG, .npy, .zarr) or folders of them; for a model with several inputs "
-             "ID=PATH,ID=PATH per prediction.", show_default=False)],
-    out: Annotated[Path, typer.Option(help="Folder for <input stem>_<output id>.tif (.zarr for Zarr inputs; .csv "
-                                           "for outputs without spatial axes, e.g. a classifier's classes); outside "
-                                           "the model package.")],
-    weights: Annotated[Optional[str], typer.Option(help="Weight format to use; the fastest usable one for the "
-                                                        "device by default.")] = None,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Images (TIFF, PNG, .npy, .zarr) or folders of them; for a model with several inputs "
+            "ID=PATH,ID=PATH per prediction.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for <input stem>_<output id>.tif (.zarr for Zarr inputs; .csv "
+            "for outputs without spatial axes, e.g. a classifier's classes); outside "
+            "the model package."
+        ),
+    ],
+    weights: Annotated[
+        Optional[str], typer.Option(help="Weight format to use; the fastest usable one for the device by default.")
+    ] = None,
     device: DeviceOption = "auto",
-    tile: Annotated[str, typer.Option(help="auto (from the memory limit), none (whole image), or window "
-                                           "sizes Y,X[,Z].")] = "auto",
+    tile: Annotated[
+        str, typer.Option(help="auto (from the memory limit), none (whole image), or window sizes Y,X[,Z].")
+    ] = "auto",
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Tiles per model call.")] = None,
-    memory_limit: Annotated[Optional[str], typer.Option(help="Budget for tiles, queued model calls, buffers and "
-                                                             "statistics, e.g. 2GB.")] = None,
-    trust: Annotated[bool, typer.Option(help="Allow weight formats and processing that run code shipped in "
-                                             "the package (pytorch_state_dict, Keras, custom steps).")] = False,
-    axes: Annotated[Optional[str], typer.Option(help="The images' axes when the files do not say, letters "
-                                                     "b t z c y x s, e.g. zyx.")] = None,
-    blend: Annotated[Optional[int], typer.Option(min=0, help="Blend tiles over this many pixels (for models "
-                                                            "whose halo is too small); 0: off.")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, or local, to spread files "
-                                                          "or tiles over workers.")] = None,
+    memory_limit: Annotated[
+        Optional[str], typer.Option(help="Budget for tiles, queued model calls, buffers and statistics, e.g. 2GB.")
+    ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            help="Allow weight formats and processing that run code shipped in "
+            "the package (pytorch_state_dict, Keras, custom steps)."
+        ),
+    ] = False,
+    axes: Annotated[
+        Optional[str], typer.Option(help="The images' axes when the files do not say, letters b t z c y x s, e.g. zyx.")
+    ] = None,
+    blend: Annotated[
+        Optional[int],
+        typer.Option(min=0, help="Blend tiles over this many pixels (for models whose halo is too small); 0: off."),
+    ] = None,
+    scheduler: Annotated[
+        Optional[str], typer.Option(help="Dask scheduler address, or local, to spread files or tiles over workers.")
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Predict with a bioimage.io model: tiled with the declared halo, streamed, on CPU or GPU.
@@ -416,78 +498,136 @@ def predict(
     _setup_logging(verbose)
     from zoo import api
 
-    result = _run(lambda: api.predict(model, inputs, out, weights=weights, device=device, tile=tile,
-                                      batch_size=batch_size, memory_limit=memory_limit, trust=trust, axes=axes,
-                                      blend=blend, scheduler=scheduler, progress=RichProgress()))
+    result = _run(
+        lambda: api.predict(
+            model,
+            inputs,
+            out,
+            weights=weights,
+            device=device,
+            tile=tile,
+            batch_size=batch_size,
+            memory_limit=memory_limit,
+            trust=trust,
+            axes=axes,
+            blend=blend,
+            scheduler=scheduler,
+            progress=RichProgress(),
+        )
+    )
     _print_prediction(result)
     raise typer.Exit(result.exit_code)
 
 
 def _print_prediction(result) -> None:
-    table = Table("input", "outputs", "tiles", "seconds", title=f"{result.model}: {result.weight_format} on "
-                                                                   f"{result.device}")
+    table = Table(
+        "input", "outputs", "tiles", "seconds", title=f"{result.model}: {result.weight_format} on {result.device}"
+    )
     for item in result.items:
         names = ", ".join(p.name for p in item.inputs.values())
         if item.error:
-            table.add_row(escape(names), f"[red]failed[/red]: {escape(item.error)}", str(item.tiles),
-                          f"{item.duration_s:.1f}")
+            table.add_row(
+                escape(names), f"[red]failed[/red]: {escape(item.error)}", str(item.tiles), f"{item.duration_s:.1f}"
+            )
             continue
         tiles = f"{item.tiles}" + (f" (+{item.resumed_tiles} resumed)" if item.resumed_tiles else "")
-        table.add_row(escape(names), escape(", ".join(p.name for p in item.outputs.values())), tiles,
-                      f"{item.duration_s:.1f}")
+        table.add_row(
+            escape(names), escape(", ".join(p.name for p in item.outputs.values())), tiles, f"{item.duration_s:.1f}"
+        )
     console.print(table)
     for message in result.warnings:
         console.print(f"[yellow]warning[/yellow]: {escape(message)}", highlight=False)
     rate = result.tiles / result.duration_s if result.duration_s else 0.0
     nan = [item for item in result.items if any(item.nan_share.values())]
     nan_note = f", {len(nan)} with NaN in an output ({len(result.nan_items)} NaN throughout)" if nan else ""
-    console.print(f"{len(result.items) - len(result.failed)} of {len(result.items)} predicted{nan_note}, "
-                  f"{result.tiles} tiles in {result.duration_s:.1f} s ({rate:.1f} tiles/s)")
+    console.print(
+        f"{len(result.items) - len(result.failed)} of {len(result.items)} predicted{nan_note}, "
+        f"{result.tiles} tiles in {result.duration_s:.1f} s ({rate:.1f} tiles/s)"
+    )
 
 
 @app.command("validate-collection")
 def validate_collection(
-    source: Annotated[Path, typer.Argument(help="Folder searched recursively for packages (folders with an rdf, "
-                                                ".zip files), or a text file of package paths.")],
-    out: Annotated[Path, typer.Option(help="Folder for summary.json, summary.md, junit.xml, index.html and "
-                                           "reports/; it may lie in SOURCE (it is not searched) but not inside a "
-                                           "package, which is never changed.")],
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Validate on this many local Dask worker "
-                                                              "processes; sequential by default.")] = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="Address of an existing Dask scheduler to send the "
-                                                          "packages to (workers must see the same paths).")] = None,
-    target: Annotated[str, typer.Option(help="bioimageio, or deepimagej: also fail packages Fiji will not run "
-                                             "or that give different numbers there.")] = "bioimageio",
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder searched recursively for packages (folders with an rdf, "
+            ".zip files), or a text file of package paths."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Folder for summary.json, summary.md, junit.xml, index.html and "
+            "reports/; it may lie in SOURCE (it is not searched) but not inside a "
+            "package, which is never changed."
+        ),
+    ],
+    workers: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="Validate on this many local Dask worker processes; sequential by default."),
+    ] = None,
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Address of an existing Dask scheduler to send the packages to (workers must see the same paths)."
+        ),
+    ] = None,
+    target: Annotated[
+        str,
+        typer.Option(
+            help="bioimageio, or deepimagej: also fail packages Fiji will not run or that give different numbers there."
+        ),
+    ] = "bioimageio",
     trust: Annotated[bool, typer.Option(help="Allow running code shipped in the packages.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Validate every package again, even unchanged "
-                                                              "ones.")] = False,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder; OUT/.cache by "
-                                                                      "default.")] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Validate every package again, even unchanged ones.")
+    ] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder; OUT/.cache by default.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     time_limit: Annotated[float, typer.Option(help="Seconds one package may take.", min=1)] = 900,
-    memory_limit: Annotated[float, typer.Option(help="MB of memory the model runs of one package may use.",
-                                                min=64)] = 8192,
+    memory_limit: Annotated[
+        float, typer.Option(help="MB of memory the model runs of one package may use.", min=64)
+    ] = 8192,
     verbose: Verbose = False,
 ) -> None:
     """Validate every package of a collection, each in isolation, in parallel if asked; write a dashboard."""
     _setup_logging(verbose)
     from zoo import api
 
-    result = _run(lambda: api.validate_collection(
-        source, out, workers=workers, scheduler=scheduler, target=target, trust=trust, device=device,
-        use_cache=not no_cache, cache_dir=cache_dir, time_limit_s=time_limit, memory_limit_mb=memory_limit,
-        progress=RichProgress()))
+    result = _run(
+        lambda: api.validate_collection(
+            source,
+            out,
+            workers=workers,
+            scheduler=scheduler,
+            target=target,
+            trust=trust,
+            device=device,
+            use_cache=not no_cache,
+            cache_dir=cache_dir,
+            time_limit_s=time_limit,
+            memory_limit_mb=memory_limit,
+            progress=RichProgress(),
+        )
+    )
     table = Table("package", "status", "deepImageJ (Fiji)", "failed rules", "s", title=f"collection {source}")
     for entry in result.entries:
         style = STATUS_STYLE.get(entry.status, "red")
         problems = ", ".join(entry.failed_rules) or entry.reason
         seconds = f"{entry.duration_s:.1f}" + (" (cached)" if entry.cache_hit else "")
-        table.add_row(escape(entry.path), f"[{style}]{entry.status}[/{style}]", entry.deepimagej or "not checked",
-                      escape(problems), seconds)
+        table.add_row(
+            escape(entry.path),
+            f"[{style}]{entry.status}[/{style}]",
+            entry.deepimagej or "not checked",
+            escape(problems),
+            seconds,
+        )
     console.print(table)
     style = STATUS_STYLE[result.status]
-    console.print(f"verdict: [bold {style}]{result.status}[/bold {style}] ({result.counts_text()}) in "
-                  f"{result.duration_s:.1f} s")
+    console.print(
+        f"verdict: [bold {style}]{result.status}[/bold {style}] ({result.counts_text()}) in {result.duration_s:.1f} s"
+    )
     console.print(f"dashboard: {result.index_path}\nsummary:   {result.summary_path}\njunit:     {result.junit_path}")
     raise typer.Exit(result.exit_code)
 

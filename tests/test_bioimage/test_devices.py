@@ -7,9 +7,16 @@ from zoo.errors import InputError
 
 
 @pytest.mark.parametrize("runtime", ["torch", "tensorflow"])
-@pytest.mark.parametrize(("gpu", "asked", "chosen"), [(True, "auto", "cuda"), (False, "auto", "cpu"),
-                                                      (True, "cuda", "cuda"), (True, "cpu", "cpu"),
-                                                      (False, "cpu", "cpu")])
+@pytest.mark.parametrize(
+    ("gpu", "asked", "chosen"),
+    [
+        (True, "auto", "cuda"),
+        (False, "auto", "cpu"),
+        (True, "cuda", "cuda"),
+        (True, "cpu", "cpu"),
+        (False, "cpu", "cpu"),
+    ],
+)
 def test_device_follows_the_runtime(monkeypatch, runtime, gpu, asked, chosen):
     monkeypatch.setattr(devices, "cuda_available", lambda r: gpu)
     assert devices.resolve_device(asked, runtime) == chosen

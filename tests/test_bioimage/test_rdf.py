@@ -10,8 +10,13 @@ def test_v03_reference_follows_the_axis_of_the_same_letter():
     rdf = {
         "format_version": "0.3.2",
         "inputs": [{"name": "raw", "axes": "yxc", "shape": [256, 256, 3]}],
-        "outputs": [{"name": "out", "axes": "byxc",
-                     "shape": {"reference_input": "raw", "scale": [1, 1, 1, 1], "offset": [0, 0, 0, 0]}}],
+        "outputs": [
+            {
+                "name": "out",
+                "axes": "byxc",
+                "shape": {"reference_input": "raw", "scale": [1, 1, 1, 1], "offset": [0, 0, 0, 0]},
+            }
+        ],
     }
     [output] = tensors(rdf, "outputs")
     assert [a.size.kind for a in output.axes] == ["free", "reference", "reference", "reference"]
@@ -31,8 +36,13 @@ def test_v04_null_scale_is_a_new_axis_of_twice_the_offset():
     rdf = {
         "format_version": "0.4.9",
         "inputs": [{"name": "raw", "axes": "bcyx", "shape": [1, 1, 64, 64]}],
-        "outputs": [{"name": "out", "axes": "bcyx",
-                     "shape": {"reference_tensor": "raw", "scale": [1, None, 1, 1], "offset": [0, 1.5, 0, 0]}}],
+        "outputs": [
+            {
+                "name": "out",
+                "axes": "bcyx",
+                "shape": {"reference_tensor": "raw", "scale": [1, None, 1, 1], "offset": [0, 1.5, 0, 0]},
+            }
+        ],
     }
     _, [spec] = tensor_specs(rdf)
     assert spec.axis("channel").sizes.min == 3
@@ -40,8 +50,10 @@ def test_v04_null_scale_is_a_new_axis_of_twice_the_offset():
 
 def test_v04_fixed_list_batch_is_fixed_and_min_step_batch_is_free():
     fixed = {"format_version": "0.4.9", "inputs": [{"name": "a", "axes": "bcyx", "shape": [1, 1, 512, 512]}]}
-    free = {"format_version": "0.4.9",
-            "inputs": [{"name": "a", "axes": "bcyx", "shape": {"min": [1, 1, 64, 64], "step": [0, 0, 16, 16]}}]}
+    free = {
+        "format_version": "0.4.9",
+        "inputs": [{"name": "a", "axes": "bcyx", "shape": {"min": [1, 1, 64, 64], "step": [0, 0, 16, 16]}}],
+    }
     assert tensor_specs(fixed)[0][0].axis("batch").sizes.min == 1
     assert tensor_specs(free)[0][0].axis("batch").sizes is None
     assert tensor_specs(free)[0][0].axis("y").sizes.step == 16
@@ -54,17 +66,28 @@ def test_onnx_wire_reader_agrees_with_the_onnx_package(tmp_path):
 
     from zoo.bioimage.weight_files import read_onnx, read_onnx_domains
 
-    inner = helper.make_graph([helper.make_node("Identity", ["a"], ["b"], name="inner")], "body", [],
-                              [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])])
+    inner = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["b"], name="inner")],
+        "body",
+        [],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])],
+    )
     nodes = [
         helper.make_node("Relu", ["x"], ["y"], name="relu"),
         helper.make_node("Custom", ["y"], ["z"], name="custom", domain="my.domain"),
         helper.make_node("If", ["cond"], ["w"], name="branch", then_branch=inner, else_branch=inner),
     ]
     weight = helper.make_tensor("w0", TensorProto.FLOAT, [1], [1.0])
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, None, None]),
-                                           helper.make_tensor_value_info("w0", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("z", TensorProto.UINT16, [1])], initializer=[weight])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, None, None]),
+            helper.make_tensor_value_info("w0", TensorProto.FLOAT, [1]),
+        ],
+        [helper.make_tensor_value_info("z", TensorProto.UINT16, [1])],
+        initializer=[weight],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.domain", 1)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "m.onnx"))
@@ -73,5 +96,10 @@ def test_onnx_wire_reader_agrees_with_the_onnx_package(tmp_path):
     assert content.inputs == [("x", "float32")]
     assert content.outputs == [("z", "uint16")]
     domains = read_onnx_domains(tmp_path / "m.onnx")
-    assert [(d, op) for d, op, _ in domains] == [("", "Relu"), ("my.domain", "Custom"), ("", "If"),
-                                                ("", "Identity"), ("", "Identity")]
+    assert [(d, op) for d, op, _ in domains] == [
+        ("", "Relu"),
+        ("my.domain", "Custom"),
+        ("", "If"),
+        ("", "Identity"),
+        ("", "Identity"),
+    ]

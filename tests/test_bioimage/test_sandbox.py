@@ -51,7 +51,10 @@ def test_sandboxed_process_writes_only_scratch_and_reaches_no_network(tmp_path):
     try:
         run = subprocess.run(
             [sys.executable, "-c", PROBE, str(package), str(scratch), str(outside), str(server.getsockname()[1])],
-            capture_output=True, text=True, timeout=300, cwd=str(outside),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=str(outside),
         )
     finally:
         server.close()

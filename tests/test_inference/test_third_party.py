@@ -81,15 +81,34 @@ def _core_output(rdf_path: Path) -> dict[str, np.ndarray]:
 
 # name -> (folder in ../shared, rdf inside it or None, {input id: test input}, {output id: test output}, needs)
 REAL = {
-    "unet2d_nuclei_broad": (REAL_MODELS / "unet2d_nuclei_broad", None, {"raw": "test_input.npy"},
-                            {"probability": "test_output.npy"}, "torch"),
-    "unet2d_multi_tensor": (REAL_MODELS / "unet2d_multi_tensor", None,
-                            {"input0": "test_input_0.npy", "input1": "test_input_1.npy"},
-                            {"output0": "test_output_0.npy", "output1": "test_output_1.npy"}, "torch"),
-    "tiktorch_dummy_tensorflow": (REAL_WORLD / "tiktorch_dummy_tensorflow", None, {"input0": "test_input.npy"},
-                                  {"output0": "test_output.npy"}, "tensorflow"),
-    "tiktorch_unet2d_torchscript": (REAL_WORLD / "tiktorch_unet2d_torchscript", "UNet2DNucleiBroad.model.yaml",
-                                    {"raw": "test_input.npy"}, {"probability": "test_output.npy"}, "torch"),
+    "unet2d_nuclei_broad": (
+        REAL_MODELS / "unet2d_nuclei_broad",
+        None,
+        {"raw": "test_input.npy"},
+        {"probability": "test_output.npy"},
+        "torch",
+    ),
+    "unet2d_multi_tensor": (
+        REAL_MODELS / "unet2d_multi_tensor",
+        None,
+        {"input0": "test_input_0.npy", "input1": "test_input_1.npy"},
+        {"output0": "test_output_0.npy", "output1": "test_output_1.npy"},
+        "torch",
+    ),
+    "tiktorch_dummy_tensorflow": (
+        REAL_WORLD / "tiktorch_dummy_tensorflow",
+        None,
+        {"input0": "test_input.npy"},
+        {"output0": "test_output.npy"},
+        "tensorflow",
+    ),
+    "tiktorch_unet2d_torchscript": (
+        REAL_WORLD / "tiktorch_unet2d_torchscript",
+        "UNet2DNucleiBroad.model.yaml",
+        {"raw": "test_input.npy"},
+        {"probability": "test_output.npy"},
+        "torch",
+    ),
 }
 
 
@@ -150,8 +169,10 @@ def test_rdf_the_spec_rejects_is_refused_naming_the_field(name, tmp_path):
     rdf_path = package / "UNet2DNucleiBroad.model.yaml"
     with pytest.raises(SourceError, match=r"type: Missing field 'type'.*run `zoo validate`"):
         api.predict(rdf_path, [package / "test_input.npy"], tmp_path / "api", device="cpu")
-    cli = runner.invoke(app, ["predict", str(rdf_path), str(package / "test_input.npy"), "--out",
-                              str(tmp_path / "cli"), "--device", "cpu"])
+    cli = runner.invoke(
+        app,
+        ["predict", str(rdf_path), str(package / "test_input.npy"), "--out", str(tmp_path / "cli"), "--device", "cpu"],
+    )
     assert cli.exit_code == 2 and "type" in cli.output and "zoo validate" in cli.output
     assert not (tmp_path / "cli").exists() or not any((tmp_path / "cli").iterdir())
 
@@ -193,22 +214,36 @@ def _build_v04(folder: Path, defect: str) -> Path:
         "documentation": "README.md",
         "tags": ["test"],
         "timestamp": "2024-01-01T00:00:00",
-        "inputs": [{
-            "name": "input0", "axes": "bcyx", "data_type": "float32", "data_range": [-1e9, 1e9],
-            "shape": [1, 1, 64, 64],
-            "preprocessing": [{"name": "zero_mean_unit_variance", "kwargs": {"mode": "per_sample", "axes": "cyx"}}],
-        }],
-        "outputs": [{
-            "name": "output0", "axes": "bcyx", "data_type": "float32", "data_range": [0, 1],
-            "shape": output_shape, "halo": [0, 0, 4, 4],
-            "postprocessing": [{"name": "sigmoid"}],
-        }],
+        "inputs": [
+            {
+                "name": "input0",
+                "axes": "bcyx",
+                "data_type": "float32",
+                "data_range": [-1e9, 1e9],
+                "shape": [1, 1, 64, 64],
+                "preprocessing": [{"name": "zero_mean_unit_variance", "kwargs": {"mode": "per_sample", "axes": "cyx"}}],
+            }
+        ],
+        "outputs": [
+            {
+                "name": "output0",
+                "axes": "bcyx",
+                "data_type": "float32",
+                "data_range": [0, 1],
+                "shape": output_shape,
+                "halo": [0, 0, 4, 4],
+                "postprocessing": [{"name": "sigmoid"}],
+            }
+        ],
         "test_inputs": ["test_input.npy"],
         "test_outputs": ["test_output.npy"],
-        "weights": {"torchscript": {
-            "source": "weights.pt", "sha256": hashlib.sha256((folder / "weights.pt").read_bytes()).hexdigest(),
-            "pytorch_version": "2.0",
-        }},
+        "weights": {
+            "torchscript": {
+                "source": "weights.pt",
+                "sha256": hashlib.sha256((folder / "weights.pt").read_bytes()).hexdigest(),
+                "pytorch_version": "2.0",
+            }
+        },
     }
     save_rdf(folder, rdf)
     return folder

@@ -45,8 +45,12 @@ def test_export_writes_formats_that_load_in_their_runtimes(tiny_checkpoint, tmp_
 
     result = api.export(tiny_checkpoint, tmp_path, "torchscript,onnx")
     assert [w.weight_format for w in result.weights] == ["pytorch_state_dict", "torchscript", "onnx"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["unet2d.py", "weights.onnx", "weights.pt",
-                                                           "weights_torchscript.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "unet2d.py",
+        "weights.onnx",
+        "weights.pt",
+        "weights_torchscript.pt",
+    ]
     proto = onnx.load(str(tmp_path / "weights.onnx"))
     assert proto.ir_version <= 8
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) <= 17
@@ -66,8 +70,9 @@ def test_a_failing_exporter_does_not_stop_the_others(tiny_checkpoint, tmp_path, 
         raise ExportError("onnx: op Foo has no symbolic at opset 17; try another opset")
 
     real = exporters.get_exporter
-    monkeypatch.setattr("zoo.packaging.export.get_exporter",
-                        lambda framework, name: broken if name == "onnx" else real(framework, name))
+    monkeypatch.setattr(
+        "zoo.packaging.export.get_exporter", lambda framework, name: broken if name == "onnx" else real(framework, name)
+    )
     result = api.export(tiny_checkpoint, tmp_path, "torchscript,onnx")
     assert [w.weight_format for w in result.weights] == ["pytorch_state_dict", "torchscript"]
     assert "op Foo" in result.failures["onnx"]
@@ -136,7 +141,8 @@ def test_onnx_op_without_translation_names_the_op(tmp_path):
     from zoo.packaging.onnx_to_tf import UnsupportedOp, onnx_to_saved_model
 
     graph = helper.make_graph(
-        [helper.make_node("Erf", ["raw"], ["probability"], name="erf0")], "g",
+        [helper.make_node("Erf", ["raw"], ["probability"], name="erf0")],
+        "g",
         [helper.make_tensor_value_info("raw", TensorProto.FLOAT, [1, 1, 8, 8])],
         [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [1, 1, 8, 8])],
     )

@@ -20,8 +20,18 @@ def test_zip_has_rdf_at_root_and_every_file_it_names(tiny_package):
         names = set(archive.namelist())
     assert "rdf.yaml" in names
     assert all("/" not in name for name in names)
-    assert {"test_input.npy", "test_output.npy", "sample_input.tif", "cover.png", "README.md", "unet2d.py",
-            "weights.pt", "weights_torchscript.pt", "weights.onnx", "tf_saved_model_bundle.zip"} <= names
+    assert {
+        "test_input.npy",
+        "test_output.npy",
+        "sample_input.tif",
+        "cover.png",
+        "README.md",
+        "unet2d.py",
+        "weights.pt",
+        "weights_torchscript.pt",
+        "weights.onnx",
+        "tf_saved_model_bundle.zip",
+    } <= names
 
 
 def test_rdf_writes_axis_ids_and_quoted_versions(tiny_package):

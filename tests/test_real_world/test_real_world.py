@@ -28,8 +28,9 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REAL_WORLD = SHARED / "real-world"
 RDFS, PACKAGES = REAL_WORLD / "rdfs", REAL_WORLD / "packages"
 
-pytestmark = pytest.mark.skipif(not RDFS.is_dir() or not PACKAGES.is_dir(),
-                                reason="../shared/real-world is not present (a user's clone)")
+pytestmark = pytest.mark.skipif(
+    not RDFS.is_dir() or not PACKAGES.is_dir(), reason="../shared/real-world is not present (a user's clone)"
+)
 logger = logging.getLogger(__name__)
 
 WILL_NOT_RUN = "will not run"
@@ -141,8 +142,13 @@ def deepimagej_agreement(entry: Entry) -> tuple[str, str] | None:
         return None
     category = str(record.get("failure_category") or record.get("status") or "")
     verdict = entry.report.deepimagej_verdict
-    errors = sorted({f.id for f in entry.report.findings
-                     if f.rule.target == "deepimagej" and f.status == "failed" and f.rule.severity == "error"})
+    errors = sorted(
+        {
+            f.id
+            for f in entry.report.findings
+            if f.rule.target == "deepimagej" and f.status == "failed" and f.rule.severity == "error"
+        }
+    )
     if category.startswith("rdf-static"):
         agrees = verdict == WILL_NOT_RUN
         return ("agree" if agrees else "disagree"), f"recorded {category!r}, zoo says {verdict!r}"
@@ -171,14 +177,22 @@ def test_the_corpus_is_all_there():
 
 def test_nothing_escapes_and_no_check_fails_itself():
     crashed = [(e.name, e.escaped) for e in entries() if e.escaped]
-    crashed += [(e.name, f"{f.id}: {f.message}") for e in entries() if e.report is not None
-                for f in e.report.findings if (f.details or {}).get("internal_error")]
+    crashed += [
+        (e.name, f"{f.id}: {f.message}")
+        for e in entries()
+        if e.report is not None
+        for f in e.report.findings
+        if (f.details or {}).get("internal_error")
+    ]
     assert crashed == []
 
 
 def test_format_verdict_is_bioimageio_specs():
-    differ = [(e.name, f"FMT002 {fmt_verdict(e)}, bioimageio.spec {e.spec_valid} {e.spec_error or ''}".strip())
-              for e in entries() if e.report is not None and fmt_verdict(e) != bool(e.spec_valid)]
+    differ = [
+        (e.name, f"FMT002 {fmt_verdict(e)}, bioimageio.spec {e.spec_valid} {e.spec_error or ''}".strip())
+        for e in entries()
+        if e.report is not None and fmt_verdict(e) != bool(e.spec_valid)
+    ]
     assert differ == []
 
 
@@ -193,8 +207,11 @@ def test_urls_are_named_and_fail_nothing_that_does_not_need_them():
             unnamed.append((entry.name, sorted(urls - named)))
         for finding in entry.report.findings:
             text = f"{finding.message} {finding.details or ''}"
-            if finding.status == "failed" and not finding.id.startswith(("FIL", "FMT")) and any(
-                    url in text for url in urls):
+            if (
+                finding.status == "failed"
+                and not finding.id.startswith(("FIL", "FMT"))
+                and any(url in text for url in urls)
+            ):
                 blamed.append((entry.name, finding.id, finding.message[:200]))
     assert unnamed == []
     assert blamed == []
@@ -212,7 +229,8 @@ def test_lone_descriptions_are_never_judged_by_their_absent_files():
             if finding.status not in ("failed", "warning") or finding.id not in FILE_READING_RULES:
                 continue
             if (finding.id == "DIJ04" and details.get("source") is None) or (
-                    finding.id == "DIJ32" and details.get("named") == []):
+                finding.id == "DIJ32" and details.get("named") == []
+            ):
                 continue
             wrong.append((entry.name, finding.id, finding.message[:200]))
     assert wrong == []
@@ -236,11 +254,13 @@ def test_summary(capsys):
         if entry.report is not None:
             key = str(entry.report.deepimagej_verdict)
             verdicts[key] = verdicts.get(key, 0) + 1
-    line = (f"real-world lane: {len(rdfs)} rdfs, {len(all_entries) - len(rdfs)} packages, "
-            f"{sum(bool(e.spec_valid) for e in all_entries)} format-valid, "
-            f"{sum(fmt_verdict(e) == bool(e.spec_valid) for e in all_entries if e.report)} FMT002 = bioimageio.spec, "
-            f"deepImageJ agree {agree}/{len(compared)} ({len(version)} differ by deepImageJ 3's own rules), "
-            f"deepImageJ verdicts {dict(sorted(verdicts.items()))}")
+    line = (
+        f"real-world lane: {len(rdfs)} rdfs, {len(all_entries) - len(rdfs)} packages, "
+        f"{sum(bool(e.spec_valid) for e in all_entries)} format-valid, "
+        f"{sum(fmt_verdict(e) == bool(e.spec_valid) for e in all_entries if e.report)} FMT002 = bioimageio.spec, "
+        f"deepImageJ agree {agree}/{len(compared)} ({len(version)} differ by deepImageJ 3's own rules), "
+        f"deepImageJ verdicts {dict(sorted(verdicts.items()))}"
+    )
     logger.info(line)
     with capsys.disabled():
         print(f"\n{line}")

@@ -66,8 +66,12 @@ def test_a_citation_needs_a_text_and_a_doi_or_url():
 
 @pytest.mark.parametrize(
     ("architecture", "doi"),
-    [("unet3d", "10.1007/978-3-319-46723-8_49"), ("classifier2d", "10.1038/nature14539"),
-     ("unet2d_keras", UNET_DOI), ("something-else", UNET_DOI)],
+    [
+        ("unet3d", "10.1007/978-3-319-46723-8_49"),
+        ("classifier2d", "10.1038/nature14539"),
+        ("unet2d_keras", UNET_DOI),
+        ("something-else", UNET_DOI),
+    ],
 )
 def test_a_checkpoint_of_an_unregistered_trainer_cites_by_its_architecture(architecture, doi):
     assert citation_for("an-older-trainer", architecture).doi == doi

@@ -113,7 +113,8 @@ def test_folder_with_an_unpaired_image_is_a_cli_usage_error(tmp_path):
     (tmp_path / "data" / "images").mkdir(parents=True)
     (tmp_path / "data" / "masks").mkdir(parents=True)
     tifffile.imwrite(tmp_path / "data" / "images" / "lonely.tif", np.zeros((32, 32), np.float32))
-    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
-                                      "--quick"])
+    result = CliRunner().invoke(
+        app, ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--quick"]
+    )
     assert result.exit_code == 2
     assert "lonely" in result.output

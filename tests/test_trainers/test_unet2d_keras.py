@@ -42,7 +42,6 @@ def test_keras_run_resumes_after_an_interruption(tmp_path):
     from tests.test_trainers.test_zoo_trainers import StopAtEpoch
     from zoo import api
 
-
     config = tiny_train_config(tmp_path, trainer="unet2d-keras", epochs=2)
     with pytest.raises(KeyboardInterrupt):
         api.train(config, StopAtEpoch(2))

@@ -16,9 +16,9 @@ def dij_report(source: Path) -> ValidationReport:
     """The deepImageJ rules only, on the raw rdf as validate_source reads it; bioimageio.spec is not asked (the DIJ
     rules do not use its description) and no model is executed, so this is fast."""
     import zoo.validators.checks  # noqa: F401  (registers the rules)
+    from zoo.bioimage.source import open_source
     from zoo.validators import _run_check
     from zoo.validators.registry import CHECKS, RULES
-    from zoo.bioimage.source import open_source
 
     report = ValidationReport(source=str(source))
     with open_source(Path(source)) as opened:
@@ -55,8 +55,9 @@ def set_scalar_text(folder: Path, key: str, raw: str, top_level: bool = False) -
     YAML types (quoted or not) survive only this way."""
     path = folder / "rdf.yaml"
     indent = "" if top_level else r"[ \t]*"
-    text, count = re.subn(rf"^({indent}{re.escape(key)}:)[ \t]*\S.*$", rf"\g<1> {raw}", path.read_text(),
-                          flags=re.MULTILINE)
+    text, count = re.subn(
+        rf"^({indent}{re.escape(key)}:)[ \t]*\S.*$", rf"\g<1> {raw}", path.read_text(), flags=re.MULTILINE
+    )
     assert count, key
     path.write_text(text)
 
@@ -69,8 +70,9 @@ def edit_rdf(folder: Path, change: Callable[[dict], None]) -> None:
     save_rdf(folder, rdf)
 
 
-def rewrite_zip(path: Path, change: Callable[[str, bytes], tuple[str, bytes] | None],
-                add: dict[str, bytes] | None = None) -> None:
+def rewrite_zip(
+    path: Path, change: Callable[[str, bytes], tuple[str, bytes] | None], add: dict[str, bytes] | None = None
+) -> None:
     """Rewrite a zip member by member: `change(name, data)` returns the new (name, data), or None to drop it."""
     with zipfile.ZipFile(path) as archive:
         members = [(name, archive.read(name)) for name in archive.namelist()]

@@ -212,10 +212,10 @@ def unzip(archive: Path, folder: Path) -> Path:
 def run_rules(folder: Path, rule_ids: tuple[str, ...], **options) -> dict[str, list]:
     """The findings of some rules on a package, in this process, sharing one PackageUnderTest as validate does."""
     import zoo.validators.checks  # noqa: F401
+    from zoo.bioimage.source import open_source
     from zoo.validators import _load, _run_check
     from zoo.validators.context import PackageUnderTest
     from zoo.validators.registry import CHECKS
-    from zoo.bioimage.source import open_source
 
     with open_source(folder) as opened:
         pkg = PackageUnderTest(opened, **options)

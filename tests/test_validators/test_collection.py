@@ -132,9 +132,19 @@ def test_dashboard_opens_in_headless_chromium_and_lists_every_package(collection
     _, out, result = collection
 
     def dump(url: str) -> str:
-        command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                   "--disable-component-update", "--disable-sync", "--no-first-run",
-                   f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url]
+        command = [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            url,
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
@@ -221,10 +231,10 @@ def test_a_dask_scheduler_gives_the_sequential_results(collection, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     listed, expected = subset(collection, list(SYNTHETIC), "scheduler-subset.txt")
     # one worker thread in this process: the scheduler path without starting processes
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
-        spread = api.validate_collection(listed, tmp_path / "out", scheduler=cluster.scheduler_address,
-                                         isolate=False)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        spread = api.validate_collection(listed, tmp_path / "out", scheduler=cluster.scheduler_address, isolate=False)
     assert comparable(spread.to_dict()) == expected
 
 
@@ -245,9 +255,12 @@ def test_cli_validate_collection_exit_codes(tmp_path):
     assert "FMT001" in result.output and (tmp_path / "out" / "index.html").is_file()
     empty = tmp_path / "empty"
     empty.mkdir()
-    for arguments in ([str(tmp_path / "missing")], [str(empty)],
-                      [str(tmp_path / "models"), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"],
-                      [str(tmp_path / "models"), "--target", "fiji"]):
+    for arguments in (
+        [str(tmp_path / "missing")],
+        [str(empty)],
+        [str(tmp_path / "models"), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"],
+        [str(tmp_path / "models"), "--target", "fiji"],
+    ):
         result = runner.invoke(app, ["validate-collection", *arguments, "--out", str(tmp_path / "out2")])
         assert result.exit_code == 2, (arguments, result.output)
         assert "Traceback" not in result.output
@@ -255,11 +268,23 @@ def test_cli_validate_collection_exit_codes(tmp_path):
 
 def run_action_script(tmp_path: Path, paths: str, **env) -> tuple[subprocess.CompletedProcess, Path, Path]:
     summary, outputs = tmp_path / "step-summary.md", tmp_path / "github-output"
-    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                   "ZOO_PATHS": paths, "ZOO_OUT": str(tmp_path / "zoo-validation"),
-                   "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs), **env}
-    done = subprocess.run(["bash", str(ROOT / "ci" / "validate.sh")], cwd=tmp_path, env=environment,
-                          capture_output=True, text=True, timeout=300)
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "ZOO_PATHS": paths,
+        "ZOO_OUT": str(tmp_path / "zoo-validation"),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_OUTPUT": str(outputs),
+        **env,
+    }
+    done = subprocess.run(
+        ["bash", str(ROOT / "ci" / "validate.sh")],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return done, summary, outputs
 
 
@@ -297,8 +322,14 @@ def test_action_script_without_paths_is_a_usage_error(tmp_path):
 def test_pre_commit_hook_validates_each_changed_rdf(tmp_path):
     write_garbage(tmp_path / "a")
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(["bash", str(ROOT / "ci" / "pre-commit-validate.sh"), "--target=deepimagej",
-                           "a/rdf.yaml"], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", str(ROOT / "ci" / "pre-commit-validate.sh"), "--target=deepimagej", "a/rdf.yaml"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1 and "FMT001" in done.stdout
     hooks = (ROOT / ".pre-commit-hooks.yaml").read_text()
     assert "entry: ci/pre-commit-validate.sh" in hooks

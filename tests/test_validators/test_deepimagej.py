@@ -111,8 +111,10 @@ def test_dij04_weight_file_missing_or_remote(package_folder):
     (folder / "weights_torchscript.pt").unlink()
     edit_rdf(folder, lambda rdf: rdf["weights"]["onnx"].update(source="https://example.invalid/weights.onnx"))
     found = {f.location: f.details["source"] for f in problems(dij_report(folder), "DIJ04")}
-    assert found == {"weights.torchscript": "weights_torchscript.pt",
-                     "weights.onnx": "https://example.invalid/weights.onnx"}
+    assert found == {
+        "weights.torchscript": "weights_torchscript.pt",
+        "weights.onnx": "https://example.invalid/weights.onnx",
+    }
 
 
 def test_dij04_weight_files_present(zoo_report):
@@ -125,8 +127,9 @@ def test_dij04_only_weights_deepimagej_uses_matter(package_folder):
     """A state dict only at a URL beside local TorchScript and ONNX: deepImageJ never loads it, so it runs."""
     folder = package_folder()
     (folder / "weights.pt").unlink()
-    edit_rdf(folder, lambda rdf: rdf["weights"]["pytorch_state_dict"].update(
-        source="https://example.invalid/weights.pt"))
+    edit_rdf(
+        folder, lambda rdf: rdf["weights"]["pytorch_state_dict"].update(source="https://example.invalid/weights.pt")
+    )
     report = dij_report(folder)
     [finding] = report.by_id("DIJ04")
     assert finding.status == "passed" and finding.details["not_used"] == ["pytorch_state_dict"]
@@ -135,8 +138,11 @@ def test_dij04_only_weights_deepimagej_uses_matter(package_folder):
 
 def test_dij04_state_dict_of_format_0_4_is_never_used(tmp_path):
     """Format 0.4: deepImageJ runs no pytorch_state_dict, so its absence says nothing; the TorchScript counts."""
-    (tmp_path / "rdf.yaml").write_text(RDF_V04.replace("AXES", "bcyx").replace(
-        "weights:\n", "weights:\n  torchscript: {source: weights_torchscript.pt, pytorch_version: '1.13'}\n"))
+    (tmp_path / "rdf.yaml").write_text(
+        RDF_V04.replace("AXES", "bcyx").replace(
+            "weights:\n", "weights:\n  torchscript: {source: weights_torchscript.pt, pytorch_version: '1.13'}\n"
+        )
+    )
     np.save(tmp_path / "test_input.npy", np.ones((1, 1, 64, 64), np.float32))
     (tmp_path / "weights_torchscript.pt").write_bytes(b"not read by DIJ04")
     [finding] = dij_report(tmp_path).by_id("DIJ04")
@@ -188,8 +194,9 @@ def test_dij32_sample_alone_is_enough(package_folder):
 # ------------------------------------------------------------------------------------------ weights and engines
 def test_dij05_no_runnable_format(package_folder):
     folder = package_folder()
-    edit_rdf(folder, lambda rdf: rdf.update(weights={"keras_hdf5": {"source": "weights.h5",
-                                                                    "tensorflow_version": "2.10.0"}}))
+    edit_rdf(
+        folder, lambda rdf: rdf.update(weights={"keras_hdf5": {"source": "weights.h5", "tensorflow_version": "2.10.0"}})
+    )
     [finding] = problems(dij_report(folder), "DIJ05")
     assert finding.details == {"formats": ["keras_hdf5"], "runnable": []}
 
@@ -213,8 +220,11 @@ def test_dij05_engines_fiji_picks(zoo_report):
     [finding] = zoo_report.by_id("DIJ05")
     assert finding.status == "passed"
     assert finding.details["engines"] == {
-        "onnx": "onnx opset 17 (onnxruntime 1.12.1)", "pytorch_state_dict": "deepImageJ's Python environment",
-        "tensorflow_saved_model_bundle": "tensorflow 2.7.0", "torchscript": "pytorch 2.0.0"}
+        "onnx": "onnx opset 17 (onnxruntime 1.12.1)",
+        "pytorch_state_dict": "deepImageJ's Python environment",
+        "tensorflow_saved_model_bundle": "tensorflow 2.7.0",
+        "torchscript": "pytorch 2.0.0",
+    }
 
 
 def test_dij06_blocklisted_id(package_folder):
@@ -230,8 +240,9 @@ def test_dij06_id_not_blocklisted(zoo_report):
 
 
 def _torchscript_version(folder, version: bytes) -> None:
-    rewrite_zip(folder / "weights_torchscript.pt",
-                lambda name, data: (name, version if name.endswith("/version") else data))
+    rewrite_zip(
+        folder / "weights_torchscript.pt", lambda name, data: (name, version if name.endswith("/version") else data)
+    )
 
 
 def test_dij07_archive_newer_than_libtorch_2_0(package_folder):
@@ -247,8 +258,11 @@ def test_dij07_archive_newer_than_libtorch_2_0(package_folder):
 
 def test_dij07_operator_libtorch_2_0_is_not_known_to_have(package_folder):
     folder = package_folder()
-    rewrite_zip(folder / "weights_torchscript.pt", lambda name, data: (name, data),
-                add={"weights_torchscript/code/__torch__/extra.py": b"def f(x):\n  return torch.rms_norm(x, [4])\n"})
+    rewrite_zip(
+        folder / "weights_torchscript.pt",
+        lambda name, data: (name, data),
+        add={"weights_torchscript/code/__torch__/extra.py": b"def f(x):\n  return torch.rms_norm(x, [4])\n"},
+    )
     [finding] = problems(dij_report(folder), "DIJ07")
     assert finding.details["unknown_ops"] == ["aten::rms_norm"]
     assert finding.details["engine"] == "pytorch 2.0.0"
@@ -260,8 +274,12 @@ def test_dij07_settled_from_the_archive(zoo_report):
     [finding] = zoo_report.by_id("DIJ07")
     assert finding.status == "passed"
     assert {k: v for k, v in finding.details.items() if k != "ops"} == {
-        "engine": "pytorch 2.0.0", "pytorch_version": torch.__version__.split("+")[0], "file_format_version": 3,
-        "max_file_format_version": 10, "unknown_ops": []}
+        "engine": "pytorch 2.0.0",
+        "pytorch_version": torch.__version__.split("+")[0],
+        "file_format_version": 3,
+        "max_file_format_version": 10,
+        "unknown_ops": [],
+    }
     assert finding.details["ops"] > 0
 
 
@@ -269,10 +287,11 @@ def test_dij08_unquoted_pytorch_version(package_folder):
     folder = package_folder()
     set_scalar_text(folder, "pytorch_version", "1.10")
     found = problems(dij_report(folder), "DIJ08")
-    assert {f.location for f in found} == {"weights.pytorch_state_dict.pytorch_version",
-                                           "weights.torchscript.pytorch_version"}
-    assert found[0].details == {"written": "1.10", "read_as": "1.1", "engine_read": "1.7.1",
-                                "engine_meant": "1.10.0"}
+    assert {f.location for f in found} == {
+        "weights.pytorch_state_dict.pytorch_version",
+        "weights.torchscript.pytorch_version",
+    }
+    assert found[0].details == {"written": "1.10", "read_as": "1.1", "engine_read": "1.7.1", "engine_meant": "1.10.0"}
 
 
 def test_dij08_quoted_versions(zoo_report):
@@ -285,8 +304,10 @@ def test_dij08_unquoted_version_read_as_written(package_folder):
     set_scalar_text(folder, "pytorch_version", "1.13")
     [finding] = dij_report(folder).by_id("DIJ08")
     assert finding.status == "passed"
-    assert finding.details["read_as_written"] == ["weights.pytorch_state_dict.pytorch_version 1.13",
-                                                  "weights.torchscript.pytorch_version 1.13"]
+    assert finding.details["read_as_written"] == [
+        "weights.pytorch_state_dict.pytorch_version 1.13",
+        "weights.torchscript.pytorch_version 1.13",
+    ]
 
 
 def test_dij09_tensorflow_version_missing(package_folder):
@@ -307,7 +328,10 @@ def test_dij10_savedmodel_with_ops_and_attrs_tf_2_7_lacks(package_folder):
     [finding] = problems(dij_report(folder), "DIJ10")
     assert finding.status == "warning"
     assert {k: finding.details[k] for k in ("engine", "absent_ops", "new_attrs")} == {
-        "engine": "tensorflow 2.7.0", "absent_ops": ["DisableCopyOnRead"], "new_attrs": ["VarHandleOp.debug_name"]}
+        "engine": "tensorflow 2.7.0",
+        "absent_ops": ["DisableCopyOnRead"],
+        "new_attrs": ["VarHandleOp.debug_name"],
+    }
 
 
 def test_dij10_unknown_op_leaves_the_risk(package_folder):
@@ -325,7 +349,11 @@ def test_dij10_settled_when_every_op_is_in_tf_2_7(zoo_report):
     [finding] = zoo_report.by_id("DIJ10")
     assert finding.status == "passed"
     assert {k: finding.details[k] for k in ("engine", "absent_ops", "unknown_ops", "new_attrs")} == {
-        "engine": "tensorflow 2.7.0", "absent_ops": [], "unknown_ops": [], "new_attrs": []}
+        "engine": "tensorflow 2.7.0",
+        "absent_ops": [],
+        "unknown_ops": [],
+        "new_attrs": [],
+    }
 
 
 def test_dij11_savedmodel_nested_in_a_folder(package_folder):
@@ -393,7 +421,10 @@ def test_dij13_onnx_opset_and_ir_too_new(package_folder):
     found = problems(dij_report(folder), "DIJ13")
     assert len(found) == 2
     assert {k: found[0].details[k] for k in ("opset", "ir_version", "engine")} == {
-        "opset": 18, "ir_version": 9, "engine": "onnx opset 17 (onnxruntime 1.12.1)"}
+        "opset": 18,
+        "ir_version": 9,
+        "engine": "onnx opset 17 (onnxruntime 1.12.1)",
+    }
 
 
 def test_dij13_onnx_opset_17_ir_8(zoo_report):
@@ -457,8 +488,10 @@ def test_dij17_space_axis_without_id_and_channel_without_names(package_folder):
 
     _input_axes(folder, break_axes)
     found = {f.location: f.details for f in problems(dij_report(folder), "DIJ17")}
-    assert found == {"inputs.0.axes.1": {"axis_type": "channel", "axis_id": "channel"},
-                     "inputs.0.axes.3": {"axis_type": "space", "axis_id": None}}
+    assert found == {
+        "inputs.0.axes.1": {"axis_type": "channel", "axis_id": "channel"},
+        "inputs.0.axes.3": {"axis_type": "space", "axis_id": None},
+    }
 
 
 def test_dij17_axis_ids_written(zoo_report):
@@ -488,8 +521,9 @@ def test_dij19_model_input_not_float32(package_folder):
         rdf["inputs"][0]["preprocessing"][-1]["kwargs"]["dtype"] = "uint8"
 
     edit_rdf(folder, uint8)
-    edit_saved_model(folder, lambda saved: setattr(
-        saved.meta_graphs[0].signature_def["serving_default"].inputs["raw"], "dtype", 4))  # DT_UINT8
+    edit_saved_model(
+        folder, lambda saved: setattr(saved.meta_graphs[0].signature_def["serving_default"].inputs["raw"], "dtype", 4)
+    )  # DT_UINT8
     found = {f.details["source"]: f.details["dtype"] for f in problems(dij_report(folder), "DIJ19")}
     assert found == {"rdf": "uint8", "tensorflow_saved_model_bundle": "uint8"}
 
@@ -563,8 +597,7 @@ def test_dij24_min_not_multiple_of_step_and_halo_too_large(package_folder):
 
     edit_rdf(folder, break_tiling)
     found = {f.location: f.details for f in problems(dij_report(folder), "DIJ24")}
-    assert found == {"inputs.0.axes.2": {"min": 33, "step": 4},
-                     "outputs.0.axes.3": {"tile": x_min, "halo": halo}}
+    assert found == {"inputs.0.axes.2": {"min": 33, "step": 4}, "outputs.0.axes.3": {"tile": x_min, "halo": halo}}
 
 
 def test_dij24_tiling_geometry(zoo_report):
@@ -605,8 +638,7 @@ def _preprocessing(folder, steps: list[dict]) -> None:
 
 def test_dij27_unimplemented_op_and_clip_without_max(package_folder):
     folder = package_folder()
-    _preprocessing(folder, [{"id": "softmax", "kwargs": {"axes": ["channel"]}},
-                            {"id": "clip", "kwargs": {"min": 0.0}}])
+    _preprocessing(folder, [{"id": "softmax", "kwargs": {"axes": ["channel"]}}, {"id": "clip", "kwargs": {"min": 0.0}}])
     found = {f.details["op"]: f.details["kwargs"] for f in problems(dij_report(folder), "DIJ27")}
     assert found == {"softmax": ["axes"], "clip": ["min"]}
 
@@ -628,11 +660,25 @@ def test_dij28_plain_numbers(zoo_report):
 
 def test_dij29_percentiles_and_reference_tensor(package_folder):
     folder = package_folder()
-    _preprocessing(folder, [{"id": "scale_range", "kwargs": {"axes": ["y", "x"], "min_percentile": 1.0,
-                                                            "max_percentile": 99.8, "reference_tensor": "other"}}])
+    _preprocessing(
+        folder,
+        [
+            {
+                "id": "scale_range",
+                "kwargs": {
+                    "axes": ["y", "x"],
+                    "min_percentile": 1.0,
+                    "max_percentile": 99.8,
+                    "reference_tensor": "other",
+                },
+            }
+        ],
+    )
     found = [f.details for f in problems(dij_report(folder), "DIJ29")]
-    assert found == [{"op": "scale_range", "reference_tensor": "other"},
-                     {"op": "scale_range", "min_percentile": 1.0, "max_percentile": 99.8}]
+    assert found == [
+        {"op": "scale_range", "reference_tensor": "other"},
+        {"op": "scale_range", "min_percentile": 1.0, "max_percentile": 99.8},
+    ]
 
 
 def test_dij29_per_sample_statistics(zoo_report):
@@ -651,8 +697,7 @@ def test_dij30_batch_axis_name_hits_channels(package_folder):
 
     def two_channels(rdf):
         rdf["inputs"][0]["axes"][1]["channel_names"] = ["a", "b"]
-        rdf["inputs"][0]["preprocessing"] = [{"id": "zero_mean_unit_variance", "kwargs": {"axes": ["batch", "y",
-                                                                                                  "x"]}}]
+        rdf["inputs"][0]["preprocessing"] = [{"id": "zero_mean_unit_variance", "kwargs": {"axes": ["batch", "y", "x"]}}]
 
     edit_rdf(folder, two_channels)
     [finding] = problems(dij_report(folder), "DIJ30")
@@ -669,7 +714,8 @@ def test_dij31_normalization_only_in_a_macro(package_folder):
     def macro(rdf):
         rdf["inputs"][0]["preprocessing"] = []
         rdf["config"]["deepimagej"]["prediction"] = {
-            "preprocess": [{"spec": "ij.IJ::runMacroFile", "kwargs": "preprocessing.ijm"}]}
+            "preprocess": [{"spec": "ij.IJ::runMacroFile", "kwargs": "preprocessing.ijm"}]
+        }
 
     edit_rdf(folder, macro)
     [finding] = problems(dij_report(folder), "DIJ31")
@@ -678,8 +724,12 @@ def test_dij31_normalization_only_in_a_macro(package_folder):
 
 def test_dij31_macro_beside_rdf_processing(package_folder):
     folder = package_folder()
-    edit_rdf(folder, lambda rdf: rdf["config"]["deepimagej"].update(prediction={
-        "preprocess": [{"spec": "ij.IJ::runMacroFile", "kwargs": "preprocessing.ijm"}]}))
+    edit_rdf(
+        folder,
+        lambda rdf: rdf["config"]["deepimagej"].update(
+            prediction={"preprocess": [{"spec": "ij.IJ::runMacroFile", "kwargs": "preprocessing.ijm"}]}
+        ),
+    )
     assert statuses(dij_report(folder), "DIJ31") == {"passed"}
 
 
@@ -692,8 +742,12 @@ def test_unet2d_nuclei_broad_onnx_opset_20_and_settled_torchscript(tmp_path):
     assert len(found) == 2  # the opset and the IR version, each a reason on its own
     [torchscript] = report.by_id("DIJ07")
     assert torchscript.status == "passed"  # settled from the archive: version 3, operators all in libtorch 2.0.0
-    assert {k: torchscript.details[k] for k in ("engine", "pytorch_version", "file_format_version", "unknown_ops")} \
-        == {"engine": "pytorch 2.0.0", "pytorch_version": "2.5.1", "file_format_version": 3, "unknown_ops": []}
+    assert {k: torchscript.details[k] for k in ("engine", "pytorch_version", "file_format_version", "unknown_ops")} == {
+        "engine": "pytorch 2.0.0",
+        "pytorch_version": "2.5.1",
+        "file_format_version": 3,
+        "unknown_ops": [],
+    }
     # the spec dropped the id of the x axes (its default), and JDLL needs it written
     assert {f.location for f in problems(report, "DIJ17")} == {"inputs.0.axes.3", "outputs.0.axes.3"}
     assert report.deepimagej_verdict == "will not run"
@@ -733,8 +787,10 @@ def test_zoo_package_runs_in_deepimagej(zoo_report):
 
 def test_checks_never_raise_on_odd_yaml(package_folder):
     folder = package_folder()
-    edit_rdf(folder, lambda rdf: rdf.update(inputs={"raw": 1}, outputs=[None, 3], weights=["onnx"],
-                                            config={"deepimagej": "yes"}))
+    edit_rdf(
+        folder,
+        lambda rdf: rdf.update(inputs={"raw": 1}, outputs=[None, 3], weights=["onnx"], config={"deepimagej": "yes"}),
+    )
     report = dij_report(folder)
     crashed = [f for f in report.findings if (f.details or {}).get("internal_error")]
     assert crashed == []
@@ -815,7 +871,8 @@ def test_format_0_4_null_scale_is_a_new_axis(tmp_path):
     """A 0.4 output whose reference `scale` holds null (a new axis of size 2·offset) is read, not crashed on: every
     rule judges it (before, twelve DIJ checks reported "the check itself failed (TypeError ...)")."""
     rdf = RDF_V04.replace("AXES", "bcyx").replace(
-        "scale: [1, 1, 1, 1], offset: [0, 0, 0, 0]", "scale: [1, null, 1, 1], offset: [0, 1, 0, 0]")
+        "scale: [1, 1, 1, 1], offset: [0, 0, 0, 0]", "scale: [1, null, 1, 1], offset: [0, 1, 0, 0]"
+    )
     assert "null" in rdf
     (tmp_path / "rdf.yaml").write_text(rdf)
     np.save(tmp_path / "test_input.npy", np.ones((1, 1, 64, 64), np.float32))
@@ -830,8 +887,11 @@ def test_format_0_4_null_scale_is_a_new_axis(tmp_path):
 def test_format_0_3_reference_is_read_as_0_4(tmp_path):
     """0.3 and 0.4 both mean reference·scale + 2·offset, JDLL's own formula: DIJ21 passes a half-size output (before,
     a 0.3 rdf was judged by the 0.5 meaning of `scale` and failed)."""
-    rdf = RDF_V04.replace("AXES", "bcyx").replace("format_version: 0.4.10", "format_version: 0.3.2").replace(
-        "scale: [1, 1, 1, 1], offset: [0, 0, 0, 0]", "scale: [1, 1, 0.5, 0.5], offset: [0, 0, 0, 0]")
+    rdf = (
+        RDF_V04.replace("AXES", "bcyx")
+        .replace("format_version: 0.4.10", "format_version: 0.3.2")
+        .replace("scale: [1, 1, 1, 1], offset: [0, 0, 0, 0]", "scale: [1, 1, 0.5, 0.5], offset: [0, 0, 0, 0]")
+    )
     (tmp_path / "rdf.yaml").write_text(rdf)
     np.save(tmp_path / "test_input.npy", np.ones((1, 1, 64, 64), np.float32))
     report = dij_report(tmp_path)

@@ -81,8 +81,9 @@ def test_emulation_finds_per_row_gain_list(package_folder):
     rewrite_test_output(folder)
 
     findings = run_rules(folder, ("REP001", "DIJ30", "DJE001"))
-    assert {f.status for f in findings["REP001"] if f.location.startswith(("weights.onnx", "weights.torchscript"))} \
-        == {"passed"}
+    assert {f.status for f in findings["REP001"] if f.location.startswith(("weights.onnx", "weights.torchscript"))} == {
+        "passed"
+    }
     assert {f.status for f in findings["DIJ30"]} == {"failed"}
     emulated = {f.details["weight_format"]: f for f in findings["DJE001"]}
     for finding in emulated.values():
@@ -121,11 +122,19 @@ def test_nearest_rank_percentile_differs_from_numpy():
 
 
 def _view(axes: list[dict], halo: int = 0) -> tuple:
-    rdf = {"format_version": "0.5.4",
-           "inputs": [{"id": "raw", "axes": axes}],
-           "outputs": [{"id": "out", "axes": [
-               {**a, "size": {"tensor_id": "raw", "axis_id": a["id"]}, "halo": halo} if a["type"] == "space" else a
-               for a in axes]}]}
+    rdf = {
+        "format_version": "0.5.4",
+        "inputs": [{"id": "raw", "axes": axes}],
+        "outputs": [
+            {
+                "id": "out",
+                "axes": [
+                    {**a, "size": {"tensor_id": "raw", "axis_id": a["id"]}, "halo": halo} if a["type"] == "space" else a
+                    for a in axes
+                ],
+            }
+        ],
+    }
     return tensors(rdf, "inputs")[0], tensors(rdf, "outputs")
 
 
@@ -134,14 +143,17 @@ def _box_filter(image: np.ndarray, radius: int) -> np.ndarray:
     out = np.zeros_like(image)
     for dy in range(2 * radius + 1):
         for dx in range(2 * radius + 1):
-            out += padded[:, :, dy:dy + image.shape[2], dx:dx + image.shape[3]]
+            out += padded[:, :, dy : dy + image.shape[2], dx : dx + image.shape[3]]
     return out / (2 * radius + 1) ** 2
 
 
 def test_tiles_stitched_with_halo_equal_the_whole_image(monkeypatch):
-    axes = [{"id": "batch", "type": "batch"}, {"id": "channel", "type": "channel", "channel_names": ["a"]},
-            {"id": "y", "type": "space", "size": {"min": 16, "step": 8}},
-            {"id": "x", "type": "space", "size": {"min": 16, "step": 8}}]
+    axes = [
+        {"id": "batch", "type": "batch"},
+        {"id": "channel", "type": "channel", "channel_names": ["a"]},
+        {"id": "y", "type": "space", "size": {"min": 16, "step": 8}},
+        {"id": "x", "type": "space", "size": {"min": 16, "step": 8}},
+    ]
     input_view, outputs = _view(axes, halo=4)
     image = np.random.default_rng(0).random((1, 1, 70, 53), dtype=np.float32)
     monkeypatch.setattr(emulation, "MAX_INPUT_TILE_ELEMENTS", 32 * 32)
@@ -157,8 +169,12 @@ def test_tiles_stitched_with_halo_equal_the_whole_image(monkeypatch):
 
 
 def test_fixed_size_tile_mirrors_a_small_image_and_refuses_under_a_third():
-    axes = [{"id": "batch", "type": "batch"}, {"id": "channel", "type": "channel", "channel_names": ["a"]},
-            {"id": "y", "type": "space", "size": 64}, {"id": "x", "type": "space", "size": 64}]
+    axes = [
+        {"id": "batch", "type": "batch"},
+        {"id": "channel", "type": "channel", "channel_names": ["a"]},
+        {"id": "y", "type": "space", "size": 64},
+        {"id": "x", "type": "space", "size": 64},
+    ]
     input_view, outputs = _view(axes)
     image = np.random.default_rng(1).random((1, 1, 40, 30), dtype=np.float32)
     shapes = []
@@ -170,13 +186,29 @@ def test_fixed_size_tile_mirrors_a_small_image_and_refuses_under_a_third():
 
 
 def test_processing_quirks_of_jdll():
-    axes = [{"id": "batch", "type": "batch"}, {"id": "channel", "type": "channel", "channel_names": ["a", "b"]},
-            {"id": "y", "type": "space", "size": 4}, {"id": "x", "type": "space", "size": 4}]
+    axes = [
+        {"id": "batch", "type": "batch"},
+        {"id": "channel", "type": "channel", "channel_names": ["a", "b"]},
+        {"id": "y", "type": "space", "size": 4},
+        {"id": "x", "type": "space", "size": 4},
+    ]
     data = np.stack([np.arange(16.0).reshape(4, 4), 100 + 10 * np.arange(16.0).reshape(4, 4)])[None]
-    rdf = {"format_version": "0.5.4", "inputs": [{"id": "raw", "axes": axes, "preprocessing": [
-        {"id": "scale_linear", "kwargs": {"axis": "channel", "gain": [2.0, 3.0], "offset": [1.0, 5.0]}}]}]}
+    rdf = {
+        "format_version": "0.5.4",
+        "inputs": [
+            {
+                "id": "raw",
+                "axes": axes,
+                "preprocessing": [
+                    {"id": "scale_linear", "kwargs": {"axis": "channel", "gain": [2.0, 3.0], "offset": [1.0, 5.0]}}
+                ],
+            }
+        ],
+    }
     np.testing.assert_allclose(emulation.apply_processing(tensors(rdf, "inputs")[0], data), data * 2 + 1)
-    rdf["inputs"][0]["preprocessing"] = [{"id": "zero_mean_unit_variance", "kwargs": {"axes": ["x", "y"]}},
-                                         {"id": "ensure_dtype", "kwargs": {"dtype": "uint8"}}]
+    rdf["inputs"][0]["preprocessing"] = [
+        {"id": "zero_mean_unit_variance", "kwargs": {"axes": ["x", "y"]}},
+        {"id": "ensure_dtype", "kwargs": {"dtype": "uint8"}},
+    ]
     joint = emulation.apply_processing(tensors(rdf, "inputs")[0], data)
     np.testing.assert_allclose(joint, (data - data.mean()) / (data.std() + 1e-6), rtol=1e-5)

@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import zip_folder
 from tests.test_validators import runtime_packages as rp
-from zoo.validators import validate_source
 from zoo.bioimage.source import ExtractionTimeout, safe_extract
+from zoo.validators import validate_source
 
 
 @pytest.fixture

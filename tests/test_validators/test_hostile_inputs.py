@@ -24,7 +24,7 @@ from zoo.cli import app
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
-HANGING_ARCHITECTURE = '''
+HANGING_ARCHITECTURE = """
 
 def _hanging_init(self, *args, **kwargs):  # leaves a temporary folder, then hangs until it is killed
     import tempfile
@@ -35,7 +35,7 @@ def _hanging_init(self, *args, **kwargs):  # leaves a temporary folder, then han
 
 
 UNet2d.__init__ = _hanging_init
-'''
+"""
 
 
 def tree_state(path: Path) -> dict[str, str]:
@@ -143,8 +143,14 @@ def test_out_that_is_an_existing_file_is_one_line_naming_it(command, tiny_packag
         "demo": ["demo", "--quick"],
         "export": ["export", str(tiny_checkpoint)],
     }[command]
-    result = subprocess.run(zoo_command(*args, "--out", str(out)), capture_output=True, text=True, timeout=300,
-                            cwd=tmp_path, env=run_env(tmp_path / "tmp"))
+    result = subprocess.run(
+        zoo_command(*args, "--out", str(out)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=run_env(tmp_path / "tmp"),
+    )
     assert result.returncode == 2, result.stderr
     assert str(out) in last_line(result.stderr), result.stderr
     assert out.read_bytes() == b"mine"
@@ -161,9 +167,15 @@ def test_a_report_over_the_file_size_limit_is_one_line_naming_it(tmp_path):
     package.mkdir()
     (package / "rdf.yaml").write_text("type: model\nname: broken\nformat_version: 0.5.3\n")
     report = tmp_path / "out" / "report.json"
-    result = subprocess.run(zoo_command("validate", str(package), "--json", str(report)), capture_output=True,
-                            text=True, timeout=300, cwd=tmp_path, env=run_env(tmp_path / "tmp"),
-                            preexec_fn=_limit_file_size)
+    result = subprocess.run(
+        zoo_command("validate", str(package), "--json", str(report)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=run_env(tmp_path / "tmp"),
+        preexec_fn=_limit_file_size,
+    )
     assert result.returncode == 2, result.stderr
     assert str(report) in last_line(result.stderr), result.stderr
     assert list(report.parent.iterdir()) == []  # no half-written report, no temporary file
@@ -173,8 +185,7 @@ def test_a_report_over_the_file_size_limit_is_one_line_naming_it(tmp_path):
 
 
 ALIAS_BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n"
-    for previous, name in zip("abcdefghi", "bcdefghij")
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n" for previous, name in zip("abcdefghi", "bcdefghij")
 )
 
 
@@ -185,7 +196,7 @@ def test_collection_validates_every_package_whatever_the_others_do(package_folde
     (collection / "bomb").mkdir()
     (collection / "bomb" / "rdf.yaml").write_text(ALIAS_BOMB)
     data = bytearray(Path(tiny_package).read_bytes())
-    data[len(data) // 3: len(data) // 3 + 4096] = bytes(4096)  # members' data destroyed, the directory intact
+    data[len(data) // 3 : len(data) // 3 + 4096] = bytes(4096)  # members' data destroyed, the directory intact
     (collection / "corrupt.zip").write_bytes(bytes(data))
     out = collection / "reports"  # a new folder in the collection, beside the packages: allowed, not searched
     result = runner.invoke(app, ["validate-collection", str(collection), "--out", str(out)])
@@ -199,8 +210,9 @@ def test_collection_entry_of_a_package_whose_child_was_stopped(tiny_package, tmp
     collection = tmp_path / "collection"
     collection.mkdir()
     shutil.copy(tiny_package, collection / "tiny.zip")
-    result = runner.invoke(app, ["validate-collection", str(collection), "--out", str(tmp_path / "out"),
-                                 "--time-limit", "1", "--no-cache"])
+    result = runner.invoke(
+        app, ["validate-collection", str(collection), "--out", str(tmp_path / "out"), "--time-limit", "1", "--no-cache"]
+    )
     assert result.exit_code == 1, result.output
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [(e["path"], e["status"]) for e in summary["packages"]] == [("tiny.zip", "failed")]
@@ -221,8 +233,14 @@ def test_validate_leaves_nothing_behind(case, tiny_package, package_folder, tmp_
         args = ["--time-limit", "1"]
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
-    result = subprocess.run(zoo_command("validate", str(source), "--html", str(tmp_path / "report.html"), *args),
-                            capture_output=True, text=True, timeout=300, cwd=cwd, env=run_env(tmp))
+    result = subprocess.run(
+        zoo_command("validate", str(source), "--html", str(tmp_path / "report.html"), *args),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=run_env(tmp),
+    )
     assert result.returncode == {"passed": 0, "failed": 1, "time limit": 1}[case], result.stderr
     assert leftovers(tmp) == []
     assert list(cwd.iterdir()) == []
@@ -232,8 +250,14 @@ def test_validate_leaves_nothing_behind_when_the_child_is_killed_mid_run(package
     folder = hanging_package(package_folder)
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
-    result = subprocess.run(zoo_command("validate", str(folder), "--trust", "--time-limit", "30"),
-                            capture_output=True, text=True, timeout=300, cwd=cwd, env=run_env(tmp))
+    result = subprocess.run(
+        zoo_command("validate", str(folder), "--trust", "--time-limit", "30"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=run_env(tmp),
+    )
     assert result.returncode == 1, result.stderr
     assert leftovers(tmp) == []
     assert list(cwd.iterdir()) == []
@@ -243,8 +267,13 @@ def test_validate_leaves_nothing_behind_after_ctrl_c(package_folder, tmp_path):
     folder = hanging_package(package_folder)
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
-    process = subprocess.Popen(zoo_command("validate", str(folder), "--trust", "--html", str(tmp_path / "r.html")),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd, env=run_env(tmp))
+    process = subprocess.Popen(
+        zoo_command("validate", str(folder), "--trust", "--html", str(tmp_path / "r.html")),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env=run_env(tmp),
+    )
     try:
         deadline = time.monotonic() + 180
         while not list(tmp.rglob("zoo-probe-*")) and process.poll() is None and time.monotonic() < deadline:

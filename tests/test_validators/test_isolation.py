@@ -42,10 +42,15 @@ def test_torchscript_and_onnx_run_in_a_worker_each_on_the_cpu_only(tiny_package,
     finally:
         on_cpu.stop()
     assert sorted(w.name for w in on_cpu.workers) == ["zoo-model-onnx", "zoo-model-torchscript"]
-    in_workers = {f.location: f.status for f in answers["runtime"] if f.location.startswith(("weights.onnx/",
-                                                                                              "weights.torchscript/"))}
-    assert in_workers == {"weights.onnx/outputs[probability]": "passed",
-                          "weights.torchscript/outputs[probability]": "passed"}
+    in_workers = {
+        f.location: f.status
+        for f in answers["runtime"]
+        if f.location.startswith(("weights.onnx/", "weights.torchscript/"))
+    }
+    assert in_workers == {
+        "weights.onnx/outputs[probability]": "passed",
+        "weights.torchscript/outputs[probability]": "passed",
+    }
     on_gpu = RuntimeChild(RuntimeJob(folder, folder, folder / "rdf.yaml", False, "cuda", None, None, []))
     on_gpu.stop()
     assert on_gpu.workers == []
@@ -61,7 +66,11 @@ def test_child_is_forked_only_where_nothing_can_break():
     from zoo.validators.isolation import start_method
 
     assert start_method() == "spawn"
-    fresh = subprocess.run([sys.executable, "-c", "from zoo.validators.isolation import start_method as s; print(s())"],
-                           capture_output=True, text=True, timeout=120)
+    fresh = subprocess.run(
+        [sys.executable, "-c", "from zoo.validators.isolation import start_method as s; print(s())"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     expected = "fork" if sys.platform.startswith("linux") else "spawn"
     assert fresh.stdout.strip() == expected

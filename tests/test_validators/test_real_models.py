@@ -15,7 +15,9 @@ def test_unet2d_nuclei_broad_passes(tmp_path):
     report = validate_source(folder / "rdf.yaml")
     assert report.status == "passed", [(f.id, f.message) for f in report.failed()]
     assert {f.location.split("/")[0] for f in report.by_id("REP001") if f.status == "passed"} == {
-        "weights.torchscript", "weights.onnx"}
+        "weights.torchscript",
+        "weights.onnx",
+    }
 
 
 def test_unet2d_multi_tensor_passes_with_two_outputs(tmp_path):

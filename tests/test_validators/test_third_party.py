@@ -32,17 +32,33 @@ def _legacy_rdf(folder: Path, *, batch: int | None = 1) -> dict:
         "license": "MIT",
         "documentation": rdf["documentation"],
         "timestamp": "2024-01-01T00:00:00",
-        "inputs": [{"name": "raw", "axes": "bcyx", "data_type": "float32", "data_range": [-1e9, 1e9],
-                    "shape": input_shape,
-                    "preprocessing": [{"name": "zero_mean_unit_variance",
-                                       "kwargs": {"mode": "per_sample", "axes": "yx"}}]}],
-        "outputs": [{"name": "mask", "axes": "bcyx", "data_type": "float32", "data_range": [0.0, 1.0],
-                     "shape": {"reference_tensor": "raw", "scale": [1, 1, 1, 1], "offset": [0, 0, 0, 0]},
-                     "halo": [0, 0, 0, 0]}],
+        "inputs": [
+            {
+                "name": "raw",
+                "axes": "bcyx",
+                "data_type": "float32",
+                "data_range": [-1e9, 1e9],
+                "shape": input_shape,
+                "preprocessing": [{"name": "zero_mean_unit_variance", "kwargs": {"mode": "per_sample", "axes": "yx"}}],
+            }
+        ],
+        "outputs": [
+            {
+                "name": "mask",
+                "axes": "bcyx",
+                "data_type": "float32",
+                "data_range": [0.0, 1.0],
+                "shape": {"reference_tensor": "raw", "scale": [1, 1, 1, 1], "offset": [0, 0, 0, 0]},
+                "halo": [0, 0, 0, 0],
+            }
+        ],
         "test_inputs": [rdf["inputs"][0]["test_tensor"]["source"]],
         "test_outputs": [rdf["outputs"][0]["test_tensor"]["source"]],
-        "weights": {name: {"source": entry["source"], "sha256": entry["sha256"]}
-                    for name, entry in rdf["weights"].items() if name in ("onnx", "torchscript")},
+        "weights": {
+            name: {"source": entry["source"], "sha256": entry["sha256"]}
+            for name, entry in rdf["weights"].items()
+            if name in ("onnx", "torchscript")
+        },
     }
     return legacy
 

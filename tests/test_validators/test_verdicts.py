@@ -31,8 +31,9 @@ FORMATS = ("json", "markdown", "html", "junit")
 
 
 def dij_rule(severity: str):
-    return next(r for r in sorted(RULES.values(), key=lambda r: r.id)
-                if r.target == "deepimagej" and r.severity == severity)
+    return next(
+        r for r in sorted(RULES.values(), key=lambda r: r.id) if r.target == "deepimagej" and r.severity == severity
+    )
 
 
 def report_of(*findings) -> ValidationReport:
@@ -100,8 +101,13 @@ def in_process(monkeypatch):
 
 
 def test_target_deepimagej_says_failed_wherever_it_exits_1(fake_validate, tmp_path):
-    fake_validate(report_of(passed(RULES["FMT001"], "parsed"), reproduced(),
-                            failed(dij_rule("error"), "Fiji cannot load it", "weights.onnx")))
+    fake_validate(
+        report_of(
+            passed(RULES["FMT001"], "parsed"),
+            reproduced(),
+            failed(dij_rule("error"), "Fiji cannot load it", "weights.onnx"),
+        )
+    )
     assert_everywhere(*run_cli(tmp_path / "dij", "model.zip", "--target", "deepimagej"), status="failed")
     assert_everywhere(*run_cli(tmp_path / "bio", "model.zip"), status="passed")  # Fiji's finding does not fail it
 
@@ -124,8 +130,12 @@ def test_counts_are_the_same_in_the_terminal_and_every_report(tmp_path, in_proce
 
 
 def test_one_count_for_every_writer_of_a_synthetic_report():
-    report = report_of(passed(RULES["FMT001"], "parsed"), failed(RULES["FIL001"], "absent", "weights.onnx"),
-                       failed(dij_rule("error"), "Fiji cannot load it"), skipped(RULES["REP001"], "not run"))
+    report = report_of(
+        passed(RULES["FMT001"], "parsed"),
+        failed(RULES["FIL001"], "absent", "weights.onnx"),
+        failed(dij_rule("error"), "Fiji cannot load it"),
+        skipped(RULES["REP001"], "not run"),
+    )
     for target, expected in (("bioimageio", (1, 1)), ("deepimagej", (2, 0))):
         verdict = report.verdict(target)
         assert (verdict.counts["failed"], verdict.counts["failed_other_target"]) == expected
@@ -140,16 +150,20 @@ def test_one_count_for_every_writer_of_a_synthetic_report():
 
 
 def test_nothing_run_is_not_verified_with_its_cause():
-    trust = report_of(passed(RULES["FMT001"], "parsed"),
-                      skipped(RULES["REP001"], "not run", "weights.pytorch_state_dict"))
-    absent = report_of(failed(RULES["FIL001"], "absent", "weights.onnx"),
-                       skipped(RULES["REP001"], "not run", "weights.onnx"))
+    trust = report_of(
+        passed(RULES["FMT001"], "parsed"), skipped(RULES["REP001"], "not run", "weights.pytorch_state_dict")
+    )
+    absent = report_of(
+        failed(RULES["FIL001"], "absent", "weights.onnx"), skipped(RULES["REP001"], "not run", "weights.onnx")
+    )
     ran = report_of(reproduced("torchscript"), skipped(RULES["REP001"], "not run", "weights.pytorch_state_dict"))
     assert (trust.status, trust.exit_code) == ("not verified", 3)
     assert trust.verdict().unverified == {"pytorch_state_dict": "needs_trust"}
     assert (absent.status, absent.exit_code) == ("failed", 1)  # a missing file is a failing finding first
-    remote = report_of(failed(RULES["FIL003"], "a URL", "weights.onnx"),  # a warning: named, never fetched
-                       skipped(RULES["REP001"], "not run", "weights.onnx"))
+    remote = report_of(
+        failed(RULES["FIL003"], "a URL", "weights.onnx"),  # a warning: named, never fetched
+        skipped(RULES["REP001"], "not run", "weights.onnx"),
+    )
     assert (remote.status, remote.verdict().unverified) == ("not verified", {"onnx": "only_at_url"})
     assert (ran.status, ran.exit_code) == ("passed", 0)  # one format ran and reproduced
     assert report_of(passed(RULES["FMT001"], "parsed")).verdict().unverified == {"": "no_model_run"}
@@ -181,8 +195,9 @@ def test_weights_only_at_a_url_are_not_verified(tiny_package, tmp_path, in_proce
 
 
 def test_deepimagej_cannot_judge_when_its_files_are_absent(tmp_path):
-    absent = skipped(dij_rule("error"), "weights.onnx is absent", "weights.onnx", cannot_judge=True,
-                     missing=["weights.onnx"])
+    absent = skipped(
+        dij_rule("error"), "weights.onnx is absent", "weights.onnx", cannot_judge=True, missing=["weights.onnx"]
+    )
     report = report_of(passed(RULES["FMT001"], "parsed"), reproduced(), passed(dij_rule("risk"), "fine"), absent)
     assert report.deepimagej_verdict == "cannot judge"
     assert (report.verdict("bioimageio").status, report.verdict("deepimagej").status) == ("passed", "not verified")
@@ -240,7 +255,10 @@ def test_collection_statuses_counts_and_exit_codes_match_the_reports(tiny_packag
     assert (cli.exit_code, summary["status"]) == (1, "failed")  # the worst package decides
     assert [p["status"] for p in summary["packages"]] == ["failed", "not verified"]
     assert {k: summary["counts"][k] for k in ("passed", "not verified", "failed")} == {
-        "passed": 0, "not verified": 1, "failed": 1}
+        "passed": 0,
+        "not verified": 1,
+        "failed": 1,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- cache key
@@ -251,8 +269,9 @@ def test_a_changed_rule_is_validated_again_not_served_from_the_cache(tmp_path, m
     (tmp_path / "models" / "garbage" / "rdf.yaml").write_bytes(b"name: [unclosed\n\x00 ::: {")
 
     def hits() -> list[bool]:
-        return [e.cache_hit for e in api.validate_collection(tmp_path / "models", tmp_path / "out",
-                                                             isolate=False).entries]
+        return [
+            e.cache_hit for e in api.validate_collection(tmp_path / "models", tmp_path / "out", isolate=False).entries
+        ]
 
     assert hits() == [False]
     assert hits() == [True]

@@ -29,13 +29,34 @@ validate_source = partial(validate_isolated, isolate=False)
 # Jenkins' junit-10.xsd, the schema CI test reporters read: element -> (required, allowed attributes, children)
 JUNIT_SCHEMA = {
     "testsuites": (set(), {"name", "time", "tests", "failures", "disabled", "errors"}, {"testsuite"}),
-    "testsuite": ({"name", "tests"}, {"name", "tests", "failures", "errors", "time", "disabled", "skipped",
-                                      "timestamp", "hostname", "id", "package", "file", "log", "url", "version"},
-                  {"properties", "testcase", "system-out", "system-err"}),
+    "testsuite": (
+        {"name", "tests"},
+        {
+            "name",
+            "tests",
+            "failures",
+            "errors",
+            "time",
+            "disabled",
+            "skipped",
+            "timestamp",
+            "hostname",
+            "id",
+            "package",
+            "file",
+            "log",
+            "url",
+            "version",
+        },
+        {"properties", "testcase", "system-out", "system-err"},
+    ),
     "properties": (set(), set(), {"property"}),
     "property": ({"name", "value"}, {"name", "value"}, set()),
-    "testcase": ({"name"}, {"name", "assertions", "time", "classname", "status"},
-                 {"skipped", "error", "failure", "system-out", "system-err"}),
+    "testcase": (
+        {"name"},
+        {"name", "assertions", "time", "classname", "status"},
+        {"skipped", "error", "failure", "system-out", "system-err"},
+    ),
     "skipped": (set(), {"message"}, set()),
     "error": (set(), {"message", "type"}, set()),
     "failure": (set(), {"message", "type"}, set()),
@@ -91,8 +112,11 @@ def test_junit_has_a_testcase_per_finding_and_a_failure_per_failed_check(broken_
     assert {f.get("type") for f in failures} == {"REP001"}
     failing_names = {c.get("name") for c in cases if c.find("failure") is not None}
     assert failing_names == {f"REP001 {f.location}" for f in broken_report.failed()}
-    assert len(suite.findall("testcase/skipped")) == int(suite.get("skipped")) == sum(
-        f.status == "skipped" for f in broken_report.findings)
+    assert (
+        len(suite.findall("testcase/skipped"))
+        == int(suite.get("skipped"))
+        == sum(f.status == "skipped" for f in broken_report.findings)
+    )
     warnings = [f for f in broken_report.findings if f.status == "warning"]
     with_output = [c for c in cases if c.find("system-out") is not None and c.find("failure") is None]
     assert len(with_output) >= len(warnings) > 0  # warnings pass, with their message in system-out
@@ -124,8 +148,9 @@ def test_html_holds_every_rule_and_both_verdicts_without_external_assets(good_re
         assert f">{finding.id}<" in page
     assert re.search(r"bioimage\.io <span[^>]*>passed</span>", page)
     assert re.search(rf"deepImageJ \(Fiji\) <span[^>]*>{good_report.deepimagej_verdict}</span>", page)
-    assert not re.search(r"<(script|img|link|iframe|source|video|audio)\b[^>]*\b(src|href)\s*=\s*[\"']?(https?:)?//",
-                         page, re.IGNORECASE)
+    assert not re.search(
+        r"<(script|img|link|iframe|source|video|audio)\b[^>]*\b(src|href)\s*=\s*[\"']?(https?:)?//", page, re.IGNORECASE
+    )
     assert not re.search(r"url\(\s*[\"']?(https?:)?//|@import", page, re.IGNORECASE)
     assert "<style>" in page and "data:image" not in page  # nothing failed to reproduce: no images
 
@@ -164,8 +189,11 @@ def test_markdown_has_the_verdict_lines_and_one_line_per_finding_grouped_by_stag
 
 
 def test_writers_replace_files_atomically_and_readably(good_report, tmp_path):
-    for write, name in ((writers.write_markdown, "r.md"), (writers.write_html, "r.html"),
-                        (writers.write_junit, "r.xml")):
+    for write, name in (
+        (writers.write_markdown, "r.md"),
+        (writers.write_html, "r.html"),
+        (writers.write_junit, "r.xml"),
+    ):
         (tmp_path / name).write_text("old")
         write(good_report, tmp_path / name)
         assert (tmp_path / name).read_text() != "old"
@@ -195,8 +223,19 @@ def test_cli_validate_writes_markdown_html_and_junit(broken_report, monkeypatch,
 
     monkeypatch.setattr(zoo.validators, "validate_source", validate_source)  # in-process model runs: fast
     source = broken_report.source
-    result = CliRunner().invoke(app, ["validate", source, "--markdown", str(tmp_path / "r.md"), "--html",
-                                      str(tmp_path / "r.html"), "--junit", str(tmp_path / "r.xml")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "validate",
+            source,
+            "--markdown",
+            str(tmp_path / "r.md"),
+            "--html",
+            str(tmp_path / "r.html"),
+            "--junit",
+            str(tmp_path / "r.xml"),
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert "**Verdict: failed**" in (tmp_path / "r.md").read_text()
     assert int(ET.parse(tmp_path / "r.xml").getroot().get("failures")) == 3

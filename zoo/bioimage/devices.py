@@ -39,8 +39,9 @@ def resolve_device(device: str, runtime: str = "torch") -> str:
         return "cpu"
     cuda = cuda_available(runtime)
     if device == "cuda" and not cuda:
-        raise InputError(f"--device cuda, but no CUDA device is visible to {RUNTIME_NAMES[runtime]}: use --device cpu "
-                         "or auto")
+        raise InputError(
+            f"--device cuda, but no CUDA device is visible to {RUNTIME_NAMES[runtime]}: use --device cpu or auto"
+        )
     return "cuda" if cuda else "cpu"
 
 

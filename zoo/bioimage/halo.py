@@ -30,9 +30,17 @@ def _on(value: PerAxis, letter: str) -> int:
     return value if isinstance(value, int) else value[letter]
 
 
-def centre_tile_difference(predict: Callable[[np.ndarray], np.ndarray], image: np.ndarray, whole: np.ndarray,
-                           layout: str, halo: PerAxis, core: PerAxis, step: PerAxis, *,
-                           output_layout: str | None = None) -> float:
+def centre_tile_difference(
+    predict: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    whole: np.ndarray,
+    layout: str,
+    halo: PerAxis,
+    core: PerAxis,
+    step: PerAxis,
+    *,
+    output_layout: str | None = None,
+) -> float:
     """Max |tile − whole| over a `core`-sized output tile in the middle of `image` (aligned to `step`),
     predicted from a window that reads only `halo` more pixels on every side, along every spatial axis of
     `layout` (y, x and z when present). An interior tile is the hardest case: a border tile sees the image
@@ -54,10 +62,21 @@ def centre_tile_difference(predict: Callable[[np.ndarray], np.ndarray], image: n
     return float(np.abs(tile[tuple(inner)] - whole[tuple(target)]).max())
 
 
-def measure_halo(predict: Callable[[np.ndarray], np.ndarray], layout: str, step: int, max_halo: int,
-                 atol: float = TILING_ATOL, seed: int = 0, core: PerAxis | None = None,
-                 channels: int = 1, *, image: np.ndarray | None = None, whole: np.ndarray | None = None,
-                 output_layout: str | None = None, first_halo: int | None = None) -> HaloMeasurement:
+def measure_halo(
+    predict: Callable[[np.ndarray], np.ndarray],
+    layout: str,
+    step: int,
+    max_halo: int,
+    atol: float = TILING_ATOL,
+    seed: int = 0,
+    core: PerAxis | None = None,
+    channels: int = 1,
+    *,
+    image: np.ndarray | None = None,
+    whole: np.ndarray | None = None,
+    output_layout: str | None = None,
+    first_halo: int | None = None,
+) -> HaloMeasurement:
     """The smallest multiple of `step` up to `max_halo` for which a tile matches the whole-image prediction
     within `atol` on a random input; `max_halo` if none does. `core` (default 8·step; smaller keeps 3D
     models fast) is the side of the compared output tile.
@@ -73,8 +92,9 @@ def measure_halo(predict: Callable[[np.ndarray], np.ndarray], layout: str, step:
     whole = predict(image) if whole is None else whole
     checked, previous = [], None
     for halo in range(first_halo or step, max_halo + 1, step):
-        difference = centre_tile_difference(predict, image, whole, layout, halo, core, step,
-                                            output_layout=output_layout)
+        difference = centre_tile_difference(
+            predict, image, whole, layout, halo, core, step, output_layout=output_layout
+        )
         checked.append(halo)
         if difference <= atol:
             return HaloMeasurement(halo, difference, previous, checked)

@@ -23,7 +23,7 @@ NEVER_RUN_FORMATS = ("keras_hdf5", "tensorflow_js", "keras_v3")  # JDLL never ru
 
 
 def spec_version(rdf: dict) -> str | None:
-    """"0.4" or "0.5" as JDLL decides it (the start of format_version); None for anything else."""
+    """ "0.4" or "0.5" as JDLL decides it (the start of format_version); None for anything else."""
     text = str(rdf.get("format_version", ""))
     for version in ("0.4", "0.5"):
         if text.startswith(version):
@@ -184,8 +184,9 @@ def _axes_v04(entry: dict, axes: str, kind: str, reference_axes: dict[str, str] 
                 size = Size("parameterized", min=minimum, step=step)
         else:
             size = Size("unknown")
-        views.append(AxisView(j, letter, V04_TYPES.get(letter), letter, size, halo=_int(_pick(halo, j, 0)) or 0,
-                              raw=letter))
+        views.append(
+            AxisView(j, letter, V04_TYPES.get(letter), letter, size, halo=_int(_pick(halo, j, 0)) or 0, raw=letter)
+        )
     return views
 
 
@@ -210,16 +211,29 @@ def _axis_v05(j: int, axis: Any) -> AxisView:
     elif isinstance(raw_size, int) and not isinstance(raw_size, bool):
         size = Size("fixed", value=raw_size)
     elif isinstance(raw_size, dict) and "tensor_id" in raw_size:
-        size = Size("reference", ref_tensor=str(raw_size["tensor_id"]), ref_axis=_str(raw_size.get("axis_id")),
-                    scale=_float(axis.get("scale"), 1.0), offset=_float(raw_size.get("offset"), 0.0))
+        size = Size(
+            "reference",
+            ref_tensor=str(raw_size["tensor_id"]),
+            ref_axis=_str(raw_size.get("axis_id")),
+            scale=_float(axis.get("scale"), 1.0),
+            offset=_float(raw_size.get("offset"), 0.0),
+        )
     elif isinstance(raw_size, dict) and "step" in raw_size:
         size = Size("parameterized", min=_int(raw_size.get("min")), step=_int(raw_size.get("step")))
     elif isinstance(raw_size, dict):
         size = Size("data_dependent", min=_int(raw_size.get("min")))
     else:
         size = Size("unknown")
-    return AxisView(j, letter, _str(axis_type), _str(axis_id), size, halo=_int(axis.get("halo")) or 0,
-                    scale=_float(axis.get("scale"), 1.0), raw=axis)
+    return AxisView(
+        j,
+        letter,
+        _str(axis_type),
+        _str(axis_id),
+        size,
+        halo=_int(axis.get("halo")) or 0,
+        scale=_float(axis.get("scale"), 1.0),
+        raw=axis,
+    )
 
 
 def weights(rdf: dict) -> dict[str, dict]:
@@ -352,7 +366,6 @@ def format_version(rdf: dict) -> tuple[int, ...]:
 # --- weights and the files an rdf names ------------------------------------------------------------------
 
 
-
 @dataclass(frozen=True)
 class Architecture:
     """Where a pytorch_state_dict's network comes from: a file in the package and a callable in it, or an
@@ -387,8 +400,9 @@ def weight_entries(rdf: dict) -> dict[str, WeightsEntry]:
         architecture = None
         if canonical == "pytorch_state_dict":
             architecture = _architecture(rdf, entry, name)
-        out[canonical] = WeightsEntry(canonical, _text(entry.get("source")), _text(entry.get("sha256")), entry,
-                                      architecture)
+        out[canonical] = WeightsEntry(
+            canonical, _text(entry.get("source")), _text(entry.get("sha256")), entry, architecture
+        )
     return out
 
 
@@ -400,8 +414,14 @@ def _architecture(rdf: dict, entry: dict, name: str) -> Architecture:
         callable_ = _text(raw.get("callable"))
         if raw.get("import_from") is not None:
             return Architecture(None, callable_, _text(raw.get("import_from")), None, location)
-        return Architecture(_text(raw.get("source")), callable_, None, _text(raw.get("sha256")), location,
-                            None if raw.get("source") else "names no source file")
+        return Architecture(
+            _text(raw.get("source")),
+            callable_,
+            None,
+            _text(raw.get("sha256")),
+            location,
+            None if raw.get("source") else "names no source file",
+        )
     if not isinstance(raw, str) or not raw:
         return Architecture(None, None, None, None, location, "is missing")
     # 0.3/0.4: "file.py:Callable" for a file in the package, "package.module.Callable" for an importable one
@@ -459,8 +479,10 @@ def referenced_files(rdf: dict) -> list[FileRef]:
         if isinstance(deps, str) and deps.startswith(("conda:", "pip:")):
             deps = deps.split(":", 1)[1]
         add(f"weights.{name}.dependencies", deps, "dependencies", False, None, name)
-    for kind, test_key, sample_key in (("inputs", "test_inputs", "sample_inputs"),
-                                       ("outputs", "test_outputs", "sample_outputs")):
+    for kind, test_key, sample_key in (
+        ("inputs", "test_inputs", "sample_inputs"),
+        ("outputs", "test_outputs", "sample_outputs"),
+    ):
         for key, role, needed in ((test_key, "test_tensor", True), (sample_key, "sample", False)):
             values = rdf.get(key)
             for i, value in enumerate(values if isinstance(values, list) else []):

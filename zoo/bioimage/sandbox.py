@@ -24,19 +24,48 @@ _RULE_PATH_BENEATH = 1
 
 # Landlock filesystem rights, by the ABI version that introduced them
 _FS = {
-    "execute": (1 << 0, 1), "write_file": (1 << 1, 1), "read_file": (1 << 2, 1), "read_dir": (1 << 3, 1),
-    "remove_dir": (1 << 4, 1), "remove_file": (1 << 5, 1), "make_char": (1 << 6, 1), "make_dir": (1 << 7, 1),
-    "make_reg": (1 << 8, 1), "make_sock": (1 << 9, 1), "make_fifo": (1 << 10, 1), "make_block": (1 << 11, 1),
-    "make_sym": (1 << 12, 1), "refer": (1 << 13, 2), "truncate": (1 << 14, 3), "ioctl_dev": (1 << 15, 5),
+    "execute": (1 << 0, 1),
+    "write_file": (1 << 1, 1),
+    "read_file": (1 << 2, 1),
+    "read_dir": (1 << 3, 1),
+    "remove_dir": (1 << 4, 1),
+    "remove_file": (1 << 5, 1),
+    "make_char": (1 << 6, 1),
+    "make_dir": (1 << 7, 1),
+    "make_reg": (1 << 8, 1),
+    "make_sock": (1 << 9, 1),
+    "make_fifo": (1 << 10, 1),
+    "make_block": (1 << 11, 1),
+    "make_sym": (1 << 12, 1),
+    "refer": (1 << 13, 2),
+    "truncate": (1 << 14, 3),
+    "ioctl_dev": (1 << 15, 5),
 }
 _NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4
 _READ = ("execute", "read_file", "read_dir")
 _FILE_RIGHTS = ("execute", "write_file", "read_file", "truncate", "ioctl_dev")  # what a rule on a file may hold
 
 # system locations every Python process reads (shared libraries, /proc and /sys for CPU counts, devices)
-SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/opt", "/proc", "/sys", "/dev",
-                   "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/nsswitch.conf",
-                   "/etc/passwd", "/etc/group", "/etc/ssl", "/etc/alternatives")
+SYSTEM_READABLE = (
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
+    "/opt",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/ssl",
+    "/etc/alternatives",
+)
 SYSTEM_WRITABLE = ("/dev/null",)
 
 
@@ -51,8 +80,10 @@ class SandboxStatus:
 
     @property
     def summary(self) -> str:
-        parts = [f"files {'confined' if self.files else 'NOT confined'}",
-                 f"network {'cut' if self.network else 'NOT cut'}"]
+        parts = [
+            f"files {'confined' if self.files else 'NOT confined'}",
+            f"network {'cut' if self.network else 'NOT cut'}",
+        ]
         return ", ".join(parts) + (f" ({'; '.join(self.notes)})" if self.notes else "")
 
 

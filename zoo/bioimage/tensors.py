@@ -96,8 +96,6 @@ class TensorSpec:
         return len(channel[0].channel_names) if channel else None
 
 
-
-
 def tensor_specs(rdf: dict) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """(inputs, outputs) of a description in any format version, read from the raw rdf."""
     inputs = [_spec(view, None) for view in tensors(rdf, "inputs")]

@@ -85,8 +85,21 @@ def _is_record(name: str, record: str) -> bool:
     return len(parts) == 1 + len(PurePosixPath(record).parts) and "/".join(parts[1:]) == record
 
 
-ONNX_TYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
-              10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
+ONNX_TYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+    16: "bfloat16",
+}
 
 
 @dataclass(frozen=True)
@@ -253,8 +266,20 @@ def _text(value: memoryview) -> str:
     return bytes(value).decode("utf-8")
 
 
-TF_TYPES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 9: "int64", 10: "bool",
-            17: "uint16", 19: "float16", 22: "uint32", 23: "uint64"}
+TF_TYPES = {
+    1: "float32",
+    2: "float64",
+    3: "int32",
+    4: "uint8",
+    5: "int16",
+    6: "int8",
+    9: "int64",
+    10: "bool",
+    17: "uint16",
+    19: "float16",
+    22: "uint32",
+    23: "uint64",
+}
 
 
 @dataclass(frozen=True)
@@ -292,8 +317,10 @@ def find_saved_model(root: Path, source: str | None) -> tuple[str, Path] | None:
 def read_saved_model(root: Path, source: str | None) -> SavedModelContent:
     found = find_saved_model(root, source)
     if found is None:
-        raise UnreadableWeights(f"no SavedModel: {source} is neither a zip nor a folder with saved_model.pb, and "
-                                "the package folder holds no saved_model.pb")
+        raise UnreadableWeights(
+            f"no SavedModel: {source} is neither a zip nor a folder with saved_model.pb, and "
+            "the package folder holds no saved_model.pb"
+        )
     where, path = found
     stamp = _stamp(path if where == "weights zip" else path / "saved_model.pb")
     return _read_saved_model(where, str(path), *stamp)
@@ -353,8 +380,16 @@ def _parse_saved_model(where: str, root_members: frozenset[str], data: bytes) ->
                 {k: TF_TYPES.get(v.dtype, f"tf type {v.dtype}") for k, v in signature.inputs.items()},
                 {k: TF_TYPES.get(v.dtype, f"tf type {v.dtype}") for k, v in signature.outputs.items()},
             )
-    return SavedModelContent(where, root_members, tags, signatures, frozenset(ops), frozenset(attrs), version,
-                             frozenset(_reachable_ops(saved, serving)))
+    return SavedModelContent(
+        where,
+        root_members,
+        tags,
+        signatures,
+        frozenset(ops),
+        frozenset(attrs),
+        version,
+        frozenset(_reachable_ops(saved, serving)),
+    )
 
 
 def _reachable_ops(saved, serving) -> set[tuple[str, str]]:

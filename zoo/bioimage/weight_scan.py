@@ -81,8 +81,11 @@ def acting_ops(weight_format: str, path: Path, package_root: Path | None = None)
         content = read_saved_model(root, str(path.relative_to(root)) if path.is_relative_to(root) else path.name)
         return [ActingOp(op, where, TENSORFLOW_OPS[op]) for op, where in content.op_sites if op in TENSORFLOW_OPS]
     if weight_format == "onnx":
-        return [ActingOp(f"{domain}::{op}", where, "runs a kernel outside the ONNX standard")
-                for domain, op, where in read_onnx_domains(path) if domain not in ONNX_STANDARD_DOMAINS]
+        return [
+            ActingOp(f"{domain}::{op}", where, "runs a kernel outside the ONNX standard")
+            for domain, op, where in read_onnx_domains(path)
+            if domain not in ONNX_STANDARD_DOMAINS
+        ]
     return []
 
 

@@ -20,8 +20,9 @@ class PackageConfig(StrictConfig):
     """What the package says about the model beyond what training recorded."""
 
     name: str = "zoo U-Net 2D nuclei segmentation"
-    description: str = ("2D U-Net that segments fluorescent nuclei into a foreground probability map; "
-                        "trained and packaged with zoo.")
+    description: str = (
+        "2D U-Net that segments fluorescent nuclei into a foreground probability map; trained and packaged with zoo."
+    )
     authors: list[AuthorConfig] = [AuthorConfig(name="zoo user")]
     license: str = "CC-BY-4.0"
     tags: list[str] = ["unet", "2d", "segmentation", "nuclei", "fluorescence-light-microscopy", "zoo"]

@@ -218,8 +218,9 @@ def plan_axis(
         if inside_tile is not None and inside_tile >= length:
             return as_is
         if inside_tile is not None and (length - inside_tile) % max(align, 1) == 0:
-            return AxisTiling(axis, length, inside_tile, balanced, before, overlap,
-                              None if after == before else after, inside=True)
+            return AxisTiling(
+                axis, length, inside_tile, balanced, before, overlap, None if after == before else after, inside=True
+            )
     tile = sizes.at_least(balanced + context_in + 2 * overlap) or tile
     return AxisTiling(axis, length, tile, balanced, halo, overlap, after_field)
 

@@ -7,8 +7,19 @@ from pathlib import Path
 import numpy as np
 
 # colours of class labels in covers (background black)
-PALETTE = np.array([[0, 0, 0], [230, 159, 0], [86, 180, 233], [0, 158, 115], [240, 228, 66], [0, 114, 178],
-                    [213, 94, 0], [204, 121, 167]], dtype=np.uint8)
+PALETTE = np.array(
+    [
+        [0, 0, 0],
+        [230, 159, 0],
+        [86, 180, 233],
+        [0, 158, 115],
+        [240, 228, 66],
+        [0, 114, 178],
+        [213, 94, 0],
+        [204, 121, 167],
+    ],
+    dtype=np.uint8,
+)
 
 
 def _grey(image: np.ndarray, low: float | None = None, high: float | None = None) -> np.ndarray:

@@ -45,8 +45,10 @@ class Agreement:
 
     def summary(self) -> str:
         sizes = ", ".join("x".join(map(str, c.shape)) for c in self.cases)
-        return (f"agrees with its source on {len(self.cases)} inputs ({sizes}): max |Δ| {self.max_abs:.2e}, "
-                f"max rel {self.max_rel:.2e}, {self.mismatched} elements over {self.atol:g}")
+        return (
+            f"agrees with its source on {len(self.cases)} inputs ({sizes}): max |Δ| {self.max_abs:.2e}, "
+            f"max rel {self.max_rel:.2e}, {self.mismatched} elements over {self.atol:g}"
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -56,8 +58,12 @@ class Agreement:
             "mismatched": self.mismatched,
             "passed": self.passed,
             "cases": {
-                c.case: {"shape": "x".join(map(str, c.shape)), "max_abs": c.max_abs, "max_rel": c.max_rel,
-                         "mismatched": c.mismatched}
+                c.case: {
+                    "shape": "x".join(map(str, c.shape)),
+                    "max_abs": c.max_abs,
+                    "max_rel": c.max_rel,
+                    "mismatched": c.mismatched,
+                }
                 for c in self.cases
             },
         }
@@ -94,8 +100,9 @@ def measure_agreement(
     return agreement
 
 
-def agreement_inputs(test_input: np.ndarray, min_size: int, step: int, layout: str = "bcyx",
-                     seed: int = 0) -> dict[str, np.ndarray]:
+def agreement_inputs(
+    test_input: np.ndarray, min_size: int, step: int, layout: str = "bcyx", seed: int = 0
+) -> dict[str, np.ndarray]:
     """The test input plus random inputs at the smallest allowed size, a non-square size and a middle size
     with batch 2, in the model's layout ("bcyx", "bczyx" or "byxc"). `step` 0 means the model takes exactly
     `min_size`: then the random inputs only vary the batch."""
@@ -104,12 +111,14 @@ def agreement_inputs(test_input: np.ndarray, min_size: int, step: int, layout: s
 
     def shape(batch: int, *sizes: int) -> tuple[int, ...]:
         spatial = [a for a in layout if a in "zyx"]
-        by_axis = {"b": batch, "c": channels, **dict(zip(spatial, sizes[-len(spatial):]))}
+        by_axis = {"b": batch, "c": channels, **dict(zip(spatial, sizes[-len(spatial) :]))}
         return tuple(by_axis[axis] for axis in layout)
 
     if step == 0:
-        shapes = {"random": shape(1, min_size, min_size, min_size), "random, batch 2": shape(2, min_size, min_size,
-                                                                                                min_size)}
+        shapes = {
+            "random": shape(1, min_size, min_size, min_size),
+            "random, batch 2": shape(2, min_size, min_size, min_size),
+        }
     else:
         shapes = {
             "smallest": shape(1, min_size, min_size, min_size),

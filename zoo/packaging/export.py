@@ -57,8 +57,9 @@ class Geometry:
         return cls(min_size=2 * halo + step, step=step, halo=halo, halo_measurement=measurement)
 
     @classmethod
-    def for_checkpoint(cls, checkpoint: Checkpoint, source: SourceModel | None = None,
-                       image: np.ndarray | None = None) -> Geometry:
+    def for_checkpoint(
+        cls, checkpoint: Checkpoint, source: SourceModel | None = None, image: np.ndarray | None = None
+    ) -> Geometry:
         """A fixed input size for models that take one (classifiers), else the U-Net rule from the depth."""
         task = checkpoint.task_spec
         if task.fixed_size is not None:
@@ -93,8 +94,10 @@ def parse_formats(formats: str | list[str] | tuple[str, ...] | None, framework: 
     names = [FORMAT_ALIASES.get(n, n) for n in names]
     unknown = [n for n in names if n not in table]
     if unknown or not names:
-        raise InputError(f"--formats {','.join(unknown) or '(empty)'}: not a weight format a {framework} model "
-                         f"exports to; choose from {', '.join(table)}")
+        raise InputError(
+            f"--formats {','.join(unknown) or '(empty)'}: not a weight format a {framework} model "
+            f"exports to; choose from {', '.join(table)}"
+        )
     if native not in names:
         names.insert(0, native)  # the parent every other format points to
     return [n for n in table if n in names]
@@ -130,8 +133,9 @@ def export_checkpoint(
     inputs = agreement_inputs(test_input, geometry.min_size, geometry.step, source.layout)
     model, reference = source.model, source.predict
 
-    result = ExportResult(weights=[], geometry=geometry, layout=source.layout, test_image=test_image,
-                          output_layout=source.output_layout)
+    result = ExportResult(
+        weights=[], geometry=geometry, layout=source.layout, test_image=test_image, output_layout=source.output_layout
+    )
     progress.start("exporting", len(formats))
     for weight_format in formats:
         try:
@@ -170,9 +174,11 @@ def _crop_to_valid(image: np.ndarray, geometry: Geometry) -> np.ndarray:
     """The centre of `image` at the largest size the model accepts, along every (spatial) axis."""
     sizes = [geometry.largest_valid(s) for s in image.shape]
     if any(size is None for size in sizes):
-        raise ExportError(f"the test image is {'x'.join(map(str, image.shape))} px, smaller than the model's "
-                          f"minimum of {geometry.min_size} px (halo {geometry.halo} on each side): train on "
-                          "larger images")
+        raise ExportError(
+            f"the test image is {'x'.join(map(str, image.shape))} px, smaller than the model's "
+            f"minimum of {geometry.min_size} px (halo {geometry.halo} on each side): train on "
+            "larger images"
+        )
     window = tuple(slice((s - size) // 2, (s - size) // 2 + size) for s, size in zip(image.shape, sizes))
     return image[window]
 
@@ -183,7 +189,10 @@ def prove_agreement(exported: ExportedWeights, reference, inputs: dict[str, np.n
 
     options = {}
     if exported.weight_format == "pytorch_state_dict":
-        options = {"architecture_file": exported.details["architecture_file"],
-                   "callable_name": exported.details["callable"], "kwargs": exported.details["kwargs"]}
+        options = {
+            "architecture_file": exported.details["architecture_file"],
+            "callable_name": exported.details["callable"],
+            "kwargs": exported.details["kwargs"],
+        }
     backend = load_backend(exported.weight_format, exported.path, **options)
     return measure_agreement(exported.weight_format, reference, lambda x: backend.predict(x)[0], inputs)

@@ -31,8 +31,11 @@ logger = logging.getLogger(__name__)
 ONNX_OPSET, ONNX_MAX_IR_VERSION = 17, 8  # deepImageJ's installable ONNX engine (DIJ13)
 ONNX_MAX_ABS_DIFFERENCE = 1e-4
 SPACE_AXIS_DEFAULT_ID = "x"  # bioimageio.spec's default id of a space axis, dropped when it writes yaml
-VERSION_LINE = re.compile(r"^(\s*(?:format_version|pytorch_version|tensorflow_version|version|opset_version_str):"
-                          r"[ \t]*)([0-9][0-9.]*)[ \t]*$", re.MULTILINE)
+VERSION_LINE = re.compile(
+    r"^(\s*(?:format_version|pytorch_version|tensorflow_version|version|opset_version_str):"
+    r"[ \t]*)([0-9][0-9.]*)[ \t]*$",
+    re.MULTILINE,
+)
 RUNS = ("runs", "runs with risks")
 
 
@@ -72,8 +75,12 @@ def fix_deepimagej(source: Path, out_dir: Path, *, device: str = "cpu", progress
         rdf_path = work / opened.rdf_path.relative_to(opened.root)
         if rdf_path != work / "rdf.yaml":
             os.replace(rdf_path, work / "rdf.yaml")
-            fixes.append(Fix("DIJ01", f"renamed {opened.rdf_path.relative_to(opened.root).as_posix()} to rdf.yaml at "
-                                      "the package root"))
+            fixes.append(
+                Fix(
+                    "DIJ01",
+                    f"renamed {opened.rdf_path.relative_to(opened.root).as_posix()} to rdf.yaml at the package root",
+                )
+            )
         rdf_path = work / "rdf.yaml"
         fixes += _quote_version_text(rdf_path)
         fixes += _edit_rdf(rdf_path, work)
@@ -120,8 +127,11 @@ def _edit_rdf(rdf_path: Path, work: Path) -> list[Fix]:
                 if isinstance(axis, dict) and axis.get("type") == "space" and "id" not in axis:
                     axis.insert(0, "id", SPACE_AXIS_DEFAULT_ID)
                     fixes.append(Fix("DIJ17", f"{kind}.{t_index}.axes.{a_index}: wrote id x"))
-                elif isinstance(axis, dict) and axis.get("type") in ("batch", "channel", "index", "time") \
-                        and "id" not in axis:
+                elif (
+                    isinstance(axis, dict)
+                    and axis.get("type") in ("batch", "channel", "index", "time")
+                    and "id" not in axis
+                ):
                     fixes.append(Fix("DIJ17", f"{kind}.{t_index}.axes.{a_index}: wrote the {axis['type']} id"))
             fixes += _simplify_processing(kind, t_index, tensor)
     documentation = rdf.get("documentation")
@@ -158,8 +168,13 @@ def _simplify_processing(kind: str, t_index: int, tensor: dict) -> list[Fix]:
                 kwargs[k] = float(v[0])
             kwargs.pop("axis", None)
             kwargs.pop("axes", None)
-            fixes.append(Fix("DIJ30", f"{kind}.{t_index}.{key}.{s_index}: scale_linear {sorted(lists)} lists of "
-                                      "one value written as scalars"))
+            fixes.append(
+                Fix(
+                    "DIJ30",
+                    f"{kind}.{t_index}.{key}.{s_index}: scale_linear {sorted(lists)} lists of "
+                    "one value written as scalars",
+                )
+            )
     return fixes
 
 
@@ -184,16 +199,19 @@ def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
     from zoo.validators.deepimagej.emulation import NotEmulated, apply_processing
 
     try:  # the model sees pre-processed data: compare there, not on raw intensities
-        inputs = [apply_processing(view, np.load(work / _test_source(rdf, i, t)).astype(np.float32))
-                  for i, (view, t) in enumerate(zip(tensors(rdf, "inputs"), rdf.get("inputs") or []))]
+        inputs = [
+            apply_processing(view, np.load(work / _test_source(rdf, i, t)).astype(np.float32))
+            for i, (view, t) in enumerate(zip(tensors(rdf, "inputs"), rdf.get("inputs") or []))
+        ]
     except NotEmulated as e:
         raise ExportError(f"onnx: the test input cannot be pre-processed to prove a re-export ({e})") from e
     input_ids = [str(t.get("id", t.get("name"))) for t in rdf.get("inputs") or []]
     output_ids = [str(t.get("id", t.get("name"))) for t in rdf.get("outputs") or []]
     written = target.with_name(f".{target.name}")
     try:
-        difference = export_onnx_from_torchscript(work / str(script_entry["source"]), written, inputs, input_ids,
-                                                  output_ids)
+        difference = export_onnx_from_torchscript(
+            work / str(script_entry["source"]), written, inputs, input_ids, output_ids
+        )
     except ExportError:
         written.unlink(missing_ok=True)
         raise
@@ -207,11 +225,18 @@ def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
     entry["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
     entry["parent"] = "torchscript" if "torchscript" in weights else "pytorch_script"
     entry["opset_version"] = ONNX_OPSET
-    entry["comment"] = (f"re-exported from the TorchScript at opset {ONNX_OPSET} by zoo fix-deepimagej; max |Δ| "
-                        f"{difference:.2e} on the test input")
+    entry["comment"] = (
+        f"re-exported from the TorchScript at opset {ONNX_OPSET} by zoo fix-deepimagej; max |Δ| "
+        f"{difference:.2e} on the test input"
+    )
     weights["onnx"] = entry
-    return [Fix("DIJ13", f"re-exported weights.onnx from the TorchScript at opset {ONNX_OPSET}, IR "
-                         f"≤ {ONNX_MAX_IR_VERSION} (was {why}); max |Δ| {difference:.2e} on the test input")]
+    return [
+        Fix(
+            "DIJ13",
+            f"re-exported weights.onnx from the TorchScript at opset {ONNX_OPSET}, IR "
+            f"≤ {ONNX_MAX_IR_VERSION} (was {why}); max |Δ| {difference:.2e} on the test input",
+        )
+    ]
 
 
 def _test_source(rdf: dict, index: int, tensor: dict) -> str:
@@ -226,8 +251,9 @@ def _test_source(rdf: dict, index: int, tensor: dict) -> str:
     raise ExportError(f"tensor {name!r} has no test tensor to prove a re-exported ONNX against")
 
 
-def export_onnx_from_torchscript(script_path: Path, onnx_path: Path, inputs: list[np.ndarray], input_ids: list[str],
-                                 output_ids: list[str]) -> float:
+def export_onnx_from_torchscript(
+    script_path: Path, onnx_path: Path, inputs: list[np.ndarray], input_ids: list[str], output_ids: list[str]
+) -> float:
     """Write the TorchScript as ONNX (opset 17, IR ≤ 8, dynamic axes but channels), and return the largest |Δ|
     between the two on `inputs`; raises ExportError when they disagree by more than 1e-4."""
     import warnings
@@ -247,8 +273,16 @@ def export_onnx_from_torchscript(script_path: Path, onnx_path: Path, inputs: lis
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, tensors, str(onnx_path), dynamo=False, opset_version=ONNX_OPSET,
-                              input_names=input_ids, output_names=output_ids, dynamic_axes=dynamic)
+            torch.onnx.export(
+                module,
+                tensors,
+                str(onnx_path),
+                dynamo=False,
+                opset_version=ONNX_OPSET,
+                input_names=input_ids,
+                output_names=output_ids,
+                dynamic_axes=dynamic,
+            )
         proto = onnx.load(str(onnx_path))
         if proto.ir_version > ONNX_MAX_IR_VERSION:
             proto.ir_version = ONNX_MAX_IR_VERSION
@@ -256,12 +290,15 @@ def export_onnx_from_torchscript(script_path: Path, onnx_path: Path, inputs: lis
         onnx.checker.check_model(proto)
         actual = OnnxBackend(onnx_path).predict(*inputs)
     except Exception as e:
-        raise ExportError(f"onnx: re-export of {script_path.name} at opset {ONNX_OPSET} failed "
-                          f"({type(e).__name__}: {e})") from e
+        raise ExportError(
+            f"onnx: re-export of {script_path.name} at opset {ONNX_OPSET} failed ({type(e).__name__}: {e})"
+        ) from e
     difference = max(float(np.max(np.abs(a.astype(np.float64) - e))) for a, e in zip(actual, expected))
     if difference > ONNX_MAX_ABS_DIFFERENCE:
-        raise ExportError(f"onnx: the re-exported {onnx_path.name} differs from {script_path.name} by {difference:.2e} "
-                          f"on the test input, more than {ONNX_MAX_ABS_DIFFERENCE:g}")
+        raise ExportError(
+            f"onnx: the re-exported {onnx_path.name} differs from {script_path.name} by {difference:.2e} "
+            f"on the test input, more than {ONNX_MAX_ABS_DIFFERENCE:g}"
+        )
     return difference
 
 

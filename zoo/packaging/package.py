@@ -54,8 +54,7 @@ def build_package(
         folder = Path(tmp) / "package"
         folder.mkdir()
         source = SourceModel.from_checkpoint(checkpoint)
-        exported = export_checkpoint(checkpoint, formats, folder, checkpoint.sample["image"], progress,
-                                     source)
+        exported = export_checkpoint(checkpoint, formats, folder, checkpoint.sample["image"], progress, source)
         files = _write_tensors_and_card(checkpoint, source, exported, config, folder, exported.test_image)
 
         descr = _describe(checkpoint, exported, files, config, folder)
@@ -68,9 +67,11 @@ def build_package(
             raise PackageError(f"the package for {target.name} failed validation and was not written: {failed}")
         if config.target == "deepimagej" and report.exit_code_for("deepimagej"):
             rules = ", ".join(f"{f.id}: {f.message}" for f in report.failed("deepimagej"))
-            raise PackageError(f"the package for {target.name} would not run as validated in Fiji "
-                               f"({report.deepimagej_verdict}) and was not written: {rules}; "
-                               "package with --target bioimageio to write it anyway")
+            raise PackageError(
+                f"the package for {target.name} would not run as validated in Fiji "
+                f"({report.deepimagej_verdict}) and was not written: {rules}; "
+                "package with --target bioimageio to write it anyway"
+            )
         os.replace(staged_zip, target)
     return PackageResult(target, exported, report)
 

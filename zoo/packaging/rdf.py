@@ -38,8 +38,9 @@ def build_model_descr(
     task = checkpoint.task_spec
     geometry = exported.geometry
     input_id = v0_5.TensorId(task.input_id)
-    spatial_size = (geometry.min_size if geometry.fixed
-                    else v0_5.ParameterizedSize(min=geometry.min_size, step=geometry.step))
+    spatial_size = (
+        geometry.min_size if geometry.fixed else v0_5.ParameterizedSize(min=geometry.min_size, step=geometry.step)
+    )
     spatial = [a for a in exported.layout if a in "zyx"]
     space_in = {a: v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=spatial_size) for a in spatial}
 
@@ -50,8 +51,11 @@ def build_model_descr(
         return v0_5.SpaceOutputAxis(id=v0_5.AxisId(a), size=size)
 
     def axes(layout: str, space: dict, channel_names) -> list:
-        by_letter = {"b": v0_5.BatchAxis(),
-                     "c": v0_5.ChannelAxis(channel_names=[v0_5.Identifier(n) for n in channel_names]), **space}
+        by_letter = {
+            "b": v0_5.BatchAxis(),
+            "c": v0_5.ChannelAxis(channel_names=[v0_5.Identifier(n) for n in channel_names]),
+            **space,
+        }
         return [by_letter[letter] for letter in layout]
 
     input_tensor = v0_5.InputTensorDescr(
@@ -73,8 +77,9 @@ def build_model_descr(
         axes=axes(exported.output_layout, {a: space_out(a) for a in spatial}, task.output_channels),
         test_tensor=v0_5.FileDescr(source=files.test_output),
         sample_tensor=v0_5.FileDescr(source=files.sample_output),
-        data=v0_5.IntervalOrRatioDataDescr(type="float32", **({"range": task.output_range} if task.output_range
-                                                               else {})),
+        data=v0_5.IntervalOrRatioDataDescr(
+            type="float32", **({"range": task.output_range} if task.output_range else {})
+        ),
     )
     citation = citation_for(checkpoint.trainer, checkpoint.architecture).as_dict()
     descr = v0_5.ModelDescr(
@@ -132,7 +137,8 @@ def _weights_descr(exported: ExportResult, v0_5):
             entries["onnx"] = v0_5.OnnxWeightsDescr(**common, opset_version=weights.details["opset_version"])
         elif weights.weight_format == "keras_v3":
             entries["keras_v3"] = v0_5.KerasV3WeightsDescr(
-                **common, keras_version=v0_5.Version(weights.framework_version),
+                **common,
+                keras_version=v0_5.Version(weights.framework_version),
                 backend=(weights.details["backend"], v0_5.Version(weights.details["backend_version"])),
             )
         elif weights.weight_format == "tensorflow_saved_model_bundle":
@@ -150,13 +156,17 @@ def _training_data(checkpoint: Checkpoint, documentation: Path, v0_5):
     if synthetic and "description" in data:
         description = data["description"]
     elif synthetic:
-        description = (f"Synthetic nuclei: {data['n_images']} images of {data['image_size']}x{data['image_size']} px "
-                       f"from {data['generator']} with seed {data['seed']} (blobs of varied size, touching "
-                       "objects, background gradient, Poisson-Gaussian noise), exact masks.")
+        description = (
+            f"Synthetic nuclei: {data['n_images']} images of {data['image_size']}x{data['image_size']} px "
+            f"from {data['generator']} with seed {data['seed']} (blobs of varied size, touching "
+            "objects, background gradient, Poisson-Gaussian noise), exact masks."
+        )
     else:
         folder = Path(data.get("folder", "")).name
-        description = (f"{data.get('n_files')} {data.get('files_kind', 'image/mask TIFF pairs')} from the folder "
-                       f"{folder} (sha256 of all files {data.get('sha256')}).")
+        description = (
+            f"{data.get('n_files')} {data.get('files_kind', 'image/mask TIFF pairs')} from the folder "
+            f"{folder} (sha256 of all files {data.get('sha256')})."
+        )
     return v0_3.DatasetDescr(
         name=data.get("name", "zoo synthetic nuclei") if synthetic else "user training data",
         description=description + f" Split: {data.get('split')}.",
@@ -172,18 +182,30 @@ def _halo_proof(geometry) -> dict[str, Any]:
     measured = geometry.halo_measurement
     if measured is None:
         return {}
-    return {"halo_measured": {"tiled_vs_whole_max_abs": measured.max_abs,
-                              "at_one_step_less": measured.max_abs_below, "halos_checked": measured.checked}}
+    return {
+        "halo_measured": {
+            "tiled_vs_whole_max_abs": measured.max_abs,
+            "at_one_step_less": measured.max_abs_below,
+            "halos_checked": measured.checked,
+        }
+    }
 
 
 def _config(checkpoint: Checkpoint, exported: ExportResult, v0_5) -> dict[str, Any]:
     geometry = exported.geometry
     if geometry.fixed:
-        sizes = {"kind": f"fixed: the model takes inputs of exactly {geometry.min_size} px per spatial axis",
-                 "size": geometry.min_size}
+        sizes = {
+            "kind": f"fixed: the model takes inputs of exactly {geometry.min_size} px per spatial axis",
+            "size": geometry.min_size,
+        }
     else:
-        sizes = {"kind": "parameterized (every shipped format keeps dynamic batch and spatial axes)",
-                 "min": geometry.min_size, "step": geometry.step, "halo": geometry.halo, **_halo_proof(geometry)}
+        sizes = {
+            "kind": "parameterized (every shipped format keeps dynamic batch and spatial axes)",
+            "min": geometry.min_size,
+            "step": geometry.step,
+            "halo": geometry.halo,
+            **_halo_proof(geometry),
+        }
     values = {
         "zoo": {
             "trainer": checkpoint.trainer,

@@ -37,8 +37,9 @@ class TrainerEntry:
             found = self.card.trainer if isinstance(self.card, Card) else type(self.card).__name__
             raise ValueError(f"trainer {self.name!r}: card for {found!r}, expected a Card for {self.name!r}")
         if not isinstance(self.citation, Citation):
-            raise ValueError(f"trainer {self.name!r}: citation {self.citation!r}, expected a Citation of the paper "
-                             "its models cite")
+            raise ValueError(
+                f"trainer {self.name!r}: citation {self.citation!r}, expected a Citation of the paper its models cite"
+            )
 
     def load(self) -> Trainer:
         module, class_name = self.target.split(":")
@@ -57,14 +58,23 @@ def register_trainer(name: str, target: str, *, card: Card, citation: Citation) 
 
 
 register_trainer("unet2d", "zoo.trainers.unet2d:UNet2dTrainer", card=cards.UNET2D, citation=cards.UNET_PAPER)
-register_trainer("unet2d-keras", "zoo.trainers.unet2d_keras:UNet2dKerasTrainer", card=cards.UNET2D_KERAS,
-                 citation=cards.UNET_PAPER)
-register_trainer("unet2d-multiclass", "zoo.trainers.unet2d_multiclass:UNet2dMulticlassTrainer",
-                 card=cards.UNET2D_MULTICLASS, citation=cards.UNET_PAPER)
+register_trainer(
+    "unet2d-keras", "zoo.trainers.unet2d_keras:UNet2dKerasTrainer", card=cards.UNET2D_KERAS, citation=cards.UNET_PAPER
+)
+register_trainer(
+    "unet2d-multiclass",
+    "zoo.trainers.unet2d_multiclass:UNet2dMulticlassTrainer",
+    card=cards.UNET2D_MULTICLASS,
+    citation=cards.UNET_PAPER,
+)
 register_trainer("care2d", "zoo.trainers.restoration:Care2dTrainer", card=cards.CARE2D, citation=cards.CARE_PAPER)
 register_trainer("n2v2d", "zoo.trainers.restoration:N2v2dTrainer", card=cards.N2V2D, citation=cards.N2V_PAPER)
-register_trainer("classifier2d", "zoo.trainers.classifier2d:Classifier2dTrainer", card=cards.CLASSIFIER2D,
-                 citation=cards.DEEP_LEARNING_PAPER)
+register_trainer(
+    "classifier2d",
+    "zoo.trainers.classifier2d:Classifier2dTrainer",
+    card=cards.CLASSIFIER2D,
+    citation=cards.DEEP_LEARNING_PAPER,
+)
 register_trainer("unet3d", "zoo.trainers.unet3d:UNet3dTrainer", card=cards.UNET3D, citation=cards.UNET3D_PAPER)
 
 
@@ -85,8 +95,11 @@ def citation_for(trainer: str, architecture: str = "") -> Citation:
     trainer named after its architecture cites (unet2d, unet3d, classifier2d), else the U-Net paper."""
     entry = TRAINERS.get(trainer) or TRAINERS.get(architecture.removesuffix("_keras"))
     if entry is None:
-        logger.warning("trainer %r is not registered and its architecture %r names no trainer: citing the U-Net "
-                       "paper", trainer, architecture)
+        logger.warning(
+            "trainer %r is not registered and its architecture %r names no trainer: citing the U-Net paper",
+            trainer,
+            architecture,
+        )
         return cards.UNET_PAPER
     return entry.citation
 

@@ -27,8 +27,9 @@ class Citation:
 
     def __post_init__(self):
         if not self.text or not (self.doi or self.url):
-            raise ValueError(f"citation {self.text!r} (doi {self.doi!r}, url {self.url!r}): give a text and a DOI "
-                             "or URL")
+            raise ValueError(
+                f"citation {self.text!r} (doi {self.doi!r}, url {self.url!r}): give a text and a DOI or URL"
+            )
 
     def as_dict(self) -> dict[str, str]:
         """The rdf's cite entry: text and the DOI or URL given."""
@@ -44,15 +45,18 @@ UNET3D_PAPER = Citation(
     "Annotation. MICCAI 2016.",
     doi="10.1007/978-3-319-46723-8_49",
 )
-DEEP_LEARNING_PAPER = Citation("LeCun, Bengio, Hinton. Deep learning. Nature 521, 436–444 (2015).",
-                               doi="10.1038/nature14539")
+DEEP_LEARNING_PAPER = Citation(
+    "LeCun, Bengio, Hinton. Deep learning. Nature 521, 436–444 (2015).", doi="10.1038/nature14539"
+)
 CARE_PAPER = Citation(
     "Weigert et al. Content-aware image restoration: pushing the limits of fluorescence microscopy. Nature Methods "
     "15, 1090–1097 (2018).",
     doi="10.1038/s41592-018-0216-7",
 )
-N2V_PAPER = Citation("Krull, Buchholz, Jug. Noise2Void - Learning Denoising From Single Noisy Images. CVPR 2019.",
-                     doi="10.1109/CVPR.2019.00223")
+N2V_PAPER = Citation(
+    "Krull, Buchholz, Jug. Noise2Void - Learning Denoising From Single Noisy Images. CVPR 2019.",
+    doi="10.1109/CVPR.2019.00223",
+)
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,9 @@ def load_checkpoint(path: Path) -> Checkpoint:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise InputError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); "
-                         "give a checkpoint.pt written by `zoo train`") from e
+        raise InputError(
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); give a checkpoint.pt written by `zoo train`"
+        ) from e
     if not isinstance(payload, dict) or payload.get("checkpoint_version") != CHECKPOINT_VERSION:
         raise InputError(
             f"checkpoint {path} is not a zoo checkpoint of version {CHECKPOINT_VERSION}: retrain with `zoo train`"

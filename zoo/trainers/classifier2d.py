@@ -20,10 +20,12 @@ class Classifier2dTrainer(TorchTrainer):
     final_activation = "softmax"
     data_layout = "<class name>/*.tif: one sub-folder per class, all images the same size"
     defaults = {"epochs": 30, "batch_size": 16, "lr": 2e-3, "data": {"n_images": 480, "image_size": 64}}
-    package = {"name": "zoo CNN 2D cell phenotype classifier",
-               "description": "2D convolutional network that classifies an image of one cell into phenotype classes "
-                              "(softmax probabilities); trained and packaged with zoo.",
-               "tags": ["cnn", "2d", "classification", "cell-phenotype", "fluorescence-light-microscopy", "zoo"]}
+    package = {
+        "name": "zoo CNN 2D cell phenotype classifier",
+        "description": "2D convolutional network that classifies an image of one cell into phenotype classes "
+        "(softmax probabilities); trained and packaged with zoo.",
+        "tags": ["cnn", "2d", "classification", "cell-phenotype", "fluorescence-light-microscopy", "zoo"],
+    }
 
     def load_splits(self, config: TrainConfig) -> SegmentationSplits:
         data = config.data
@@ -32,32 +34,49 @@ class Classifier2dTrainer(TorchTrainer):
 
             folder = load_class_folder(data.folder)
             images, labels, names = folder.images, folder.labels, folder.class_names
-            provenance = {"source": "folder", "folder": str(data.folder), "n_files": folder.n_files,
-                          "sha256": folder.sha256, "files_kind": f"TIFF images in {len(names)} class folders"}
+            provenance = {
+                "source": "folder",
+                "folder": str(data.folder),
+                "n_files": folder.n_files,
+                "sha256": folder.sha256,
+                "files_kind": f"TIFF images in {len(names)} class folders",
+            }
         else:
             from zoo.data.tasks import make_classification
 
             images, labels, names = make_classification(data.n_images, data.image_size, data.seed)
-            provenance = {"source": "synthetic", "generator": "zoo.data.tasks.make_classification",
-                          "n_images": data.n_images, "image_size": data.image_size, "seed": data.seed,
-                          "name": "zoo synthetic cell phenotypes",
-                          "description": f"Synthetic single-cell fluorescence images, {data.n_images} of "
-                                         f"{data.image_size}x{data.image_size} px from "
-                                         f"zoo.data.tasks.make_classification with seed {data.seed}, balanced "
-                                         f"classes {', '.join(names)}.",
-                          "tags": ["cells", "fluorescence-light-microscopy", "2d", "classification"]}
+            provenance = {
+                "source": "synthetic",
+                "generator": "zoo.data.tasks.make_classification",
+                "n_images": data.n_images,
+                "image_size": data.image_size,
+                "seed": data.seed,
+                "name": "zoo synthetic cell phenotypes",
+                "description": f"Synthetic single-cell fluorescence images, {data.n_images} of "
+                f"{data.image_size}x{data.image_size} px from "
+                f"zoo.data.tasks.make_classification with seed {data.seed}, balanced "
+                f"classes {', '.join(names)}.",
+                "tags": ["cells", "fluorescence-light-microscopy", "2d", "classification"],
+            }
         images = [np.asarray(i, dtype=np.float32) for i in images]
         step = 2**config.depth
         if images[0].shape[0] % step or images[0].shape[1] % step:
-            raise DataError(f"images are {images[0].shape[0]}x{images[0].shape[1]} px, expected a multiple of {step}"
-                            f" (2**depth, depth {config.depth}) along y and x: crop or pad them")
+            raise DataError(
+                f"images are {images[0].shape[0]}x{images[0].shape[1]} px, expected a multiple of {step}"
+                f" (2**depth, depth {config.depth}) along y and x: crop or pad them"
+            )
         splits = make_splits(images, [int(label) for label in labels], data, provenance, target_kind="class")
         splits.class_names = list(names)
         return splits
 
     def architecture_kwargs(self, config, splits):
-        return dict(in_channels=1, n_classes=len(splits.class_names), base_channels=config.base_channels,
-                    depth=config.depth, final_activation=self.final_activation)
+        return dict(
+            in_channels=1,
+            n_classes=len(splits.class_names),
+            base_channels=config.base_channels,
+            depth=config.depth,
+            final_activation=self.final_activation,
+        )
 
     def batch(self, splits, rng, config):
         from zoo.trainers.torch_trainer import augment
@@ -84,12 +103,17 @@ class Classifier2dTrainer(TorchTrainer):
 
     def task(self, config, splits) -> Task:
         size = tuple(int(s) for s in splits.test_raw[0].shape)
-        return Task(kind="classification", output_id="class_probabilities",
-                    output_channels=tuple(splits.class_names), output_range=(0.0, 1.0), fixed_size=size,
-                    input_description=f"fluorescence image of one cell, {size[0]}x{size[1]} px, any intensity range",
-                    output_description="probability of each class for the whole image (softmax); the predicted "
-                                       "class has the highest",
-                    extra={"class_names": list(splits.class_names)})
+        return Task(
+            kind="classification",
+            output_id="class_probabilities",
+            output_channels=tuple(splits.class_names),
+            output_range=(0.0, 1.0),
+            fixed_size=size,
+            input_description=f"fluorescence image of one cell, {size[0]}x{size[1]} px, any intensity range",
+            output_description="probability of each class for the whole image (softmax); the predicted "
+            "class has the highest",
+            extra={"class_names": list(splits.class_names)},
+        )
 
     def evaluate(self, predictions, splits):
         predicted = np.array([int(np.argmax(p)) for p in predictions])

@@ -41,15 +41,24 @@ def load_segmentation_splits(config: DataConfig, multiple_of: int) -> Segmentati
 
         folder = load_image_mask_folder(config.folder)
         raw, masks = folder.images, folder.masks
-        provenance = {"source": "folder", "folder": str(config.folder), "n_files": folder.n_files,
-                      "sha256": folder.sha256}
+        provenance = {
+            "source": "folder",
+            "folder": str(config.folder),
+            "n_files": folder.n_files,
+            "sha256": folder.sha256,
+        }
     else:
         from zoo.data.synthetic import make_nuclei
 
         images, stacked = make_nuclei(config.n_images, (config.image_size, config.image_size), seed=config.seed)
         raw, masks = list(images), list(stacked)
-        provenance = {"source": "synthetic", "generator": "zoo.data.synthetic.make_nuclei",
-                      "n_images": config.n_images, "image_size": config.image_size, "seed": config.seed}
+        provenance = {
+            "source": "synthetic",
+            "generator": "zoo.data.synthetic.make_nuclei",
+            "n_images": config.n_images,
+            "image_size": config.image_size,
+            "seed": config.seed,
+        }
     masks = [(mask > 0).astype(np.uint8) for mask in masks]
     return make_splits(list(raw), masks, config, provenance, multiple_of=multiple_of)
 
@@ -62,8 +71,9 @@ def split_indices(n: int, config: DataConfig) -> tuple[np.ndarray, np.ndarray, n
     n_test = max(1, round(config.test_fraction * n))
     n_val = max(1, round(config.validation_fraction * n))
     if n_test + n_val >= n:
-        raise DataError(f"{n} images leave none for training after {n_val} for validation and {n_test} for test: "
-                        "give more images")
+        raise DataError(
+            f"{n} images leave none for training after {n_val} for validation and {n_test} for test: give more images"
+        )
     return order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]
 
 
@@ -72,15 +82,23 @@ def crop_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
     return array[tuple(slice(0, s - s % multiple) for s in array.shape)]
 
 
-def make_splits(raw: list[np.ndarray], targets: list, config: DataConfig, provenance: dict[str, Any],
-                multiple_of: int = 1, target_kind: str = "mask") -> SegmentationSplits:
+def make_splits(
+    raw: list[np.ndarray],
+    targets: list,
+    config: DataConfig,
+    provenance: dict[str, Any],
+    multiple_of: int = 1,
+    target_kind: str = "mask",
+) -> SegmentationSplits:
     """Split paired data and normalise the inputs. `target_kind`: "mask"/"labels" (kept as integers), "image"
     (a restoration target, normalised with its input's statistics so both share units), "class" (one label per
     image) or "none" (self-supervised: the target is the input itself)."""
     small = [i for i, image in enumerate(raw) if min(image.shape) < multiple_of]
     if small:
-        raise DataError(f"{len(small)} image(s) are smaller than {multiple_of} px along some axis (first: index "
-                        f"{small[0]}, shape {raw[small[0]].shape}): use images of at least {multiple_of} px")
+        raise DataError(
+            f"{len(small)} image(s) are smaller than {multiple_of} px along some axis (first: index "
+            f"{small[0]}, shape {raw[small[0]].shape}): use images of at least {multiple_of} px"
+        )
     if multiple_of > 1:
         raw = [crop_to_multiple(image, multiple_of) for image in raw]
         if target_kind in ("mask", "labels", "image"):
@@ -89,8 +107,10 @@ def make_splits(raw: list[np.ndarray], targets: list, config: DataConfig, proven
     provenance = {**provenance, "split": {"train": len(train), "validation": len(val), "test": len(test)}}
     normalized = [normalize_image(image) for image in raw]
     if target_kind == "image":
-        targets = [((t.astype(np.float32) - image.mean()) / (image.std() + EPSILON)).astype(np.float32)
-                   for t, image in zip(targets, raw)]
+        targets = [
+            ((t.astype(np.float32) - image.mean()) / (image.std() + EPSILON)).astype(np.float32)
+            for t, image in zip(targets, raw)
+        ]
     elif target_kind == "none":
         targets = normalized
     return SegmentationSplits(

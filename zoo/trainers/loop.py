@@ -55,9 +55,11 @@ def _load_state(path: Path, config: TrainConfig) -> dict[str, Any]:
     saved, now = dict(state["config"]), config.model_dump(mode="json")
     changed = changed_settings(saved, now)
     if changed:
-        raise InputError(f"cannot resume from {path}: the run was started with other settings ({', '.join(changed)}"
-                         f": {', '.join(f'{saved.get(k)!r} then, {now.get(k)!r} now' for k in changed)}); "
-                         "use the same settings or another --out folder")
+        raise InputError(
+            f"cannot resume from {path}: the run was started with other settings ({', '.join(changed)}"
+            f": {', '.join(f'{saved.get(k)!r} then, {now.get(k)!r} now' for k in changed)}); "
+            "use the same settings or another --out folder"
+        )
     return state
 
 
@@ -129,17 +131,31 @@ def fit(
             logger.info("early stop at epoch %d: no better validation loss since epoch %d", epoch, best_epoch)
             history[-1]["stopped_early"] = 1
             stopped_early = True
-        _save_state(state_path, {
-            "config": config.model_dump(mode="json"), "epoch": epoch, "history": history,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "best_model": best_state, "best_loss": best_loss, "best_epoch": best_epoch,
-            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-        })
+        _save_state(
+            state_path,
+            {
+                "config": config.model_dump(mode="json"),
+                "epoch": epoch,
+                "history": history,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "best_model": best_state,
+                "best_loss": best_loss,
+                "best_epoch": best_epoch,
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
     progress.finish()
     if best_state is None:
         raise InputError(f"{label}: no epoch was trained (epochs {config.epochs}, resumed after {start - 1})")
     model.load_state_dict(best_state)
     model.eval()
-    return FitResult([{k: v for k, v in h.items() if k != "stopped_early"} for h in history], best_epoch, best_loss,
-                     stopped_early, start - 1)
+    return FitResult(
+        [{k: v for k, v in h.items() if k != "stopped_early"} for h in history],
+        best_epoch,
+        best_loss,
+        stopped_early,
+        start - 1,
+    )

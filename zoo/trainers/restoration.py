@@ -24,14 +24,19 @@ def _synthetic_pairs(config: TrainConfig, generator_note: str):
 
     data = config.data
     noisy, clean = make_restoration_pairs(data.n_images, (data.image_size, data.image_size), data.seed)
-    provenance = {"source": "synthetic", "generator": "zoo.data.tasks.make_restoration_pairs",
-                  "n_images": data.n_images, "image_size": data.image_size, "seed": data.seed,
-                  "name": "zoo synthetic noisy/clean fluorescence",
-                  "description": f"Synthetic fluorescence images, {data.n_images} of {data.image_size}x"
-                                 f"{data.image_size} px from zoo.data.tasks.make_restoration_pairs with seed "
-                                 f"{data.seed}: low-photon Poisson-Gaussian noisy images and their noiseless "
-                                 f"ground truth ({generator_note}).",
-                  "tags": ["fluorescence-light-microscopy", "2d", "denoising"]}
+    provenance = {
+        "source": "synthetic",
+        "generator": "zoo.data.tasks.make_restoration_pairs",
+        "n_images": data.n_images,
+        "image_size": data.image_size,
+        "seed": data.seed,
+        "name": "zoo synthetic noisy/clean fluorescence",
+        "description": f"Synthetic fluorescence images, {data.n_images} of {data.image_size}x"
+        f"{data.image_size} px from zoo.data.tasks.make_restoration_pairs with seed "
+        f"{data.seed}: low-photon Poisson-Gaussian noisy images and their noiseless "
+        f"ground truth ({generator_note}).",
+        "tags": ["fluorescence-light-microscopy", "2d", "denoising"],
+    }
     return list(noisy), list(clean), provenance
 
 
@@ -40,9 +45,12 @@ def restoration_metrics(predictions, inputs, clean) -> dict[str, float]:
     normalised units of the input; PSNR does not change under one affine map of both)."""
     restored = [psnr(p[0], c) for p, c in zip(predictions, clean)]
     noisy = [psnr(x, c) for x, c in zip(inputs, clean)]
-    return {"test_psnr": float(np.mean(restored)), "test_psnr_input": float(np.mean(noisy)),
-            "test_psnr_gain": float(np.mean(restored) - np.mean(noisy)),
-            "test_ssim": float(np.mean([ssim(p[0], c) for p, c in zip(predictions, clean)]))}
+    return {
+        "test_psnr": float(np.mean(restored)),
+        "test_psnr_input": float(np.mean(noisy)),
+        "test_psnr_gain": float(np.mean(restored) - np.mean(noisy)),
+        "test_ssim": float(np.mean([ssim(p[0], c) for p, c in zip(predictions, clean)])),
+    }
 
 
 class _RestorationTrainer(TorchTrainer):
@@ -55,19 +63,26 @@ class _RestorationTrainer(TorchTrainer):
         return torch.nn.functional.mse_loss(prediction, target)
 
     def task(self, config, splits) -> Task:
-        return Task(kind="restoration", output_id="restored", output_channels=("restored",), output_range=None,
-                    output_description="denoised image in the units of the normalised input (zero mean, unit "
-                                       "variance of the input image)")
+        return Task(
+            kind="restoration",
+            output_id="restored",
+            output_channels=("restored",),
+            output_range=None,
+            output_description="denoised image in the units of the normalised input (zero mean, unit "
+            "variance of the input image)",
+        )
 
 
 class Care2dTrainer(_RestorationTrainer):
     name = "care2d"
     data_layout = "images/<name>.tif (noisy) + targets/<name>.tif (clean)"
     description = "CARE-style supervised denoising (PyTorch 2D U-Net) from noisy/clean pairs; MSE loss, PSNR/SSIM"
-    package = {"name": "zoo CARE 2D denoising",
-               "description": "2D U-Net trained on noisy/clean image pairs (CARE) to denoise low-light fluorescence "
-                              "images; trained and packaged with zoo.",
-               "tags": [*RESTORATION_TAGS, "care"]}
+    package = {
+        "name": "zoo CARE 2D denoising",
+        "description": "2D U-Net trained on noisy/clean image pairs (CARE) to denoise low-light fluorescence "
+        "images; trained and packaged with zoo.",
+        "tags": [*RESTORATION_TAGS, "care"],
+    }
 
     def load_splits(self, config: TrainConfig) -> SegmentationSplits:
         if config.data.folder is not None:
@@ -75,12 +90,18 @@ class Care2dTrainer(_RestorationTrainer):
 
             folder = load_image_target_folder(config.data.folder)
             noisy, clean = folder.images, folder.masks
-            provenance = {"source": "folder", "folder": str(config.data.folder), "n_files": folder.n_files,
-                          "sha256": folder.sha256, "files_kind": "noisy/clean TIFF pairs"}
+            provenance = {
+                "source": "folder",
+                "folder": str(config.data.folder),
+                "n_files": folder.n_files,
+                "sha256": folder.sha256,
+                "files_kind": "noisy/clean TIFF pairs",
+            }
         else:
             noisy, clean, provenance = _synthetic_pairs(config, "the trainer sees both")
-        return make_splits(list(noisy), list(clean), config.data, provenance, multiple_of=2**config.depth,
-                           target_kind="image")
+        return make_splits(
+            list(noisy), list(clean), config.data, provenance, multiple_of=2**config.depth, target_kind="image"
+        )
 
     def evaluate(self, predictions, splits):
         return restoration_metrics(predictions, splits.test_images, splits.test_masks), {}
@@ -90,22 +111,31 @@ class N2v2dTrainer(_RestorationTrainer):
     name = "n2v2d"
     data_layout = "noisy *.tif in the folder or in images/ (no ground truth needed)"
     description = "Noise2Void self-supervised denoising (PyTorch 2D U-Net) from noisy images only; blind-spot MSE"
-    package = {"name": "zoo Noise2Void 2D denoising",
-               "description": "2D U-Net trained with Noise2Void blind-spot masking on noisy images only, to denoise "
-                              "fluorescence images with pixel-independent noise; trained and packaged with zoo.",
-               "tags": [*RESTORATION_TAGS, "noise2void", "self-supervised"]}
+    package = {
+        "name": "zoo Noise2Void 2D denoising",
+        "description": "2D U-Net trained with Noise2Void blind-spot masking on noisy images only, to denoise "
+        "fluorescence images with pixel-independent noise; trained and packaged with zoo.",
+        "tags": [*RESTORATION_TAGS, "noise2void", "self-supervised"],
+    }
 
     def load_splits(self, config: TrainConfig) -> SegmentationSplits:
         if config.data.folder is not None:
             from zoo.data.folder import load_image_folder
 
             folder = load_image_folder(config.data.folder)
-            provenance = {"source": "folder", "folder": str(config.data.folder), "n_files": folder.n_files,
-                          "sha256": folder.sha256, "files_kind": "noisy TIFF images (no ground truth)"}
-            return make_splits(list(folder.images), [], config.data, provenance, multiple_of=2**config.depth,
-                               target_kind="none")
-        noisy, clean, provenance = _synthetic_pairs(config, "training sees the noisy images only; the clean ones "
-                                                            "are kept for evaluating the test split")
+            provenance = {
+                "source": "folder",
+                "folder": str(config.data.folder),
+                "n_files": folder.n_files,
+                "sha256": folder.sha256,
+                "files_kind": "noisy TIFF images (no ground truth)",
+            }
+            return make_splits(
+                list(folder.images), [], config.data, provenance, multiple_of=2**config.depth, target_kind="none"
+            )
+        noisy, clean, provenance = _synthetic_pairs(
+            config, "training sees the noisy images only; the clean ones are kept for evaluating the test split"
+        )
         splits = make_splits(noisy, clean, config.data, provenance, multiple_of=2**config.depth, target_kind="image")
         splits.test_clean = splits.test_masks  # never trained on
         splits.train_masks, splits.val_masks = splits.train_images, splits.val_images

@@ -24,8 +24,13 @@ INTENSITY_GAIN = (0.8, 1.2)
 INTENSITY_OFFSET = (-0.2, 0.2)
 
 
-def augment(rng: np.random.Generator, image: np.ndarray, target: np.ndarray | None, patch: int | None,
-            target_is_image: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def augment(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    target: np.ndarray | None,
+    patch: int | None,
+    target_is_image: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """A random crop of side `patch` (every spatial axis; None keeps the size), a random 90° rotation and
     flips in the y-x plane (and a z flip for volumes), and intensity jitter. A dense `target` (mask, labels,
     clean image) gets the same geometry; a restoration target (`target_is_image`) the same intensity jitter."""
@@ -85,15 +90,19 @@ class TorchTrainer:
         raise NotImplementedError
 
     def architecture_kwargs(self, config: TrainConfig, splits: SegmentationSplits) -> dict[str, Any]:
-        return dict(in_channels=1, out_channels=1, base_channels=config.base_channels, depth=config.depth,
-                    final_activation=self.final_activation)
+        return dict(
+            in_channels=1,
+            out_channels=1,
+            base_channels=config.base_channels,
+            depth=config.depth,
+            final_activation=self.final_activation,
+        )
 
     def batch(self, splits: SegmentationSplits, rng: np.random.Generator, config: TrainConfig):
         xs, ys = [], []
         for _ in range(config.batch_size):
             i = int(rng.integers(len(splits.train_images)))
-            x, y = augment(rng, splits.train_images[i], splits.train_masks[i], config.patch_size,
-                           self.target_is_image)
+            x, y = augment(rng, splits.train_images[i], splits.train_masks[i], config.patch_size, self.target_is_image)
             xs.append(x[None])
             ys.append(self.target_array(y))
         return np.stack(xs), np.stack(ys)
@@ -127,16 +136,23 @@ class TorchTrainer:
         model.final_activation = "none"  # train on logits: stable losses; the exported model has the activation
         steps = max(1, math.ceil(len(splits.train_images) / config.batch_size))
         result = fit(
-            model, config=config, device=device, rng=rng, steps_per_epoch=steps,
-            train_step_batch=lambda: self.batch(splits, rng, config), loss_fn=self.loss,
-            validation_loss=lambda m: self.validation_loss(m, splits, device), progress=progress,
+            model,
+            config=config,
+            device=device,
+            rng=rng,
+            steps_per_epoch=steps,
+            train_step_batch=lambda: self.batch(splits, rng, config),
+            loss_fn=self.loss,
+            validation_loss=lambda m: self.validation_loss(m, splits, device),
+            progress=progress,
             label=f"training {self.name}",
         )
         model.final_activation = self.final_activation
         model.eval()
         with torch.no_grad():
-            predictions = [model(torch.from_numpy(x[None, None]).to(device)).cpu().numpy()[0]
-                           for x in splits.test_images]
+            predictions = [
+                model(torch.from_numpy(x[None, None]).to(device)).cpu().numpy()[0] for x in splits.test_images
+            ]
         metrics, task_extra = self.evaluate(predictions, splits)
         metrics = {**metrics, "best_val_loss": result.best_val_loss, "best_epoch": float(result.best_epoch)}
         duration = time.perf_counter() - started

@@ -48,10 +48,12 @@ class Augmenter:
 class UNet2dTrainer(TorchTrainer):
     name = "unet2d"
     description = "2D U-Net (PyTorch) for binary segmentation of nuclei; BCE + Dice loss, IoU metric"
-    package = {"name": "zoo U-Net 2D nuclei segmentation",
-               "description": "2D U-Net that segments fluorescent nuclei into a foreground probability map; "
-                              "trained and packaged with zoo.",
-               "tags": ["unet", "2d", "segmentation", "nuclei", "fluorescence-light-microscopy", "zoo"]}
+    package = {
+        "name": "zoo U-Net 2D nuclei segmentation",
+        "description": "2D U-Net that segments fluorescent nuclei into a foreground probability map; "
+        "trained and packaged with zoo.",
+        "tags": ["unet", "2d", "segmentation", "nuclei", "fluorescence-light-microscopy", "zoo"],
+    }
 
     def load_splits(self, config: TrainConfig) -> SegmentationSplits:
         return load_segmentation_splits(config.data, multiple_of=2**config.depth)
@@ -63,8 +65,11 @@ class UNet2dTrainer(TorchTrainer):
         return _bce_dice(logits, target)
 
     def evaluate(self, predictions, splits):
-        return {"test_iou": iou(np.concatenate([p.ravel() for p in predictions]),
-                                np.concatenate([m.ravel() for m in splits.test_masks]))}, {}
+        return {
+            "test_iou": iou(
+                np.concatenate([p.ravel() for p in predictions]), np.concatenate([m.ravel() for m in splits.test_masks])
+            )
+        }, {}
 
 
 def _bce_dice(logits, target):

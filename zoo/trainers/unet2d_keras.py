@@ -53,18 +53,25 @@ class UNet2dKerasTrainer:
         tf.config.experimental.enable_op_determinism()
         rng = np.random.default_rng(config.seed)
         splits = load_segmentation_splits(config.data, multiple_of=2**config.depth)
-        kwargs = dict(in_channels=1, out_channels=1, base_channels=config.base_channels, depth=config.depth,
-                      final_activation="sigmoid")
+        kwargs = dict(
+            in_channels=1,
+            out_channels=1,
+            base_channels=config.base_channels,
+            depth=config.depth,
+            final_activation="sigmoid",
+        )
         with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
             model = build_unet2d_keras(**kwargs)
             model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.lr), loss=_bce_dice)
             history, best_epoch, best_weights = self._fit(model, config, splits, rng, progress)
             model.set_weights(best_weights)
-            predictions = [model(image[None, :, :, None], training=False).numpy()[0, :, :, 0]
-                           for image in splits.test_images]
+            predictions = [
+                model(image[None, :, :, None], training=False).numpy()[0, :, :, 0] for image in splits.test_images
+            ]
         metrics = {
-            "test_iou": iou(np.concatenate([p.ravel() for p in predictions]),
-                            np.concatenate([m.ravel() for m in splits.test_masks])),
+            "test_iou": iou(
+                np.concatenate([p.ravel() for p in predictions]), np.concatenate([m.ravel() for m in splits.test_masks])
+            ),
             "best_val_loss": min(h["val_loss"] for h in history),
             "best_epoch": float(best_epoch),
         }
@@ -74,12 +81,25 @@ class UNet2dKerasTrainer:
         model.save(out / model_file)
         duration = time.perf_counter() - started
         checkpoint = Checkpoint(
-            trainer=self.name, architecture="unet2d_keras", architecture_class="build_unet2d_keras",
-            architecture_kwargs=kwargs, state_dict={}, config=config.model_dump(mode="json"), metrics=metrics,
-            history=history, data=splits.provenance,
-            environment={"tensorflow": tf.__version__, "keras": keras.__version__,
-                         "python": platform.python_version(), "device": device, "duration_s": f"{duration:.1f}"},
-            sample=_sample(splits), framework="keras", model_file=model_file,
+            trainer=self.name,
+            architecture="unet2d_keras",
+            architecture_class="build_unet2d_keras",
+            architecture_kwargs=kwargs,
+            state_dict={},
+            config=config.model_dump(mode="json"),
+            metrics=metrics,
+            history=history,
+            data=splits.provenance,
+            environment={
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "python": platform.python_version(),
+                "device": device,
+                "duration_s": f"{duration:.1f}",
+            },
+            sample=_sample(splits),
+            framework="keras",
+            model_file=model_file,
         )
         path = save_checkpoint(checkpoint, out / "checkpoint.pt")
         return TrainResult(path, metrics, history, len(history), duration, device)
@@ -121,8 +141,15 @@ class UNet2dKerasTrainer:
 
 def _save_keras_state(path: Path, model, rng, config: TrainConfig, epoch: int, history, best, stopped: bool) -> None:
     """One .npz per epoch (weights, optimizer variables, best weights, run facts), replaced atomically."""
-    meta = {"config": config.model_dump(mode="json"), "epoch": epoch, "history": history, "best_loss": best[0],
-            "best_epoch": best[1], "stopped": stopped, "rng": rng.bit_generator.state}
+    meta = {
+        "config": config.model_dump(mode="json"),
+        "epoch": epoch,
+        "history": history,
+        "best_loss": best[0],
+        "best_epoch": best[1],
+        "stopped": stopped,
+        "rng": rng.bit_generator.state,
+    }
     arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
     arrays.update({f"b{i}": w for i, w in enumerate(best[2])})
@@ -137,8 +164,10 @@ def _load_keras_state(path: Path, model, rng, config: TrainConfig):
         meta = json.loads(str(stored["meta"]))
         changed = changed_settings(meta["config"], config.model_dump(mode="json"))
         if changed:
-            raise InputError(f"cannot resume from {path}: the run was started with other settings "
-                             f"({', '.join(changed)}); use the same settings or another --out folder")
+            raise InputError(
+                f"cannot resume from {path}: the run was started with other settings "
+                f"({', '.join(changed)}); use the same settings or another --out folder"
+            )
         count = sum(1 for k in stored.files if k.startswith("w"))
         model.set_weights([stored[f"w{i}"] for i in range(count)])
         model.optimizer.build(model.trainable_variables)
@@ -154,5 +183,7 @@ def _load_keras_state(path: Path, model, rng, config: TrainConfig):
 def _sample(splits) -> dict:
     import torch
 
-    return {"image": torch.from_numpy(splits.test_raw[0].copy()),
-            "mask": torch.from_numpy(splits.test_masks[0].astype(np.uint8))}
+    return {
+        "image": torch.from_numpy(splits.test_raw[0].copy()),
+        "mask": torch.from_numpy(splits.test_masks[0].astype(np.uint8)),
+    }

@@ -29,11 +29,20 @@ class UNet2dMulticlassTrainer(TorchTrainer):
     description = "2D U-Net (PyTorch) for K-class pixel classification; cross-entropy + Dice loss, mean IoU metric"
     final_activation = "softmax"
     data_layout = "images/<name>.tif + masks/<name>.tif (integer class labels 0..K-1)"
-    package = {"name": "zoo U-Net 2D multi-class segmentation",
-               "description": "2D U-Net that classifies every pixel of a fluorescence image into one of several "
-                              "classes (softmax probabilities per class); trained and packaged with zoo.",
-               "tags": ["unet", "2d", "semantic-segmentation", "pixel-classification", "nuclei",
-                        "fluorescence-light-microscopy", "zoo"]}
+    package = {
+        "name": "zoo U-Net 2D multi-class segmentation",
+        "description": "2D U-Net that classifies every pixel of a fluorescence image into one of several "
+        "classes (softmax probabilities per class); trained and packaged with zoo.",
+        "tags": [
+            "unet",
+            "2d",
+            "semantic-segmentation",
+            "pixel-classification",
+            "nuclei",
+            "fluorescence-light-microscopy",
+            "zoo",
+        ],
+    }
 
     def load_splits(self, config: TrainConfig) -> SegmentationSplits:
         data = config.data
@@ -44,21 +53,37 @@ class UNet2dMulticlassTrainer(TorchTrainer):
             images, labels = folder.images, folder.masks
             n_classes = max(2, int(max(int(m.max()) for m in labels)) + 1)
             names = [f"class_{k}" for k in range(n_classes)]
-            provenance = {"source": "folder", "folder": str(data.folder), "n_files": folder.n_files,
-                          "sha256": folder.sha256, "files_kind": "image/label-mask TIFF pairs"}
+            provenance = {
+                "source": "folder",
+                "folder": str(data.folder),
+                "n_files": folder.n_files,
+                "sha256": folder.sha256,
+                "files_kind": "image/label-mask TIFF pairs",
+            }
         else:
             from zoo.data.tasks import make_multiclass
 
             images, labels, names = make_multiclass(data.n_images, (data.image_size, data.image_size), data.seed)
-            provenance = {"source": "synthetic", "generator": "zoo.data.tasks.make_multiclass",
-                          "n_images": data.n_images, "image_size": data.image_size, "seed": data.seed,
-                          "name": "zoo synthetic multi-class cells",
-                          "description": f"Synthetic fluorescence images, {data.n_images} of {data.image_size}x"
-                                         f"{data.image_size} px from zoo.data.tasks.make_multiclass with seed "
-                                         f"{data.seed}; exact label masks of the classes {', '.join(names)}.",
-                          "tags": ["nuclei", "fluorescence-light-microscopy", "2d", "semantic-segmentation"]}
-        splits = make_splits(list(images), [np.asarray(m, dtype=np.int64) for m in labels], data, provenance,
-                             multiple_of=2**config.depth, target_kind="labels")
+            provenance = {
+                "source": "synthetic",
+                "generator": "zoo.data.tasks.make_multiclass",
+                "n_images": data.n_images,
+                "image_size": data.image_size,
+                "seed": data.seed,
+                "name": "zoo synthetic multi-class cells",
+                "description": f"Synthetic fluorescence images, {data.n_images} of {data.image_size}x"
+                f"{data.image_size} px from zoo.data.tasks.make_multiclass with seed "
+                f"{data.seed}; exact label masks of the classes {', '.join(names)}.",
+                "tags": ["nuclei", "fluorescence-light-microscopy", "2d", "semantic-segmentation"],
+            }
+        splits = make_splits(
+            list(images),
+            [np.asarray(m, dtype=np.int64) for m in labels],
+            data,
+            provenance,
+            multiple_of=2**config.depth,
+            target_kind="labels",
+        )
         splits.class_names = list(names)
         return splits
 
@@ -72,11 +97,15 @@ class UNet2dMulticlassTrainer(TorchTrainer):
         return cross_entropy_dice(logits, target)
 
     def task(self, config, splits) -> Task:
-        return Task(kind="multiclass", output_id="probabilities", output_channels=tuple(splits.class_names),
-                    output_range=(0.0, 1.0),
-                    output_description="probability of each class per pixel (softmax over channels); a pixel's "
-                                       "class has the highest",
-                    extra={"class_names": list(splits.class_names)})
+        return Task(
+            kind="multiclass",
+            output_id="probabilities",
+            output_channels=tuple(splits.class_names),
+            output_range=(0.0, 1.0),
+            output_description="probability of each class per pixel (softmax over channels); a pixel's "
+            "class has the highest",
+            extra={"class_names": list(splits.class_names)},
+        )
 
     def evaluate(self, predictions, splits):
         predicted = np.concatenate([np.argmax(p, axis=0).ravel() for p in predictions])

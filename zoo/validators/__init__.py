@@ -182,10 +182,19 @@ def _check_isolated(
         child.stop()
     failure = received.get("stopped") or IsolationFailure("crash", "the validation ended without answering")
     if "static" not in received:  # stopped while reading the package: never re-read here, without limits
-        report.findings.append(failed(RULES["SAF006"], f"reading and checking the package was stopped: "
-                                      f"{failure.message}", "validation", reason=failure.reason))
-        received["static"] = [skipped(RULES[rule_id], "not run: the validation was stopped (see SAF006)")
-                              for rule_id in static if rule_id != "SAF006"]
+        report.findings.append(
+            failed(
+                RULES["SAF006"],
+                f"reading and checking the package was stopped: {failure.message}",
+                "validation",
+                reason=failure.reason,
+            )
+        )
+        received["static"] = [
+            skipped(RULES[rule_id], "not run: the validation was stopped (see SAF006)")
+            for rule_id in static
+            if rule_id != "SAF006"
+        ]
         progress.advance(len(static), rule="static checks")
     report.sandbox = received.get("sandbox")
     _describe(report, received.get("facts") or {})
@@ -299,8 +308,13 @@ def _run_check(pkg: PackageUnderTest, rule_id: str, check) -> list[Finding]:
         return _summarised(rule_, list(check(pkg)))
     except Exception as e:  # a check's own bug must not hide the other findings
         logger.debug("check %s crashed", rule_id, exc_info=True)
-        return [skipped(rule_, f"not judged: zoo's check crashed ({type(e).__name__}: {e}); please report this",
-                        internal_error=f"{type(e).__name__}: {e}")]
+        return [
+            skipped(
+                rule_,
+                f"not judged: zoo's check crashed ({type(e).__name__}: {e}); please report this",
+                internal_error=f"{type(e).__name__}: {e}",
+            )
+        ]
 
 
 MAX_FINDINGS_PER_RULE = 20  # one package declaring 1000 outputs must not make a report of 8,000 findings

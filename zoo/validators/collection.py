@@ -35,8 +35,16 @@ logger = logging.getLogger(__name__)
 TARGETS = ("bioimageio", "deepimagej")
 PACKAGE_STATUSES = (FAILED, NOT_VERIFIED, PASSED)  # worst first: the collection's status is its worst package's
 # distributions whose versions change what a model run gives, hence findings: part of the cache key
-VERDICT_DISTRIBUTIONS = ("bioimageio.spec", "bioimageio.core", "numpy", "torch", "onnx", "onnxruntime",
-                         "tensorflow", "keras")
+VERDICT_DISTRIBUTIONS = (
+    "bioimageio.spec",
+    "bioimageio.core",
+    "numpy",
+    "torch",
+    "onnx",
+    "onnxruntime",
+    "tensorflow",
+    "keras",
+)
 CACHE_FOLDER = ".cache"
 REPORTS_FOLDER = "reports"
 
@@ -127,8 +135,11 @@ class CollectionResult:
 
     def counts_text(self) -> str:
         counts = self.counts
-        return (f"{counts['packages']} packages: " + ", ".join(f"{counts[s]} {s}" for s in reversed(PACKAGE_STATUSES))
-                + f"; {counts['cache_hits']} from the cache")
+        return (
+            f"{counts['packages']} packages: "
+            + ", ".join(f"{counts[s]} {s}" for s in reversed(PACKAGE_STATUSES))
+            + f"; {counts['cache_hits']} from the cache"
+        )
 
     @property
     def status(self) -> str:
@@ -202,8 +213,11 @@ def find_packages(source: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[st
             found.extend((_display(here / n, root), here / n) for n in yamls)
             dirnames[:] = []
             continue
-        found.extend((_display(here / n, root), here / n) for n in sorted(filenames)
-                     if n.lower().endswith(".zip") and not n.startswith("."))
+        found.extend(
+            (_display(here / n, root), here / n)
+            for n in sorted(filenames)
+            if n.lower().endswith(".zip") and not n.startswith(".")
+        )
     found.sort(key=lambda item: item[0])
     return found
 
@@ -356,16 +370,23 @@ def validate_package(job: PackageJob) -> PackageOutcome:
         shutil.rmtree(artifacts, ignore_errors=True)
     options = job.options
     try:
-        report = validate_source(Path(job.source), trust=options.trust, device=options.device,
-                                 keep_artifacts=artifacts, isolate=job.isolate, time_limit_s=options.time_limit_s,
-                                 memory_limit_mb=options.memory_limit_mb)
+        report = validate_source(
+            Path(job.source),
+            trust=options.trust,
+            device=options.device,
+            keep_artifacts=artifacts,
+            isolate=job.isolate,
+            time_limit_s=options.time_limit_s,
+            memory_limit_mb=options.memory_limit_mb,
+        )
         return PackageOutcome(report, None, time.perf_counter() - started)
     except SourceError as e:
         return PackageOutcome(None, str(e), time.perf_counter() - started)
     except Exception as e:  # a validator bug on one package must not stop the collection
         logger.debug("validating %s crashed", job.source, exc_info=True)
-        return PackageOutcome(None, f"the validation crashed ({type(e).__name__}: {e}); please report this",
-                              time.perf_counter() - started)
+        return PackageOutcome(
+            None, f"the validation crashed ({type(e).__name__}: {e}); please report this", time.perf_counter() - started
+        )
 
 
 def _allow_child_processes() -> None:
@@ -385,8 +406,9 @@ def _run_sequential(jobs: dict[int, PackageJob], paths: dict[int, str], progress
     return outcomes
 
 
-def _run_dask(jobs: dict[int, PackageJob], paths: dict[int, str], progress: Progress, workers: int | None,
-              scheduler: str | None):
+def _run_dask(
+    jobs: dict[int, PackageJob], paths: dict[int, str], progress: Progress, workers: int | None, scheduler: str | None
+):
     try:
         import dask
         from dask.distributed import Client, LocalCluster, as_completed
@@ -397,24 +419,34 @@ def _run_dask(jobs: dict[int, PackageJob], paths: dict[int, str], progress: Prog
         try:
             client = Client(scheduler, timeout="10s")
         except OSError as e:
-            raise InputError(f"--scheduler {scheduler}: no Dask scheduler answers there ({e}); give its address, "
-                             "e.g. tcp://host:8786") from e
+            raise InputError(
+                f"--scheduler {scheduler}: no Dask scheduler answers there ({e}); give its address, "
+                "e.g. tcp://host:8786"
+            ) from e
     else:
         with dask.config.set({"distributed.worker.daemon": False}):  # workers start the isolated model runs
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.ERROR)
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         client = Client(cluster)
     outcomes = {}
     try:
-        futures = {client.submit(validate_package, job, pure=False, key=f"zoo-validate-{index}-{os.urandom(4).hex()}"):
-                   index for index, job in jobs.items()}
+        futures = {
+            client.submit(validate_package, job, pure=False, key=f"zoo-validate-{index}-{os.urandom(4).hex()}"): index
+            for index, job in jobs.items()
+        }
         for future in as_completed(futures):
             index = futures[future]
             try:
                 outcomes[index] = future.result()
             except Exception as e:  # the worker died (e.g. KilledWorker after repeated crashes)
-                outcomes[index] = PackageOutcome(None, f"the Dask worker validating it failed ({type(e).__name__}: "
-                                                       f"{e})", 0.0)
+                outcomes[index] = PackageOutcome(
+                    None, f"the Dask worker validating it failed ({type(e).__name__}: {e})", 0.0
+                )
             progress.advance(1, package=paths[index])
     finally:
         client.close()
@@ -431,8 +463,9 @@ class _Plan:
     jobs: dict[int, PackageJob] = field(default_factory=dict)  # entry -> what to validate
 
 
-def _plan(entries: list[PackageEntry], options: ValidationOptions, cache: ResultCache, use_cache: bool,
-          isolate: bool) -> _Plan:
+def _plan(
+    entries: list[PackageEntry], options: ValidationOptions, cache: ResultCache, use_cache: bool, isolate: bool
+) -> _Plan:
     """Hash every package; take unchanged ones from the cache, validate the same content once."""
     plan = _Plan()
     rules = rule_set_fingerprint()
@@ -456,11 +489,22 @@ def _plan(entries: list[PackageEntry], options: ValidationOptions, cache: Result
     return plan
 
 
-def validate_collection(source: Path, out_dir: Path, *, workers: int | None = None, scheduler: str | None = None,
-                        target: str = "bioimageio", trust: bool = False, device: str = "cpu",
-                        use_cache: bool = True, cache_dir: Path | None = None, time_limit_s: float | None = None,
-                        memory_limit_mb: float | None = None, isolate: bool = True,
-                        progress: Progress | None = None) -> CollectionResult:
+def validate_collection(
+    source: Path,
+    out_dir: Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    target: str = "bioimageio",
+    trust: bool = False,
+    device: str = "cpu",
+    use_cache: bool = True,
+    cache_dir: Path | None = None,
+    time_limit_s: float | None = None,
+    memory_limit_mb: float | None = None,
+    isolate: bool = True,
+    progress: Progress | None = None,
+) -> CollectionResult:
     """Validate every package of `source` and write the collection's reports into `out_dir`."""
     if target not in TARGETS:
         raise InputError(f"target {target!r}: choose one of {', '.join(TARGETS)}")
@@ -474,12 +518,14 @@ def validate_collection(source: Path, out_dir: Path, *, workers: int | None = No
     cache = ResultCache(Path(cache_dir) if cache_dir else out_dir / CACHE_FOLDER)
     found = find_packages(Path(source), exclude=(out_dir, cache.folder))
     if not found:
-        raise InputError(f"{source} holds no package (no folder with rdf.yaml, bioimageio.yaml or "
-                         "*.bioimageio.yaml, and no .zip)")
+        raise InputError(
+            f"{source} holds no package (no folder with rdf.yaml, bioimageio.yaml or *.bioimageio.yaml, and no .zip)"
+        )
     _refuse_outputs(out_dir, cache_dir, [path for _, path in found])
     options = ValidationOptions(target, trust, device, time_limit_s, memory_limit_mb)
-    entries = [PackageEntry(display, str(path), slug)
-               for (display, path), slug in zip(found, slugs([d for d, _ in found]))]
+    entries = [
+        PackageEntry(display, str(path), slug) for (display, path), slug in zip(found, slugs([d for d, _ in found]))
+    ]
     plan = _plan(entries, options, cache, use_cache, isolate)
     reports, keys, first_of_key, jobs = plan.reports, plan.keys, plan.first_of_key, plan.jobs
     progress.start("validating packages", len(jobs))
@@ -538,8 +584,9 @@ def _fill_entry(entry: PackageEntry, report: ValidationReport, target: str) -> N
     entry.reason = verdict.reason
     entry.name = report.name
     entry.deepimagej = verdict.deepimagej
-    entry.deepimagej_rules = sorted({f.id for f in report.findings
-                                     if f.rule.target == "deepimagej" and f.status in ("failed", "warning")})
+    entry.deepimagej_rules = sorted(
+        {f.id for f in report.findings if f.rule.target == "deepimagej" and f.status in ("failed", "warning")}
+    )
     entry.failed_rules = list(verdict.failing_rules)
     entry.failures = verdict.counts["failed"]
     entry.counts = verdict.counts
@@ -580,14 +627,21 @@ def render_collection_markdown(result: CollectionResult) -> str:
     """The job summary: counts, then one table row per package."""
     from zoo.validators.writers import md_code, md_text
 
-    lines = ["# zoo validate-collection", "",
-             f"**Verdict: {result.status}** ({result.counts_text()}; {result.duration_s:.1f} s)",
-             "", "| package | status | deepImageJ (Fiji) | failed rules | s |", "|---|---|---|---|---|"]
+    lines = [
+        "# zoo validate-collection",
+        "",
+        f"**Verdict: {result.status}** ({result.counts_text()}; {result.duration_s:.1f} s)",
+        "",
+        "| package | status | deepImageJ (Fiji) | failed rules | s |",
+        "|---|---|---|---|---|",
+    ]
     for entry in result.entries:
         icon = STATUS_ICONS[entry.status]
         rules = ", ".join(entry.failed_rules) or md_text(entry.reason)
-        lines.append(f"| {md_code(entry.path)} | {icon} {entry.status} | {entry.deepimagej or 'not checked'} | "
-                     f"{rules} | {entry.duration_s:.1f}{' (cached)' if entry.cache_hit else ''} |")
+        lines.append(
+            f"| {md_code(entry.path)} | {icon} {entry.status} | {entry.deepimagej or 'not checked'} | "
+            f"{rules} | {entry.duration_s:.1f}{' (cached)' if entry.cache_hit else ''} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -682,14 +736,15 @@ def render_dashboard(result: CollectionResult) -> str:
         rows.append(
             f'<tr data-status="{html_text(entry.status)}" data-rules="{html_text(" ".join(entry_rules))}">'
             f'<td><a href="{html_text(entry.report)}">{html_text(entry.path)}</a></td>'
-            f'<td>{html_text(entry.name or "")}</td>'
+            f"<td>{html_text(entry.name or '')}</td>"
             f'<td data-sort="{html_text(entry.status)}">{badge(entry.status)}</td>'
             f'<td data-sort="{html_text(entry.deepimagej or "")}">{badge(entry.deepimagej or "not checked")}</td>'
             f"<td>{html_text(problems)}</td>"
             f'<td class="num" data-sort="{entry.failures}">{entry.failures}</td>'
             f'<td class="num" data-sort="{numbers.get("warning", 0)}">{numbers.get("warning", 0)}</td>'
             f'<td class="num" data-sort="{entry.duration_s:.3f}">{entry.duration_s:.1f}</td>'
-            f'<td>{"yes" if entry.cache_hit else "no"}</td></tr>')
+            f"<td>{'yes' if entry.cache_hit else 'no'}</td></tr>"
+        )
     options = "".join(f'<option value="{html_text(r)}">{html_text(r)}</option>' for r in rules)
     statuses = "".join(f'<option value="{html_text(s)}">{html_text(s)}</option>' for s in reversed(PACKAGE_STATUSES))
     body = f"""<header><h1>zoo validate-collection</h1>

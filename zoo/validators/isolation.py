@@ -107,8 +107,13 @@ def _confine(job: RuntimeJob):
     if job.keep_artifacts is not None:
         artifacts = Path(job.keep_artifacts).resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
-    job = replace(job, root=Path(job.root).resolve(), rdf_path=Path(job.rdf_path).resolve(),
-                  source=Path(job.source).resolve(), keep_artifacts=artifacts)
+    job = replace(
+        job,
+        root=Path(job.root).resolve(),
+        rdf_path=Path(job.rdf_path).resolve(),
+        source=Path(job.source).resolve(),
+        keep_artifacts=artifacts,
+    )
     os.chdir(job.scratch)
     writable = [job.scratch, *([artifacts] if artifacts is not None else [])]
     return job, enter_sandbox([job.root, job.rdf_path.parent], writable, job.device)
@@ -224,7 +229,7 @@ FORK_UNSAFE_MODULES = ("torch", "tensorflow", "keras", "jax", "onnxruntime")
 
 
 def start_method() -> str:
-    """"fork" where this process has nothing a fork could break: Linux, no thread but this one, no framework
+    """ "fork" where this process has nothing a fork could break: Linux, no thread but this one, no framework
     that keeps thread pools loaded (the CLI, which imports none of them). The child then starts at once, with
     the modules this process already imported; "spawn" otherwise (a notebook or a test that holds torch)."""
     if (

@@ -46,8 +46,15 @@ RULES: dict[str, Rule] = {}
 CHECKS: dict[str, Check] = {}
 
 
-def rule(rule_id: str, severity: Severity, title: str, fix: str, stage: str, needs: str = "descr",
-         target: Target = "bioimageio"):
+def rule(
+    rule_id: str,
+    severity: Severity,
+    title: str,
+    fix: str,
+    stage: str,
+    needs: str = "descr",
+    target: Target = "bioimageio",
+):
     """Register the decorated generator as the check of rule `rule_id`."""
 
     def register(check: Check) -> Check:
@@ -78,8 +85,14 @@ def rules_markdown() -> str:
     """docs/rules.md: every registered rule, generated from the registry (never written by hand)."""
     import zoo.validators.checks  # noqa: F401  (registers the rules)
 
-    lines = ["# Validation rules", "", "Generated from zoo's rule registry by `zoo rules --markdown`; do not edit.", "",
-             "| ID | severity | target | stage | title | fix |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Validation rules",
+        "",
+        "Generated from zoo's rule registry by `zoo rules --markdown`; do not edit.",
+        "",
+        "| ID | severity | target | stage | title | fix |",
+        "|---|---|---|---|---|---|",
+    ]
     for rule_ in sorted(RULES.values(), key=lambda r: r.id):
         cells = [rule_.id, rule_.severity, rule_.target, rule_.stage, rule_.title, rule_.fix]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

@@ -37,7 +37,12 @@ EXIT_CODES = {PASSED: 0, FAILED: 1, NOT_VERIFIED: 3}  # 2: the CLI's usage or in
 TARGETS = ("bioimageio", "deepimagej")
 
 RUNS, RUNS_WITH_RISKS, DIFFERENT_NUMBERS, WILL_NOT_RUN, CANNOT_JUDGE = (
-    "runs", "runs with risks", "runs but gives different numbers", "will not run", "cannot judge")
+    "runs",
+    "runs with risks",
+    "runs but gives different numbers",
+    "will not run",
+    "cannot judge",
+)
 DEEPIMAGEJ_FAILING = (WILL_NOT_RUN, DIFFERENT_NUMBERS)
 INTERNAL_ERROR_DETAIL = "internal_error"  # details key of a skipped finding whose check crashed (zoo's bug)
 CANNOT_JUDGE_DETAIL = "cannot_judge"  # details key of a skipped deepImageJ finding that lacks the files it needs
@@ -57,8 +62,13 @@ UNVERIFIED_CAUSES = {
     "not_run": "not run",
 }
 _FILE_CAUSES = {"FIL001": "file_absent", "FIL003": "only_at_url", "FIL002": "sha256_mismatch"}
-COUNT_LABELS = {"failed": "failed", "warning": "warnings", "passed": "passed", "skipped": "skipped",
-                "failed_other_target": "failed for deepImageJ only"}
+COUNT_LABELS = {
+    "failed": "failed",
+    "warning": "warnings",
+    "passed": "passed",
+    "skipped": "skipped",
+    "failed_other_target": "failed for deepImageJ only",
+}
 
 
 def fails_for(finding: Finding, target: str) -> bool:
@@ -78,7 +88,7 @@ def count_findings(findings: list[Finding], target: str = "bioimageio") -> dict[
 
 
 def counts_text(counts: dict[str, int]) -> str:
-    """"3 failed, 2 warnings, 80 passed, 4 skipped" (and the deepImageJ-only failures when there are any)."""
+    """ "3 failed, 2 warnings, 80 passed, 4 skipped" (and the deepImageJ-only failures when there are any)."""
     shown = [key for key in COUNT_KEYS if key != "failed_other_target" or counts.get(key)]
     return ", ".join(f"{counts.get(key, 0)} {COUNT_LABELS[key]}" for key in shown)
 
@@ -101,9 +111,16 @@ class Verdict:
         return EXIT_CODES[self.status]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "exit_code": self.exit_code, "target": self.target, "reason": self.reason,
-                "counts": dict(self.counts), "deepimagej": self.deepimagej, "failing_rules": list(self.failing_rules),
-                "unverified": dict(self.unverified)}
+        return {
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "target": self.target,
+            "reason": self.reason,
+            "counts": dict(self.counts),
+            "deepimagej": self.deepimagej,
+            "failing_rules": list(self.failing_rules),
+            "unverified": dict(self.unverified),
+        }
 
 
 @dataclass
@@ -130,19 +147,40 @@ class ValidationReport:
             return Verdict(FAILED, target, f"failed: deepImageJ {dij}", counts, dij)
         unverified = self._unverified_causes()
         if unverified:
-            causes = "; ".join(f"{what} {UNVERIFIED_CAUSES[cause]}" if what else UNVERIFIED_CAUSES[cause]
-                               for what, cause in unverified.items())
-            return Verdict(NOT_VERIFIED, target, f"not verified: no weights could be run ({causes})", counts, dij,
-                           unverified=unverified)
-        crashed = sorted({f.id for f in self.findings if (f.details or {}).get(INTERNAL_ERROR_DETAIL)
-                          and (f.rule.target == "bioimageio" or target == "deepimagej")})
+            causes = "; ".join(
+                f"{what} {UNVERIFIED_CAUSES[cause]}" if what else UNVERIFIED_CAUSES[cause]
+                for what, cause in unverified.items()
+            )
+            return Verdict(
+                NOT_VERIFIED,
+                target,
+                f"not verified: no weights could be run ({causes})",
+                counts,
+                dij,
+                unverified=unverified,
+            )
+        crashed = sorted(
+            {
+                f.id
+                for f in self.findings
+                if (f.details or {}).get(INTERNAL_ERROR_DETAIL)
+                and (f.rule.target == "bioimageio" or target == "deepimagej")
+            }
+        )
         if crashed:  # zoo's own bug: neither a pass nor a failure of the package
-            return Verdict(NOT_VERIFIED, target, f"not verified: zoo could not judge {', '.join(crashed)} (an "
-                           "internal error, see the finding; please report it)", counts, dij)
+            return Verdict(
+                NOT_VERIFIED,
+                target,
+                f"not verified: zoo could not judge {', '.join(crashed)} (an "
+                "internal error, see the finding; please report it)",
+                counts,
+                dij,
+            )
         if target == "deepimagej" and dij in (None, CANNOT_JUDGE):
             why = self._cannot_judge_reason() if dij == CANNOT_JUDGE else "no deepImageJ rule ran"
-            return Verdict(NOT_VERIFIED, target, f"not verified: deepImageJ {dij or 'not checked'} ({why})",
-                           counts, dij)
+            return Verdict(
+                NOT_VERIFIED, target, f"not verified: deepImageJ {dij or 'not checked'} ({why})", counts, dij
+            )
         return Verdict(PASSED, target, "", counts, dij)
 
     @property
@@ -193,8 +231,11 @@ class ValidationReport:
                 continue
             weight_format = finding.location.removeprefix("weights.").split("/")[0]
             where = f"weights.{weight_format}"
-            file_causes = [cause for rule_id, cause in _FILE_CAUSES.items()
-                           if any(f.status != "passed" and f.location.startswith(where) for f in self.by_id(rule_id))]
+            file_causes = [
+                cause
+                for rule_id, cause in _FILE_CAUSES.items()
+                if any(f.status != "passed" and f.location.startswith(where) for f in self.by_id(rule_id))
+            ]
             if file_causes:
                 causes[weight_format] = file_causes[0]
             elif weight_format in CODE_EXECUTING_FORMATS:
@@ -204,8 +245,9 @@ class ValidationReport:
         return causes
 
     def _cannot_judge_reason(self) -> str:
-        missing = sorted({str(m) for f in self.findings if _cannot_judge(f)
-                          for m in ((f.details or {}).get("missing") or [])})
+        missing = sorted(
+            {str(m) for f in self.findings if _cannot_judge(f) for m in ((f.details or {}).get("missing") or [])}
+        )
         return f"absent: {', '.join(missing)}" if missing else "the files its rules need are absent"
 
     def failed(self, target: str = "bioimageio") -> list[Finding]:
@@ -302,8 +344,11 @@ class ValidationReport:
 
 def _cannot_judge(finding: Finding) -> bool:
     """A deepImageJ finding that could not judge because the files it needs are absent."""
-    return (finding.rule.target == "deepimagej" and finding.status == "skipped"
-            and bool((finding.details or {}).get(CANNOT_JUDGE_DETAIL)))
+    return (
+        finding.rule.target == "deepimagej"
+        and finding.status == "skipped"
+        and bool((finding.details or {}).get(CANNOT_JUDGE_DETAIL))
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 
-def build_unet2d_keras(in_channels: int = 1, out_channels: int = 1, base_channels: int = 16, depth: int = 3,
-                       final_activation: str = "sigmoid"):
+def build_unet2d_keras(
+    in_channels: int = 1,
+    out_channels: int = 1,
+    base_channels: int = 16,
+    depth: int = 3,
+    final_activation: str = "sigmoid",
+):
     """A functional Keras model (batch, y, x, channel) → same layout; spatial sizes multiples of 2**depth."""
     import keras
     from keras import layers

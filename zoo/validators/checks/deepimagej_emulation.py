@@ -89,9 +89,13 @@ def check_deepimagej_emulation_reproduces(pkg: PackageUnderTest) -> Iterator[Fin
         yield from _emulate(pkg, rule_)
     except Exception as e:
         logger.debug("the deepImageJ emulation failed", exc_info=True)
-        yield skipped(rule_, f"not emulated: zoo's emulation failed ({type(e).__name__}: {str(e).strip()[:300]}); "
-                             "this says nothing about the package, please report it", "",
-                      internal_error=f"{type(e).__name__}: {str(e).strip()[:300]}")
+        yield skipped(
+            rule_,
+            f"not emulated: zoo's emulation failed ({type(e).__name__}: {str(e).strip()[:300]}); "
+            "this says nothing about the package, please report it",
+            "",
+            internal_error=f"{type(e).__name__}: {str(e).strip()[:300]}",
+        )
 
 
 def _emulated_input(pkg: PackageUnderTest) -> np.ndarray:

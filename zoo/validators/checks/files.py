@@ -39,9 +39,14 @@ def _files(pkg: PackageUnderTest) -> list[FileRef]:
     return pkg.memo("referenced files", lambda: referenced_files(pkg.rdf))
 
 
-@rule("FIL001", "error", "every referenced local file is in the package",
-      "Add the missing file to the package or correct its path in the rdf (relative, inside the package).",
-      "files", needs="rdf")
+@rule(
+    "FIL001",
+    "error",
+    "every referenced local file is in the package",
+    "Add the missing file to the package or correct its path in the rdf (relative, inside the package).",
+    "files",
+    needs="rdf",
+)
 def check_file_present(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_file_present.rule
     local = [f for f in _files(pkg) if not f.is_url]
@@ -60,8 +65,14 @@ def check_file_present(pkg: PackageUnderTest) -> Iterator[Finding]:
         yield passed(rule_, f"{len(local)} local files present")
 
 
-@rule("FIL002", "error", "every file matches its declared sha256",
-      "Replace the file with the one the rdf describes, or update its sha256 in the rdf.", "files", needs="rdf")
+@rule(
+    "FIL002",
+    "error",
+    "every file matches its declared sha256",
+    "Replace the file with the one the rdf describes, or update its sha256 in the rdf.",
+    "files",
+    needs="rdf",
+)
 def check_file_hash(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_file_hash.rule
     checked = mismatched = 0
@@ -75,23 +86,40 @@ def check_file_hash(pkg: PackageUnderTest) -> Iterator[Finding]:
         if size > MAX_FILE_BYTES:
             mismatched += 1
             pkg.file_problems[ref.location] = f"{ref.source} is {size} bytes"
-            yield failed(rule_, f"{ref.source} is {size} bytes, more than the {MAX_FILE_BYTES} a package file may "
-                                "have; not hashed, not opened", ref.location, file=ref.source, size=size)
+            yield failed(
+                rule_,
+                f"{ref.source} is {size} bytes, more than the {MAX_FILE_BYTES} a package file may "
+                "have; not hashed, not opened",
+                ref.location,
+                file=ref.source,
+                size=size,
+            )
             continue
         checked += 1
         actual = sha256_of(path)
         if actual != ref.sha256:
             mismatched += 1
             pkg.file_problems[ref.location] = f"{ref.source} has sha256 {actual}, expected {ref.sha256}"
-            yield failed(rule_, f"{ref.source} has sha256 {actual}, expected {ref.sha256}", ref.location,
-                         file=ref.source, expected=ref.sha256, actual=actual)
+            yield failed(
+                rule_,
+                f"{ref.source} has sha256 {actual}, expected {ref.sha256}",
+                ref.location,
+                file=ref.source,
+                expected=ref.sha256,
+                actual=actual,
+            )
     if not mismatched:
         yield passed(rule_, f"{checked} declared sha256 match")
 
 
-@rule("FIL003", "warning", "files that running the model needs are not only at a URL",
-      "Put the file into the package and reference it by a relative path; validation runs offline.", "files",
-      needs="rdf")
+@rule(
+    "FIL003",
+    "warning",
+    "files that running the model needs are not only at a URL",
+    "Put the file into the package and reference it by a relative path; validation runs offline.",
+    "files",
+    needs="rdf",
+)
 def check_file_not_remote(pkg: PackageUnderTest) -> Iterator[Finding]:
     """A URL is named, never fetched. Only files that running or reproducing the model reads matter (weights,
     their architecture, test tensors); a URL-only cover or documentation is listed in the passing finding."""
@@ -101,18 +129,33 @@ def check_file_not_remote(pkg: PackageUnderTest) -> Iterator[Finding]:
     for ref in needed:
         pkg.file_problems[ref.location] = f"{ref.source} is only at a URL (not fetched: validation is offline)"
         what = f"{ref.weight_format} weights" if ref.role in ("weights", "architecture") else ref.role.replace("_", " ")
-        yield failed(rule_, f"{ref.source} is a URL; it was not downloaded (offline validation), so the {what} "
-                            "cannot be checked or run", ref.location, url=ref.source, role=ref.role)
+        yield failed(
+            rule_,
+            f"{ref.source} is a URL; it was not downloaded (offline validation), so the {what} "
+            "cannot be checked or run",
+            ref.location,
+            url=ref.source,
+            role=ref.role,
+        )
     others = [f for f in remote if not f.needed]
     if not needed:
         named = "; ".join(f"{f.location}: {f.source}" for f in others)
-        yield passed(rule_, f"running needs no remote file{f' (not fetched, not needed: {named})' if named else ''}",
-                     urls=[f.source for f in others] or None)
+        yield passed(
+            rule_,
+            f"running needs no remote file{f' (not fetched, not needed: {named})' if named else ''}",
+            urls=[f.source for f in others] or None,
+        )
 
 
-@rule("FIL004", "error", "a state dict's architecture is a Python file in the package that defines the named callable",
-      "Write the architecture as `file.py:Callable` (0.4) or {source: file.py, callable: Name} (0.5), with the file "
-      "in the package defining that class or function.", "files", needs="rdf")
+@rule(
+    "FIL004",
+    "error",
+    "a state dict's architecture is a Python file in the package that defines the named callable",
+    "Write the architecture as `file.py:Callable` (0.4) or {source: file.py, callable: Name} (0.5), with the file "
+    "in the package defining that class or function.",
+    "files",
+    needs="rdf",
+)
 def check_architecture_source(pkg: PackageUnderTest) -> Iterator[Finding]:
     """Read statically (ast): the package's code is not run here, with or without --trust."""
     rule_ = check_architecture_source.rule
@@ -128,8 +171,11 @@ def check_architecture_source(pkg: PackageUnderTest) -> Iterator[Finding]:
             pkg.file_problems.setdefault(f"weights.{name}.architecture", problem)
             yield failed(rule_, f"weights.{name} architecture {problem}", arch.location)
     if checked and not problems:
-        yield passed(rule_, f"{checked} architecture reference{'s' if checked > 1 else ''} well-formed; a source "
-                            "file in the package defines the named callable")
+        yield passed(
+            rule_,
+            f"{checked} architecture reference{'s' if checked > 1 else ''} well-formed; a source "
+            "file in the package defines the named callable",
+        )
     elif not checked:
         yield passed(rule_, "no state dict weights: no architecture to check")
 

@@ -61,8 +61,9 @@ def _acting_weights(pkg: PackageUnderTest, rule_, weight_format: str) -> Iterato
         yield passed(rule_, f"no {weight_format} weights", location)
         return
     if entry.source is None or entry.is_url or location in pkg.file_problems:
-        yield skipped(rule_, f"not read: {pkg.file_problems.get(location, 'the weights file is not in the package')}",
-                      location)
+        yield skipped(
+            rule_, f"not read: {pkg.file_problems.get(location, 'the weights file is not in the package')}", location
+        )
         return
     path, refused = package_path(pkg, entry.source)
     if refused is not None or not path.exists():
@@ -80,34 +81,60 @@ def _acting_weights(pkg: PackageUnderTest, rule_, weight_format: str) -> Iterato
     if not pkg.trust:
         pkg.file_problems[location] = f"its graph calls {', '.join(ops)}: not run without --trust"
     sites = [str(f) for f in sorted(found, key=lambda f: (f.op, f.where))][:10]
-    yield failed(rule_, f"{entry.source} calls {'; '.join(sites)}"
-                        f"{'' if pkg.trust else ': not run (pass --trust to run it anyway)'}", location, ops=ops)
+    yield failed(
+        rule_,
+        f"{entry.source} calls {'; '.join(sites)}{'' if pkg.trust else ': not run (pass --trust to run it anyway)'}",
+        location,
+        ops=ops,
+    )
 
 
-@rule("SAF003", "error", "TorchScript weights call no operation that reads or writes files",
-      "Export the model without file operations (torch.from_file, torch.save) in forward(); a weights file must "
-      "only compute.", "files", needs="rdf")
+@rule(
+    "SAF003",
+    "error",
+    "TorchScript weights call no operation that reads or writes files",
+    "Export the model without file operations (torch.from_file, torch.save) in forward(); a weights file must "
+    "only compute.",
+    "files",
+    needs="rdf",
+)
 def check_torchscript_acts_not(pkg: PackageUnderTest) -> Iterator[Finding]:
     yield from _acting_weights(pkg, check_torchscript_acts_not.rule, "torchscript")
 
 
-@rule("SAF004", "error", "TF SavedModel serving graphs call no file, Python or debug operation",
-      "Export the serving function without tf.io file ops, tf.py_function or summaries; a weights file must "
-      "only compute.", "files", needs="rdf")
+@rule(
+    "SAF004",
+    "error",
+    "TF SavedModel serving graphs call no file, Python or debug operation",
+    "Export the serving function without tf.io file ops, tf.py_function or summaries; a weights file must "
+    "only compute.",
+    "files",
+    needs="rdf",
+)
 def check_saved_model_acts_not(pkg: PackageUnderTest) -> Iterator[Finding]:
     yield from _acting_weights(pkg, check_saved_model_acts_not.rule, "tensorflow_saved_model_bundle")
 
 
-@rule("SAF005", "error", "ONNX graphs use only the standard operator domains",
-      "Export with standard ONNX operators only; a custom domain runs a kernel that the package cannot vouch for.",
-      "files", needs="rdf")
+@rule(
+    "SAF005",
+    "error",
+    "ONNX graphs use only the standard operator domains",
+    "Export with standard ONNX operators only; a custom domain runs a kernel that the package cannot vouch for.",
+    "files",
+    needs="rdf",
+)
 def check_onnx_domains_standard(pkg: PackageUnderTest) -> Iterator[Finding]:
     yield from _acting_weights(pkg, check_onnx_domains_standard.rule, "onnx")
 
 
-@rule("SAF006", "error", "the package is read and checked within the time and memory limits",
-      "Shrink what the rdf and its files ask the reader to do (aliases, nesting, huge files); see the message.",
-      "safety", needs="nothing")
+@rule(
+    "SAF006",
+    "error",
+    "the package is read and checked within the time and memory limits",
+    "Shrink what the rdf and its files ask the reader to do (aliases, nesting, huge files); see the message.",
+    "safety",
+    needs="nothing",
+)
 def check_read_within_limits(pkg: PackageUnderTest) -> Iterator[Finding]:
     """Recorded here when reading finished; the parent records the failure when the isolated child was stopped
     before it could answer."""

@@ -18,8 +18,14 @@ def check_rdf_readable(pkg: PackageUnderTest) -> Iterator[Finding]:
         yield passed(rule_, f"{pkg.opened.rdf_path.name} parsed", pkg.opened.rdf_path.name)
 
 
-@rule("FMT002", "error", "rdf is a valid bioimage.io model description",
-      "Correct the named fields so that bioimageio.spec accepts the rdf.", "format", needs="rdf")
+@rule(
+    "FMT002",
+    "error",
+    "rdf is a valid bioimage.io model description",
+    "Correct the named fields so that bioimageio.spec accepts the rdf.",
+    "format",
+    needs="rdf",
+)
 def check_rdf_valid(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_rdf_valid.rule
     if pkg.descr is not None or pkg.other_resource is not None:
@@ -36,8 +42,13 @@ def check_rdf_valid(pkg: PackageUnderTest) -> Iterator[Finding]:
         yield failed(rule_, message, location)
 
 
-@rule("FMT003", "warning", "bioimageio.spec has no warnings for the rdf",
-      "Follow bioimageio.spec's advice for the named field.", "format")
+@rule(
+    "FMT003",
+    "warning",
+    "bioimageio.spec has no warnings for the rdf",
+    "Follow bioimageio.spec's advice for the named field.",
+    "format",
+)
 def check_rdf_warnings(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_rdf_warnings.rule
     warnings = [(loc, msg) for loc, msg, severity in spec_details(pkg.descr) if severity == "warning"]

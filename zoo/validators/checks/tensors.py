@@ -58,8 +58,10 @@ def _shape_problem(tensor: TestTensor, array: np.ndarray) -> str | None:
         if axis.sizes is None or (axis.kind == "batch" and axis.sizes.min == 1 and size == 1):
             continue
         if not axis.sizes.is_valid(size) and not (axis.kind == "channel" and not axis.channel_names):
-            return (f"{tensor.kind}[{tensor.tensor_id}] axis {axis.id} has size {size} in the test tensor, "
-                    f"expected {axis.sizes}")
+            return (
+                f"{tensor.kind}[{tensor.tensor_id}] axis {axis.id} has size {size} in the test tensor, "
+                f"expected {axis.sizes}"
+            )
     return None
 
 
@@ -72,8 +74,13 @@ def _dtype_problem(tensor: TestTensor, array: np.ndarray) -> str | None:
     return f"{tensor.kind}[{tensor.tensor_id}] test tensor has dtype {array.dtype}, expected {declared}"
 
 
-@rule("TEN001", "error", "test tensors are readable .npy files that match the described axes and dtype",
-      "Save the test tensor with numpy.save in the shape and dtype the rdf describes.", "tensors")
+@rule(
+    "TEN001",
+    "error",
+    "test tensors are readable .npy files that match the described axes and dtype",
+    "Save the test tensor with numpy.save in the shape and dtype the rdf describes.",
+    "tensors",
+)
 def check_test_tensor_matches(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_test_tensor_matches.rule
     problems = 0
@@ -94,8 +101,13 @@ def check_test_tensor_matches(pkg: PackageUnderTest) -> Iterator[Finding]:
         yield passed(rule_, "test tensors readable and consistent with their descriptions")
 
 
-@rule("TEN002", "error", "expected test outputs hold no NaN or Inf",
-      "Recompute the test output; a NaN or Inf cannot be reproduced or compared.", "tensors")
+@rule(
+    "TEN002",
+    "error",
+    "expected test outputs hold no NaN or Inf",
+    "Recompute the test output; a NaN or Inf cannot be reproduced or compared.",
+    "tensors",
+)
 def check_test_output_finite(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_test_output_finite.rule
     bad = 0
@@ -103,14 +115,25 @@ def check_test_output_finite(pkg: PackageUnderTest) -> Iterator[Finding]:
         if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             bad += 1
             n_nan, n_inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
-            yield failed(rule_, f"{tensor.kind}[{tensor.tensor_id}] test tensor holds {n_nan} NaN and {n_inf} Inf "
-                                f"of {array.size} values", tensor.location, nan=n_nan, inf=n_inf)
+            yield failed(
+                rule_,
+                f"{tensor.kind}[{tensor.tensor_id}] test tensor holds {n_nan} NaN and {n_inf} Inf "
+                f"of {array.size} values",
+                tensor.location,
+                nan=n_nan,
+                inf=n_inf,
+            )
     if not bad:
         yield passed(rule_, "test tensors are finite")
 
 
-@rule("TEN003", "error", "test tensors are not all near zero",
-      f"Use a test input with real content; values all within ±{NEAR_ZERO:g} prove nothing.", "tensors")
+@rule(
+    "TEN003",
+    "error",
+    "test tensors are not all near zero",
+    f"Use a test input with real content; values all within ±{NEAR_ZERO:g} prove nothing.",
+    "tensors",
+)
 def check_test_tensor_not_blank(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_test_tensor_not_blank.rule
     blank = 0
@@ -118,8 +141,12 @@ def check_test_tensor_not_blank(pkg: PackageUnderTest) -> Iterator[Finding]:
         finite = array[np.isfinite(array)] if np.issubdtype(array.dtype, np.floating) else array
         if finite.size and np.abs(finite).max() <= NEAR_ZERO:
             blank += 1
-            yield failed(rule_, f"{tensor.kind}[{tensor.tensor_id}] test tensor values all lie within "
-                                f"±{NEAR_ZERO:g} (max |v| {float(np.abs(finite).max()):.2e})", tensor.location)
+            yield failed(
+                rule_,
+                f"{tensor.kind}[{tensor.tensor_id}] test tensor values all lie within "
+                f"±{NEAR_ZERO:g} (max |v| {float(np.abs(finite).max()):.2e})",
+                tensor.location,
+            )
     if not blank:
         yield passed(rule_, "test tensors have content")
 

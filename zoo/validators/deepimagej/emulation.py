@@ -58,8 +58,9 @@ def _jdll_reduced(tensor: TensorView, shape: tuple[int, ...], axes) -> tuple[int
     names = [str(a) for a in axes] if isinstance(axes, list) else [str(axes)]
     chars = {ch for name in names for ch in name}
     reduced = tuple(i for i, axis in enumerate(tensor.axes) if axis.letter in chars)
-    kept_multi = [axis for i, axis in enumerate(tensor.axes)
-                  if i not in reduced and axis.letter in ("b", "c") and shape[i] > 1]
+    kept_multi = [
+        axis for i, axis in enumerate(tensor.axes) if i not in reduced and axis.letter in ("b", "c") and shape[i] > 1
+    ]
     return None if kept_multi or not reduced else reduced
 
 
@@ -76,7 +77,7 @@ def _apply_step(name: str, kwargs: dict, data: np.ndarray, tensor: TensorView) -
             raise NotEmulated(f"clip with {sorted(map(str, kwargs))} does not run in deepImageJ (DIJ27)")
         return np.clip(data, float(kwargs["min"]), float(kwargs["max"])).astype(np.float32)
     if name == "scale_linear":
-        return (data * np.float32(_first(kwargs.get("gain"), 1.0)) + np.float32(_first(kwargs.get("offset"), 0.0)))
+        return data * np.float32(_first(kwargs.get("gain"), 1.0)) + np.float32(_first(kwargs.get("offset"), 0.0))
     if name == "sigmoid":
         return (1.0 / (1.0 + np.exp(-data))).astype(np.float32)
     if name == "scale_range":
@@ -87,7 +88,7 @@ def _apply_step(name: str, kwargs: dict, data: np.ndarray, tensor: TensorView) -
             lo, hi = nearest_rank_percentile(data, lo_p), nearest_rank_percentile(data, hi_p)
             return ((data - lo) / (hi - lo + eps)).astype(np.float32)
         moved = np.moveaxis(data, reduced, range(len(reduced)))
-        flat = moved.reshape(-1, *moved.shape[len(reduced):])
+        flat = moved.reshape(-1, *moved.shape[len(reduced) :])
         lo = np.apply_along_axis(nearest_rank_percentile, 0, flat, lo_p)
         hi = np.apply_along_axis(nearest_rank_percentile, 0, flat, hi_p)
         scaled = (moved - lo) / (hi - lo + eps)
@@ -106,8 +107,9 @@ def _apply_step(name: str, kwargs: dict, data: np.ndarray, tensor: TensorView) -
         eps = float(kwargs.get("eps", 1e-6))
         if isinstance(mean, list) and len(mean) > 1 or isinstance(std, list) and len(std) > 1:
             if not tensor.axes or tensor.axes[0].letter != "c":
-                raise NotEmulated("fixed_zero_mean_unit_variance lists fail in deepImageJ unless the channel axis "
-                                  "is first (DIJ30)")
+                raise NotEmulated(
+                    "fixed_zero_mean_unit_variance lists fail in deepImageJ unless the channel axis is first (DIJ30)"
+                )
             shape = (-1,) + (1,) * (data.ndim - 1)
             mean_a = np.asarray(mean, np.float32).reshape(shape)
             std_a = np.asarray(std, np.float32).reshape(shape)
@@ -149,8 +151,10 @@ def _tile_size(axis: AxisView, image: int) -> int:
         return image
     if size.kind == "fixed":
         if image < math.ceil(size.value / 3):
-            raise NotEmulated(f"axis {axis.letter}: image size {image} is under a third of the fixed size "
-                              f"{size.value}; deepImageJ refuses it (DIJ24)")
+            raise NotEmulated(
+                f"axis {axis.letter}: image size {image} is under a third of the fixed size "
+                f"{size.value}; deepImageJ refuses it (DIJ24)"
+            )
         return size.value
     if size.kind == "parameterized" and size.min is not None:
         if not size.step:
@@ -183,15 +187,21 @@ def plan_tiling(tensor: TensorView, shape: tuple[int, ...], halos: dict[str, int
         raise NotEmulated(f"the test input has {len(shape)} axes, the rdf declares {len(tensor.axes)}")
     tiles = [_tile_size(axis, n) for axis, n in zip(tensor.axes, shape)]
     while math.prod(tiles) > MAX_INPUT_TILE_ELEMENTS:
-        shrinkable = [i for i, axis in enumerate(tensor.axes)
-                      if axis.size.kind == "parameterized" and axis.size.step and tiles[i] - axis.size.step
-                      >= max(axis.size.min or 0, 2 * halos.get(axis.letter or "", 0) + 1)]
+        shrinkable = [
+            i
+            for i, axis in enumerate(tensor.axes)
+            if axis.size.kind == "parameterized"
+            and axis.size.step
+            and tiles[i] - axis.size.step >= max(axis.size.min or 0, 2 * halos.get(axis.letter or "", 0) + 1)
+        ]
         if not shrinkable:
             raise NotEmulated(f"tile {tiles} exceeds {MAX_INPUT_TILE_ELEMENTS} elements and cannot shrink (DIJ25)")
         largest = max(shrinkable, key=lambda i: tiles[i])
         tiles[largest] -= tensor.axes[largest].size.step
-    return [AxisTiling(n, tile, halos.get(axis.letter or "", 0), _starts(n, tile, halos.get(axis.letter or "", 0)))
-            for axis, n, tile in zip(tensor.axes, shape, tiles)]
+    return [
+        AxisTiling(n, tile, halos.get(axis.letter or "", 0), _starts(n, tile, halos.get(axis.letter or "", 0)))
+        for axis, n, tile in zip(tensor.axes, shape, tiles)
+    ]
 
 
 def _mirror_crop(image: np.ndarray, starts: tuple[int, ...], sizes: tuple[int, ...]) -> np.ndarray:
@@ -234,8 +244,12 @@ def output_geometry(output: TensorView, input_tensor: TensorView) -> list[Output
     return out
 
 
-def run_tiled(input_tensor: TensorView, outputs: list[TensorView], image: np.ndarray,
-              model: Callable[[np.ndarray], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def run_tiled(
+    input_tensor: TensorView,
+    outputs: list[TensorView],
+    image: np.ndarray,
+    model: Callable[[np.ndarray], dict[str, np.ndarray]],
+) -> dict[str, np.ndarray]:
     """Cut the pre-processed image into JDLL's tiles, run `model` on each, stitch each output's tile centres."""
     geometries = {o.tensor_id: output_geometry(o, input_tensor) for o in outputs}
     halos: dict[str, int] = {}
@@ -255,16 +269,24 @@ def run_tiled(input_tensor: TensorView, outputs: list[TensorView], image: np.nda
         for output in outputs:
             data = predicted[output.tensor_id]
             geometry = geometries[output.tensor_id]
-            if len(combos) > 1 and any(g.ref_index is None and g.fixed is not None and g.letter not in ("b", "c")
-                                       for g in geometry):
-                raise NotEmulated(f"outputs[{output.tensor_id}] has a fixed spatial size and the image needs "
-                                  "several tiles")
+            if len(combos) > 1 and any(
+                g.ref_index is None and g.fixed is not None and g.letter not in ("b", "c") for g in geometry
+            ):
+                raise NotEmulated(
+                    f"outputs[{output.tensor_id}] has a fixed spatial size and the image needs several tiles"
+                )
             _paste(results, output.tensor_id, data, geometry, plan, starts)
     return results
 
 
-def _paste(results: dict, key: str, data: np.ndarray, geometry: list[OutputGeometry], plan: list[AxisTiling],
-           starts: tuple[int, ...]) -> None:
+def _paste(
+    results: dict,
+    key: str,
+    data: np.ndarray,
+    geometry: list[OutputGeometry],
+    plan: list[AxisTiling],
+    starts: tuple[int, ...],
+) -> None:
     """Put the kept part of one output tile (its centre: the tile minus the halo, inside the image) in place."""
     if data.ndim != len(geometry):
         raise NotEmulated(f"outputs[{key}]: the model returned {data.ndim} axes, the rdf declares {len(geometry)}")

@@ -25,8 +25,19 @@ GUI_ENGINES: dict[str, tuple[str, ...]] = {
 }
 MACRO_ONLY_ENGINES: dict[str, tuple[str, ...]] = {"tensorflow": ("2.10.1",)}
 # opset -> the onnxruntime release of that JDLL engine (availableDLVersions.json "version" for "pythonVersion")
-ONNX_RUNTIME_FOR_OPSET = {8: "1.3.1", 9: "1.4.0", 10: "1.5.2", 11: "1.6.0", 12: "1.7.0", 13: "1.8.1", 14: "1.9.0",
-                          15: "1.10.0", 16: "1.11.0", 17: "1.12.1", 18: "1.13.1"}
+ONNX_RUNTIME_FOR_OPSET = {
+    8: "1.3.1",
+    9: "1.4.0",
+    10: "1.5.2",
+    11: "1.6.0",
+    12: "1.7.0",
+    13: "1.8.1",
+    14: "1.9.0",
+    15: "1.10.0",
+    16: "1.11.0",
+    17: "1.12.1",
+    18: "1.13.1",
+}
 ONNX_MIN_OPSET, ONNX_GUI_MAX_OPSET = 8, 17
 ONNX_MAX_IR_VERSION = 8  # onnxruntime 1.12.1 rejects newer IR versions (RULES.md DIJ13)
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 LIBTORCH_MAX_FILE_FORMAT_VERSION = {"1.13.1": 10, "2.0.0": 10}
 
 # aten operators (as TorchScript code calls them: `torch.<name>(` or `ops.aten.<name>(`) in libtorch ≤ 1.13
-TORCH_ATEN_OPS = frozenset("""
+TORCH_ATEN_OPS = frozenset(
+    """
 _convolution convolution conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d linear matmul mm
 bmm addmm einsum batch_norm instance_norm layer_norm group_norm _batch_norm_impl_index native_batch_norm
 relu relu_ leaky_relu leaky_relu_ elu elu_ selu celu gelu silu silu_ hardtanh hardtanh_ hardswish hardsigmoid
@@ -36,15 +37,19 @@ fill_ zero_ dropout dropout_ feature_dropout alpha_dropout embedding bernoulli
 __is__ __isnot__ __not__ __contains__ __getitem__ __range_length __derive_index __and__ __or__ __xor__ append
 len format list Int Float Bool ScalarImplicit IntImplicit FloatImplicit floordiv warn str extend insert pop device
 item keys values items dict
-""".split())
+""".split()
+)
 
-TORCH_PRIM_OPS = frozenset("""
+TORCH_PRIM_OPS = frozenset(
+    """
 NumToTensor RaiseException device dtype layout min max abs data shape requires_grad is_cuda
 unchecked_unwrap_optional Uninitialized TupleIndex TupleUnpack ListConstruct ListUnpack Constant
-""".split())
+""".split()
+)
 
 # TensorFlow op types (NodeDef.op) in TF ≤ 2.4, so in the 2.7 engine
-TF_OPS = frozenset("""
+TF_OPS = frozenset(
+    """
 Const Placeholder PlaceholderWithDefault Identity IdentityN NoOp StatefulPartitionedCall PartitionedCall
 ReadVariableOp VarHandleOp AssignVariableOp VarIsInitializedOp
 Conv2D Conv3D Conv2DBackpropInput Conv3DBackpropInputV2 DepthwiseConv2dNative BiasAdd MatMul BatchMatMulV2
@@ -57,14 +62,17 @@ FloorMod Round Sign SquaredDifference ClipByValue Mean Sum Max Min Prod ArgMax A
 Range Tile Select SelectV2 Greater GreaterEqual Less LessEqual Equal NotEqual LogicalAnd LogicalOr LogicalNot
 GatherV2 Einsum OneHot
 SaveV2 RestoreV2 MergeV2Checkpoints ShardedFilename StringJoin StaticRegexFullMatch
-""".split())
+""".split()
+)
 
 # attributes TensorFlow added to an op after 2.7: a node that sets one fails to load ("NodeDef mentions attr")
 # MatMul grad_a/grad_b: added in TF 2.10/2.11 (tensorflow-upstream r2.10/r2.11 fixes "undefined attribute grad_a");
 # VarHandleOp debug_name: not in tf.raw_ops.VarHandleOp of TF 2.10-era docs (container, shared_name,
 # allowed_devices), written by TF 2.21's saved_model.save
-TF_ATTRS_ADDED_AFTER_2_7: dict[str, frozenset[str]] = {"MatMul": frozenset({"grad_a", "grad_b"}),
-                                                       "VarHandleOp": frozenset({"debug_name"})}
+TF_ATTRS_ADDED_AFTER_2_7: dict[str, frozenset[str]] = {
+    "MatMul": frozenset({"grad_a", "grad_b"}),
+    "VarHandleOp": frozenset({"debug_name"}),
+}
 
 # op types the TF engines deepImageJ installs (2.7.0 in the GUI, 2.10.1 from macros) certainly lack: a SavedModel
 # using them fails to load. DisableCopyOnRead: written into the variable save/restore functions by TF ≥ 2.13;

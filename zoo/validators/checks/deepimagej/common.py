@@ -66,8 +66,13 @@ def weight_absent(pkg: PackageUnderTest, entry: dict) -> bool:
 
 def cannot_judge(rule_: Rule, what: str, location: str, missing: list[str]) -> Finding:
     """The check needs files that are not here (a lone rdf): it judges nothing, and says which files it lacked."""
-    return skipped(rule_, f"cannot judge: {what} (absent here: {', '.join(missing)}); validate the whole package",
-                   location, cannot_judge=True, missing=missing)
+    return skipped(
+        rule_,
+        f"cannot judge: {what} (absent here: {', '.join(missing)}); validate the whole package",
+        location,
+        cannot_judge=True,
+        missing=missing,
+    )
 
 
 def absent_weight_finding(pkg: PackageUnderTest, rule_: Rule, name: str, entry: dict, what: str) -> Finding:

@@ -9,8 +9,16 @@ from zoo.validators.checks.deepimagej.common import dij
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed
 
-IMPLEMENTED_OPS = ("binarize", "clip", "scale_linear", "scale_range", "sigmoid", "zero_mean_unit_variance",
-                   "fixed_zero_mean_unit_variance", "ensure_dtype")
+IMPLEMENTED_OPS = (
+    "binarize",
+    "clip",
+    "scale_linear",
+    "scale_range",
+    "sigmoid",
+    "zero_mean_unit_variance",
+    "fixed_zero_mean_unit_variance",
+    "ensure_dtype",
+)
 
 
 def _steps(pkg: PackageUnderTest):
@@ -19,8 +27,12 @@ def _steps(pkg: PackageUnderTest):
             yield tensor, f"{tensor.location}.{tensor.processing_key}.{index}", name, kwargs
 
 
-@dij("DIJ27", "error", "pre- and post-processing use only ops and kwargs deepImageJ implements",
-     "Use binarize, clip (min and max), scale_linear, scale_range, sigmoid or (fixed_)zero_mean_unit_variance.")
+@dij(
+    "DIJ27",
+    "error",
+    "pre- and post-processing use only ops and kwargs deepImageJ implements",
+    "Use binarize, clip (min and max), scale_linear, scale_range, sigmoid or (fixed_)zero_mean_unit_variance.",
+)
 def check_processing_ops_implemented(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_processing_ops_implemented.rule
     v05 = spec_version(pkg.rdf) == "0.5"
@@ -39,19 +51,27 @@ def check_processing_ops_implemented(pkg: PackageUnderTest) -> Iterator[Finding]
             problem = f"clip needs both min and max, has {sorted(map(str, kwargs))}"
         if problem:
             problems += 1
-            yield failed(rule_, f"{tensor.kind}[{tensor.tensor_id}] {tensor.processing_key}: {problem} in deepImageJ: "
-                                "the model fails at run time in Fiji", location, op=name,
-                         kwargs=sorted(map(str, kwargs)))
+            yield failed(
+                rule_,
+                f"{tensor.kind}[{tensor.tensor_id}] {tensor.processing_key}: {problem} in deepImageJ: "
+                "the model fails at run time in Fiji",
+                location,
+                op=name,
+                kwargs=sorted(map(str, kwargs)),
+            )
     if not problems:
         yield passed(rule_, "processing ops implemented")
 
 
-NUMERIC_KWARGS = ("threshold", "min", "max", "gain", "offset", "min_percentile", "max_percentile", "eps", "mean",
-                  "std")
+NUMERIC_KWARGS = ("threshold", "min", "max", "gain", "offset", "min_percentile", "max_percentile", "eps", "mean", "std")
 
 
-@dij("DIJ28", "error", "numeric processing kwargs are plain YAML numbers",
-     "Write numeric kwargs unquoted, e.g. eps: 1.0e-6.")
+@dij(
+    "DIJ28",
+    "error",
+    "numeric processing kwargs are plain YAML numbers",
+    "Write numeric kwargs unquoted, e.g. eps: 1.0e-6.",
+)
 def check_processing_kwargs_numeric(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_processing_kwargs_numeric.rule
     problems = 0
@@ -63,15 +83,25 @@ def check_processing_kwargs_numeric(pkg: PackageUnderTest) -> Iterator[Finding]:
             values = value if isinstance(value, list) else [value]
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 problems += 1
-                yield failed(rule_, f"{tensor.kind}[{tensor.tensor_id}] {name}.{key} is {value!r}, expected a YAML "
-                                    "number: deepImageJ's setter rejects it and the model fails at run time in Fiji",
-                             f"{location}.kwargs.{key}", op=name, kwarg=key, value=value)
+                yield failed(
+                    rule_,
+                    f"{tensor.kind}[{tensor.tensor_id}] {name}.{key} is {value!r}, expected a YAML "
+                    "number: deepImageJ's setter rejects it and the model fails at run time in Fiji",
+                    f"{location}.kwargs.{key}",
+                    op=name,
+                    kwarg=key,
+                    value=value,
+                )
     if not problems:
         yield passed(rule_, "numeric kwargs are numbers")
 
 
-@dij("DIJ29", "wrong", "statistics are computed as deepImageJ computes them",
-     "Use per-sample statistics on the tensor itself with percentiles 0 and 100, or fixed values.")
+@dij(
+    "DIJ29",
+    "wrong",
+    "statistics are computed as deepImageJ computes them",
+    "Use per-sample statistics on the tensor itself with percentiles 0 and 100, or fixed values.",
+)
 def check_processing_statistics_faithful(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_processing_statistics_faithful.rule
     problems = 0
@@ -82,23 +112,36 @@ def check_processing_statistics_faithful(pkg: PackageUnderTest) -> Iterator[Find
             found.append(("per_dataset statistics are computed per image in deepImageJ", {"mode": "per_dataset"}))
         reference = kwargs.get("reference_tensor")
         if name == "scale_range" and reference is not None and reference != tensor.tensor_id:
-            found.append((f"reference_tensor {reference!r} is ignored, the range comes from this tensor",
-                          {"reference_tensor": reference}))
+            found.append(
+                (
+                    f"reference_tensor {reference!r} is ignored, the range comes from this tensor",
+                    {"reference_tensor": reference},
+                )
+            )
         if name == "scale_range":
             low, high = kwargs.get("min_percentile", 0), kwargs.get("max_percentile", 100)
             if (low, high) != (0, 100) and all(isinstance(v, (int, float)) for v in (low, high)):
-                found.append((f"percentiles {low} and {high} are taken nearest-rank, numpy interpolates",
-                              {"min_percentile": low, "max_percentile": high}))
+                found.append(
+                    (
+                        f"percentiles {low} and {high} are taken nearest-rank, numpy interpolates",
+                        {"min_percentile": low, "max_percentile": high},
+                    )
+                )
         for problem, details in found:
             problems += 1
-            yield failed(rule_, f"{where}: {problem}: Fiji's output differs from Python's", location, op=name,
-                         **details)
+            yield failed(
+                rule_, f"{where}: {problem}: Fiji's output differs from Python's", location, op=name, **details
+            )
     if not problems:
         yield passed(rule_, "statistics computed alike")
 
 
-@dij("DIJ30", "wrong", "per-channel parameters are applied per channel in deepImageJ",
-     "Use one value for all channels, or normalize each channel jointly; keep post-processed outputs float.")
+@dij(
+    "DIJ30",
+    "wrong",
+    "per-channel parameters are applied per channel in deepImageJ",
+    "Use one value for all channels, or normalize each channel jointly; keep post-processed outputs float.",
+)
 def check_processing_per_channel_faithful(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_processing_per_channel_faithful.rule
     problems = 0
@@ -106,34 +149,44 @@ def check_processing_per_channel_faithful(pkg: PackageUnderTest) -> Iterator[Fin
         where = f"{tensor.kind}[{tensor.tensor_id}] {name}"
         channels = tensor.channel_count() or 1
         problem, details = None, {}
-        if name == "scale_linear" and any(isinstance(kwargs.get(k), list) and len(set(map(str, kwargs[k]))) > 1
-                                          for k in ("gain", "offset")):
+        if name == "scale_linear" and any(
+            isinstance(kwargs.get(k), list) and len(set(map(str, kwargs[k]))) > 1 for k in ("gain", "offset")
+        ):
             problem = "per-channel gain/offset lists: deepImageJ applies the first value to every channel"
             details = {"gain": kwargs.get("gain"), "offset": kwargs.get("offset")}
         elif name == "zero_mean_unit_variance" and channels > 1 and kwargs.get("axes") is not None:
             meant, jdll = _reduced_axes(tensor, kwargs["axes"])
             if ("c" in meant) != ("c" in jdll):
-                problem = (f"axes {kwargs['axes']} reduce {''.join(sorted(meant))} as the spec reads them, "
-                           f"{''.join(sorted(jdll))} as deepImageJ matches them per character")
+                problem = (
+                    f"axes {kwargs['axes']} reduce {''.join(sorted(meant))} as the spec reads them, "
+                    f"{''.join(sorted(jdll))} as deepImageJ matches them per character"
+                )
                 details = {"axes": kwargs["axes"], "channels": channels}
         elif name == "fixed_zero_mean_unit_variance" and any(
-                isinstance(kwargs.get(k), list) and len(kwargs[k]) > 1 for k in ("mean", "std")):
+            isinstance(kwargs.get(k), list) and len(kwargs[k]) > 1 for k in ("mean", "std")
+        ):
             first = tensor.axes[0].letter if tensor.axes else None
             if first != "c":
                 problem = f"per-channel mean/std lists need the channel axis first, the axes are {tensor.letters!r}"
                 details = {"axes": tensor.letters}
         if problem:
             problems += 1
-            yield failed(rule_, f"{where}: {problem}: Fiji's output differs from Python's", location, op=name,
-                         **details)
+            yield failed(
+                rule_, f"{where}: {problem}: Fiji's output differs from Python's", location, op=name, **details
+            )
     for tensor in tensors(pkg.rdf, "outputs"):
         dtype = tensor.data_type() or "float32"
         ops = [name for _, name, _ in tensor.processing() if name != "ensure_dtype"]
         if set(ops) - {"binarize"} and not dtype.startswith("float"):  # binarize gives exact 0/1, flooring is moot
             problems += 1
-            yield failed(rule_, f"outputs[{tensor.tensor_id}] is {dtype} and post-processed by {ops}: deepImageJ "
-                                "floors the result instead of rounding: Fiji's output differs from Python's",
-                         tensor.location, dtype=dtype, ops=ops)
+            yield failed(
+                rule_,
+                f"outputs[{tensor.tensor_id}] is {dtype} and post-processed by {ops}: deepImageJ "
+                "floors the result instead of rounding: Fiji's output differs from Python's",
+                tensor.location,
+                dtype=dtype,
+                ops=ops,
+            )
     if not problems:
         yield passed(rule_, "per-channel parameters applied alike")
 
@@ -147,8 +200,12 @@ def _reduced_axes(tensor: TensorView, axes) -> tuple[set[str], set[str]]:
     return {m for m in meant if m in letters}, {ch for n in names for ch in n if ch in letters}
 
 
-@dij("DIJ31", "wrong", "no normalization lives only in an ImageJ macro",
-     "Express pre- and post-processing as rdf processing steps; deepImageJ 3 never runs the macros.")
+@dij(
+    "DIJ31",
+    "wrong",
+    "no normalization lives only in an ImageJ macro",
+    "Express pre- and post-processing as rdf processing steps; deepImageJ 3 never runs the macros.",
+)
 def check_processing_macros_absent(pkg: PackageUnderTest) -> Iterator[Finding]:
     rule_ = check_processing_macros_absent.rule
     section = deepimagej_config(pkg.rdf) or {}
@@ -162,8 +219,12 @@ def check_processing_macros_absent(pkg: PackageUnderTest) -> Iterator[Finding]:
         files = [m.get("kwargs") for m in macros]
         if not steps:
             problems += 1
-            yield failed(rule_, f"config.deepimagej.prediction.{key} names macros {files} and the rdf has no "
-                                f"{kind} processing: deepImageJ never runs the macros, so Fiji skips this step",
-                         f"config.deepimagej.prediction.{key}", macros=files)
+            yield failed(
+                rule_,
+                f"config.deepimagej.prediction.{key} names macros {files} and the rdf has no "
+                f"{kind} processing: deepImageJ never runs the macros, so Fiji skips this step",
+                f"config.deepimagej.prediction.{key}",
+                macros=files,
+            )
     if not problems:
         yield passed(rule_, "no processing only in macros")
