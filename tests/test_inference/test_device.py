@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from tests.test_inference.packages import batch, build_package, channel, space_in, space_out
 from zoo import api
+from zoo.bioimage import devices
 from zoo.cli import app
 from zoo.errors import InputError, WeightsError
-from zoo.inference import model as model_module
 from zoo.inference.model import load_model, resolve_device
 from zoo.inference.predict import predict_arrays, tiles_per_call
 
@@ -63,13 +63,13 @@ def onnx_only(package, tmp_path):
 
 @pytest.fixture
 def no_gpu(monkeypatch):
-    monkeypatch.setattr(model_module, "_cuda_available", lambda: False)
+    monkeypatch.setattr(devices, "cuda_available", lambda runtime="torch": False)
 
 
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """CUDA reported as present; TorchScript and ONNX backends are loaded on the CPU but record the device asked."""
-    from zoo.inference import backends
+    from zoo.bioimage import runtimes as backends
 
     asked = []
     real_load = backends.load_backend
@@ -78,7 +78,7 @@ def fake_gpu(monkeypatch):
         asked.append((weight_format, device))
         return real_load(weight_format, path, device="cpu", **options)
 
-    monkeypatch.setattr(model_module, "_cuda_available", lambda: True)
+    monkeypatch.setattr(devices, "cuda_available", lambda runtime="torch": True)
     monkeypatch.setattr(backends, "load_backend", load_on_cpu)
     return asked
 

@@ -77,7 +77,7 @@ def export_all(model, example: np.ndarray, folder: Path, context: ExportContext)
 
 
 def backend_for(weights: ExportedWeights):
-    from zoo.inference.backends import load_backend
+    from zoo.bioimage.runtimes import load_backend
 
     options = {}
     if weights.weight_format == "pytorch_state_dict":
@@ -294,7 +294,7 @@ class _ShapeArithmetic(torch.nn.Module):
 def test_translator_ops_beyond_the_architectures(build, shapes, layout, expected_ops, tmp_path):
     import onnx
 
-    from zoo.inference.backends import load_backend
+    from zoo.bioimage.runtimes import load_backend
 
     torch.manual_seed(0)
     model = randomized_batch_norm(build())

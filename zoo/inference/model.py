@@ -16,17 +16,17 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bioimage.devices import resolve_device
 from zoo.bioimage.files import is_url, sha256_of
 from zoo.bioimage.formats import CODE_EXECUTING_FORMATS, RUNTIMES
 from zoo.bioimage.formats import PREFERENCE as WEIGHT_PRIORITY
 from zoo.bioimage.rdf import RdfError, WeightsEntry, read_rdf, weight_entries
 from zoo.bioimage.source import OpenedSource, open_source
 from zoo.bioimage.tensors import AxisSpec, TensorSpec, ValidSizes, tensor_specs
-from zoo.errors import InputError, PredictionError, SourceError, WeightsError
+from zoo.errors import PredictionError, SourceError, WeightsError
 
 logger = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
 TILED_KINDS = ("space", "time")
 # onnxruntime on CPU: tiles run side by side, each call on a share of the cores; this beats one call on all
 # cores when other work competes for them (pre-processing, writing, other processes) and is no slower otherwise
@@ -73,28 +73,6 @@ class Geometry:
         return any(m.ratio != 1 or m.offset for maps in self.output_maps.values() for m in maps)
 
 
-def resolve_device(device: str) -> str:
-    if device not in DEVICES:
-        raise InputError(f"--device {device!r}: choose one of {', '.join(DEVICES)}")
-    cuda = _cuda_available()
-    if device == "cuda" and not cuda:
-        raise InputError("--device cuda, but no CUDA device is visible to PyTorch: use --device cpu or auto")
-    return ("cuda" if cuda else "cpu") if device == "auto" else device
-
-
-def _cuda_available() -> bool:
-    """Asks PyTorch, but only where an NVIDIA driver is present: importing torch costs seconds."""
-    import ctypes.util
-
-    if not Path("/proc/driver/nvidia").exists() and ctypes.util.find_library("cuda") is None:
-        return False
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
 @dataclass
 class PredictionModel:
     opened: OpenedSource
@@ -104,7 +82,7 @@ class PredictionModel:
     geometry: Geometry
     weight_format: str
     device: str
-    backend: Any  # zoo.inference.backends.Backend
+    backend: Any  # zoo.bioimage.runtimes.Backend
     pre_ops: list  # bioimageio.core operators run on each input window
     tile_post_ops: list  # post-processing that is exact on each output tile
     deferred_post_ops: list  # post-processing that needs the whole output (statistics, samplewise ops)
@@ -419,14 +397,14 @@ def _workers(weight_format: str, device: str) -> int:
 
 
 def _backend(weight_format: str, entry: WeightsEntry, opened: OpenedSource, descr, device: str, workers: int = 1):
-    from zoo.inference.backends import load_backend
+    from zoo.bioimage.runtimes import load_backend
 
     if weight_format == "onnx" and workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
         return load_backend(weight_format, _weight_path(entry, opened), device=device, threads=threads)
     if weight_format in ZOO_BACKENDS:
         return load_backend(weight_format, _weight_path(entry, opened), device=device)
-    from zoo.inference.backends.core_backend import BioimageioCoreBackend
+    from zoo.bioimage.runtimes.core_backend import BioimageioCoreBackend
 
     return BioimageioCoreBackend(_weight_path(entry, opened), device, descr=descr, weight_format=weight_format)
 

@@ -185,7 +185,7 @@ def _crop_to_valid(image: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 def prove_agreement(exported: ExportedWeights, reference, inputs: dict[str, np.ndarray]):
     """Load the exported file in its own runtime, run it on every input and compare with the source."""
-    from zoo.inference.backends import load_backend
+    from zoo.bioimage.runtimes import load_backend
 
     options = {}
     if exported.weight_format == "pytorch_state_dict":

@@ -261,7 +261,7 @@ def export_onnx_from_torchscript(
     import onnx
     import torch
 
-    from zoo.inference.backends.onnx_backend import OnnxBackend
+    from zoo.bioimage.runtimes.onnx_backend import OnnxBackend
 
     module = torch.jit.load(str(script_path), map_location="cpu").eval()
     tensors = tuple(torch.from_numpy(x) for x in inputs)

@@ -4,7 +4,7 @@ checks.
 The child (bioimageio.spec, bioimageio.core, the rdf's pre- and post-processing, the checks) and the runtime
 (torch, onnxruntime) cost seconds of imports each: in separate processes they load side by side, and two weight
 formats compute side by side. The worker loads the weight file with zoo's own backend, the one `zoo predict` runs
-(zoo.inference.backends); the child reaches it through a bioimageio.core model adapter, so that a prediction
+(zoo.bioimage.runtimes); the child reaches it through a bioimageio.core model adapter, so that a prediction
 pipeline still does the processing, the axes and the batch handling. Only formats whose backend needs nothing but
 the weight file run here (no package code, no external data), on the CPU."""
 
@@ -61,7 +61,7 @@ def serve(weight_format: str, workers: int, connection, confined: tuple | None =
             break
         try:
             if request[0] == "load":
-                from zoo.inference.backends import load_backend
+                from zoo.bioimage.runtimes import load_backend
 
                 options = {"threads": threads} if weight_format == "onnx" else {}
                 backend = load_backend(weight_format, Path(request[1]), device=request[2], **options)

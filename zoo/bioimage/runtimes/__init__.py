@@ -1,4 +1,5 @@
-"""Runtimes that execute one weight file on raw tensors (no pre/post-processing), from a table."""
+"""Runtimes that execute one weight file on raw tensors (no pre/post-processing), from a table: the one runtime
+layer that the export proof, `zoo predict` and the validation's model workers all use."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from zoo.errors import InputError
 
 # weight format -> "module:Class"; imported only when a format is used
 BACKENDS: dict[str, str] = {
-    "pytorch_state_dict": "zoo.inference.backends.pytorch_backend:PytorchStateDictBackend",
-    "torchscript": "zoo.inference.backends.torchscript_backend:TorchscriptBackend",
-    "onnx": "zoo.inference.backends.onnx_backend:OnnxBackend",
-    "tensorflow_saved_model_bundle": "zoo.inference.backends.tensorflow_backend:TensorflowSavedModelBackend",
-    "keras_v3": "zoo.inference.backends.keras_backend:KerasV3Backend",
+    "pytorch_state_dict": "zoo.bioimage.runtimes.pytorch_backend:PytorchStateDictBackend",
+    "torchscript": "zoo.bioimage.runtimes.torchscript_backend:TorchscriptBackend",
+    "onnx": "zoo.bioimage.runtimes.onnx_backend:OnnxBackend",
+    "tensorflow_saved_model_bundle": "zoo.bioimage.runtimes.tensorflow_backend:TensorflowSavedModelBackend",
+    "keras_v3": "zoo.bioimage.runtimes.keras_backend:KerasV3Backend",
 }
 
 
