@@ -185,30 +185,7 @@ def predict(
     from zoo.bioimage.source import refuse_output_inside
 
     refuse_output_inside("--out", Path(out_dir), Path(model))
-    if scheduler:
-        from zoo.inference.distributed import predict_distributed
-
-        return predict_distributed(
-            Path(model),
-            inputs,
-            Path(out_dir),
-            scheduler=scheduler,
-            weights=weights,
-            device=device,
-            tile=tile,
-            batch_size=batch_size,
-            memory_limit=memory_limit,
-            trust=trust,
-            axes=axes,
-            blend=blend,
-            progress=progress,
-        )
-    from zoo.inference.predict import predict as predict_images
-
-    return predict_images(
-        Path(model),
-        inputs,
-        Path(out_dir),
+    options = dict(
         weights=weights,
         device=device,
         tile=tile,
@@ -219,6 +196,13 @@ def predict(
         blend=blend,
         progress=progress,
     )
+    if scheduler:
+        from zoo.inference.distributed import predict_distributed
+
+        return predict_distributed(Path(model), inputs, Path(out_dir), scheduler=scheduler, **options)
+    from zoo.inference.predict import predict as predict_images
+
+    return predict_images(Path(model), inputs, Path(out_dir), **options)
 
 
 def fix_deepimagej(source: Path, out_dir: Path, *, device: str = "cpu", progress: Progress | None = None):

@@ -125,3 +125,23 @@ def test_trusted_acting_weights_still_run_in_the_sandbox(package_folder, tmp_pat
     assert not marker.exists()
     assert [f.status for f in report.by_id("SAF003")] == ["failed"]
     assert report.sandbox["network"] is True
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent"])
+def test_predict_never_opens_weights_outside_the_package(package_folder, tmp_path, where):
+    import shutil
+
+    from zoo import api
+    from zoo.errors import ZooError
+
+    folder = package_folder()
+    rdf = load_rdf(folder)
+    outside = tmp_path / "elsewhere" / "weights.onnx"
+    outside.parent.mkdir()
+    shutil.copy(folder / rdf["weights"]["onnx"]["source"], outside)
+    # the copy sits beside the package folder: reached by an absolute path or by `..`
+    rdf["weights"]["onnx"]["source"] = str(outside) if where == "absolute" else f"../elsewhere/{outside.name}"
+    save_rdf(folder, rdf)
+    image = folder / rdf["inputs"][0]["test_tensor"]["source"]
+    with pytest.raises(ZooError, match="not opened"):
+        api.predict(folder, [image], tmp_path / "out", weights="onnx", device="cpu")

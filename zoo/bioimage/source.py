@@ -56,6 +56,23 @@ class OpenedSource:
         self.close()
 
 
+def path_in_package(root: Path, source: str) -> tuple[Path | None, str | None]:
+    """(the path of `source` in the package at `root`, None), or (None, why it may not be opened): a package is
+    self-contained, so absolute paths, `..` out of it and links that lead outside are refused before anything
+    is opened. Every stage resolves the files an rdf names through this."""
+    if Path(source).is_absolute() or source.startswith(("/", "\\")) or (len(source) > 1 and source[1] == ":"):
+        return None, f"{source} is an absolute path; a package names its files relative to its rdf"
+    path = Path(root) / source
+    try:
+        inside = is_inside(path, root)
+    except (OSError, RuntimeError) as e:  # a link loop
+        return None, f"{source} cannot be resolved ({type(e).__name__})"
+    if not inside:
+        where = "through a link" if path.is_symlink() else "through a parent folder"
+        return None, f"{source} leads outside the package ({where})"
+    return path, None
+
+
 def find_rdf(folder: Path) -> Path:
     """The package's one descriptor: rdf.yaml or bioimageio.yaml, else a single `*.bioimageio.yaml` or
     (formats 0.3/0.4) `*.model.yaml`. Two descriptors are ambiguous: refused rather than one picked silently."""
@@ -213,6 +230,7 @@ __all__ = [
     "find_rdf",
     "open_source",
     "package_extent",
+    "path_in_package",
     "refuse_output_inside",
     "safe_extract",
 ]

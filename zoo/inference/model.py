@@ -21,7 +21,7 @@ from zoo.bioimage.files import is_url, sha256_of
 from zoo.bioimage.formats import CODE_EXECUTING_FORMATS, RUNTIMES
 from zoo.bioimage.formats import PREFERENCE as WEIGHT_PRIORITY
 from zoo.bioimage.rdf import RdfError, WeightsEntry, read_rdf, weight_entries
-from zoo.bioimage.source import OpenedSource, open_source
+from zoo.bioimage.source import OpenedSource, open_source, path_in_package
 from zoo.bioimage.tensors import AxisSpec, TensorSpec, ValidSizes, tensor_specs
 from zoo.errors import PredictionError, SourceError, WeightsError
 
@@ -317,10 +317,10 @@ def _alignment(sizes: ValidSizes, context: int) -> int:
 
 
 def _weight_path(entry: WeightsEntry, opened: OpenedSource) -> Path | None:
+    """The weight file inside the package; None for a URL or a path that leads outside it (never opened)."""
     if entry.source is None or is_url(entry.source):
         return None
-    path = Path(entry.source)
-    return path if path.is_absolute() else opened.root / path
+    return path_in_package(opened.root, entry.source)[0]
 
 
 def _load_weights(
@@ -366,9 +366,11 @@ def _unusable(weight_format: str, entry: WeightsEntry, opened: OpenedSource, dev
             return "onnxruntime has no CUDA provider here (install onnxruntime-gpu)"
     if entry.source is None:
         return "the rdf names no weight file"
-    path = _weight_path(entry, opened)
-    if path is None:
+    if is_url(entry.source):
         return f"{entry.source} is only at a URL; predict works offline"
+    path, refused = path_in_package(opened.root, entry.source)
+    if refused is not None:
+        return f"{refused}: not opened"
     if not path.exists():
         return f"{path.name} is missing from the package"
     expected = entry.sha256

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from zoo.bioimage.files import sha256_of
 from zoo.bioimage.rdf import FileRef, referenced_files, weight_entries
-from zoo.bioimage.source import MAX_UNPACKED_BYTES
+from zoo.bioimage.source import MAX_UNPACKED_BYTES, path_in_package
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed, rule
 
@@ -19,20 +19,8 @@ MAX_FILE_BYTES = MAX_UNPACKED_BYTES  # one file may be as large as a whole unpac
 
 
 def package_path(pkg: PackageUnderTest, source: str) -> tuple[Path | None, str | None]:
-    """(path inside the package, None) or (None, why it may not be opened): absolute paths, `..` out of the
-    package and links that lead outside are refused before anything is opened."""
-    if Path(source).is_absolute() or source.startswith(("/", "\\")) or (len(source) > 1 and source[1] == ":"):
-        return None, f"{source} is an absolute path; a package names its files relative to its rdf"
-    root = pkg.root.resolve()
-    path = pkg.root / source
-    try:
-        resolved = path.resolve()
-    except (OSError, RuntimeError) as e:  # a link loop
-        return None, f"{source} cannot be resolved ({type(e).__name__})"
-    if resolved != root and root not in resolved.parents:
-        where = "through a link" if path.is_symlink() else "through a parent folder or an absolute path"
-        return None, f"{source} leads outside the package ({where})"
-    return path, None
+    """`source` resolved inside the package under test (zoo.bioimage.source.path_in_package)."""
+    return path_in_package(pkg.root, source)
 
 
 def _files(pkg: PackageUnderTest) -> list[FileRef]:
