@@ -438,6 +438,9 @@ def _print_report(report, target: str = "bioimageio") -> None:
     if verdict.deepimagej is not None:
         style = DEEPIMAGEJ_STYLE.get(verdict.deepimagej, "red")
         console.print(f"deepImageJ (Fiji): [bold {style}]{verdict.deepimagej}[/bold {style}]")
+    sandbox = report.sandbox or {}
+    if sandbox and not (sandbox.get("files") and sandbox.get("network")):  # said, never assumed
+        console.print(f"sandbox: [yellow]{escape(sandbox.get('summary', ''))}[/yellow]", highlight=False)
 
 
 @app.command()

@@ -309,3 +309,20 @@ def test_a_crashing_check_is_not_a_verdict_about_the_package(package_folder, mon
     assert finding.details["internal_error"].startswith("ZeroDivisionError")
     assert report.verdict().status == "not verified"
     assert report.verdict().exit_code == 3
+
+
+def test_a_sandbox_the_platform_could_not_provide_is_said_in_the_terminal(monkeypatch):
+    from rich.console import Console
+
+    from zoo import cli
+    from zoo.validators.report import ValidationReport
+
+    recorded = Console(record=True, width=200)
+    monkeypatch.setattr(cli, "console", recorded)
+    report = ValidationReport(source="pkg", sandbox={"files": False, "network": True, "summary": "files NOT confined"})
+    cli._print_report(report)
+    assert "files NOT confined" in recorded.export_text()
+    confined = Console(record=True, width=200)
+    monkeypatch.setattr(cli, "console", confined)
+    cli._print_report(ValidationReport(source="pkg", sandbox={"files": True, "network": True, "summary": "ok"}))
+    assert "sandbox:" not in confined.export_text()
