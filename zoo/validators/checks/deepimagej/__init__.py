@@ -4,8 +4,12 @@ run when bioimageio.spec rejects the rdf. Helpers (engine tables, rdf view, weig
 zoo.validators.deepimagej."""
 
 from zoo.validators.checks.deepimagej import (  # noqa: F401  (registers the rules)
+    onnx_checks,
     package_checks,
     processing_checks,
     tensor_checks,
+    tensorflow_checks,
+    tiling_checks,
+    torchscript_checks,
     weight_checks,
 )
