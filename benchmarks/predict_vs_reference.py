@@ -140,7 +140,7 @@ def main() -> None:
     image = build_image(work, args.size)
 
     from zoo.inference.model import load_model
-    from zoo.inference.predict import make_plan
+    from zoo.inference.planning import make_plan
 
     model = load_model(package, weights="onnx", device="cpu")
 

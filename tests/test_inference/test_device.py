@@ -14,7 +14,8 @@ from zoo.bioimage import devices
 from zoo.cli import app
 from zoo.errors import InputError, WeightsError
 from zoo.inference.model import load_model, resolve_device
-from zoo.inference.predict import predict_arrays, tiles_per_call
+from zoo.inference.planning import tiles_per_call
+from zoo.inference.predict import predict_arrays
 
 torch = pytest.importorskip("torch")
 runner = CliRunner()

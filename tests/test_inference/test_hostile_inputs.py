@@ -110,7 +110,7 @@ def test_cli_writes_an_all_nan_output_names_the_file_and_count_and_exits_1(norma
 
 def test_smallest_window_over_the_memory_limit_is_refused_before_any_compute(tmp_path):
     from zoo.inference.model import load_model
-    from zoo.inference.predict import CALL_FACTOR, call_tensor_bytes
+    from zoo.inference.planning import CALL_FACTOR, call_tensor_bytes
 
     package = per_pixel_package(tmp_path / "package", size=512)
     tifffile.imwrite(tmp_path / "a.tif", nuclei_like((600, 600)))

@@ -14,7 +14,8 @@ from tests.test_inference.packages import batch, build_package, channel, space_i
 from zoo import api
 from zoo.errors import ImageError, InputError
 from zoo.inference.model import load_model
-from zoo.inference.predict import make_plan, predict_arrays
+from zoo.inference.planning import make_plan
+from zoo.inference.predict import predict_arrays
 
 torch = pytest.importorskip("torch")
 

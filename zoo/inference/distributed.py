@@ -77,21 +77,23 @@ def predict_distributed(
     blend: int | None = None,
     progress: Progress | None = None,
 ):
-    from zoo.inference import predict as single
+    from zoo.inference.discovery import plan_jobs
     from zoo.inference.model import resolve_device
+    from zoo.inference.options import parse_memory, parse_tile
+    from zoo.inference.predict import PredictionResult
 
     started = time.perf_counter()
-    budget = single.parse_memory(memory_limit)
-    request = single.parse_tile(tile)
+    budget = parse_memory(memory_limit)
+    request = parse_tile(tile)
     progress = progress or SilentProgress()
     device = resolve_device(device)
     key = ModelKey(str(Path(model_source).resolve()), weights, device, trust)
     model = load_model(Path(model_source), weights=weights, device=device, trust=trust)
-    result = single.PredictionResult(model.name, model.weight_format, model.device, not_used=dict(model.not_used))
+    result = PredictionResult(model.name, model.weight_format, model.device, not_used=dict(model.not_used))
     jobs = []
     client = cluster = None
     try:
-        jobs = single.plan_jobs(model, inputs, Path(out_dir), axes)
+        jobs = plan_jobs(model, inputs, Path(out_dir), axes)
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         client, cluster = _client(scheduler)
         options = dict(request=request, budget=budget, batch_size=batch_size, blend=blend)
@@ -133,13 +135,14 @@ def predict_distributed(
 
 def _predict_file(key: ModelKey, paths: dict[str, Path], out_dir: Path, axes, options: dict):
     """One input (group) on a worker, as the single-process run does it."""
-    from zoo.inference import predict as single
+    from zoo.inference.discovery import plan_jobs
+    from zoo.inference.jobs import run_job
 
     model = key.load()
-    (job,) = single.plan_jobs(model, [paths], out_dir, axes)
+    (job,) = plan_jobs(model, [paths], out_dir, axes)
     warnings: list[str] = []
     try:
-        item = single.run_job(model, job, progress=SilentProgress(), warnings=warnings, **options)
+        item = run_job(model, job, progress=SilentProgress(), warnings=warnings, **options)
     finally:
         job.close()
     return item, warnings
@@ -151,24 +154,25 @@ def _predict_zarr_tiles(
     """A Zarr image's tiles in groups over the workers, writing into outputs the client created."""
     from dask.distributed import as_completed
 
-    from zoo.inference import predict as single
+    from zoo.inference.jobs import ItemResult, run_job
+    from zoo.inference.planning import make_plan, plan_pipeline, tiles_per_call
     from zoo.inference.stats import compute_statistics
 
-    item = single.ItemResult(dict(job.paths))
+    item = ItemResult(dict(job.paths))
     started = time.perf_counter()
-    plan = single.make_plan(
+    plan = make_plan(
         model, job.mapped, options["request"], options["budget"], options["blend"], options["batch_size"], warnings
     )
     item.plan = plan.describe()
     if plan.blended:  # workers would add into each other's chunks: the blended Zarr output is written here
         warnings.append(f"{job.stem}: blended tiles of a Zarr output run in this process, not on the workers")
-        return single.run_job(model, job, progress=progress, warnings=warnings, **options)
+        return run_job(model, job, progress=progress, warnings=warnings, **options)
     record = ResumeRecord(job.outputs, record_path(job), run_signature(model, job, plan))
     tiles = [t for t in plan.tiles() if t.index not in record.done]
     item.resumed_tiles = len(record.done)
     item.tiles = len(tiles)
-    batch_size = single.tiles_per_call(model, options["batch_size"])
-    pipeline = single.plan_pipeline(model, plan, options["budget"], batch_size, warnings, job.stem)
+    batch_size = tiles_per_call(model, options["batch_size"])
+    pipeline = plan_pipeline(model, plan, options["budget"], batch_size, warnings, job.stem)
     try:
         if tiles:
             stats = compute_statistics(model.input_measures, {k: [v] for k, v in job.mapped.items()}, options["budget"])
@@ -225,10 +229,10 @@ def _tiles_task(
     key: ModelKey, paths: dict[str, Path], out_dir: Path, axes, plan, stats, tiles, batch_size: int, pipeline
 ) -> int:
     """A group of tiles on a worker, written into the outputs' own chunks."""
-    from zoo.inference import predict as single
+    from zoo.inference.discovery import plan_jobs
 
     model = key.load()
-    (job,) = single.plan_jobs(model, [paths], out_dir, axes)
+    (job,) = plan_jobs(model, [paths], out_dir, axes)
     try:
         _run_tiles(model, job, plan, stats, tiles, batch_size, pipeline, resume=True)
     finally:

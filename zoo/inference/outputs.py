@@ -21,8 +21,8 @@ from zoo.inference.image_io import create_zarr, open_zarr_output
 from zoo.inference.tiling import Tile, TilePlan
 
 if TYPE_CHECKING:
+    from zoo.inference.discovery import Job
     from zoo.inference.model import PredictionModel
-    from zoo.inference.predict import Job
 
 logger = logging.getLogger(__name__)
 
