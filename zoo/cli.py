@@ -153,7 +153,7 @@ def demo(
         f"({training.epochs_run} epochs): {_headline(training.metrics)}"
     )
     _print_exported(result.package.exported)
-    _print_report(result.report)
+    print_report(result.report)
     console.print(f"package:    {result.zip_path}\nvalidation: {result.report_path}\ncheckpoint: {training.checkpoint}")
     raise typer.Exit(result.report.exit_code)
 
@@ -274,7 +274,7 @@ def package(
 
     result = _run(lambda: api.package(checkpoint, out, formats, configure(), RichProgress()))
     _print_exported(result.exported)
-    _print_report(result.report)
+    print_report(result.report)
     console.print(f"package: {result.zip_path}")
 
 
@@ -345,7 +345,7 @@ def validate(
                 progress=RichProgress(),
             )
         )
-        _print_report(report, target)
+        print_report(report, target)
         for path, write in (
             (json_path, partial(report.write_json, target=target)),
             (markdown_path, partial(writers.write_markdown, report, target=target)),
@@ -417,7 +417,7 @@ STATUS_STYLE = {"passed": "green", "failed": "red", "warning": "yellow", "skippe
 DEEPIMAGEJ_STYLE = {"runs": "green", "runs with risks": "yellow", "cannot judge": "yellow"}
 
 
-def _print_report(report, target: str = "bioimageio") -> None:
+def print_report(report, target: str = "bioimageio") -> None:
     table = Table("rule", "status", "where", "message", title=f"validation of {Path(report.source).name}")
     for finding in report.findings:
         style = STATUS_STYLE[finding.status]

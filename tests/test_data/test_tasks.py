@@ -5,14 +5,14 @@ from scipy import ndimage
 from zoo.data.tasks import (
     MULTICLASS_NAMES,
     PHENOTYPE_NAMES,
-    _ellipsoid_reach,
-    _place_centres_3d,
-    _rotation_yx,
+    ellipsoid_reach,
     make_classification,
     make_multiclass,
     make_nuclei_3d,
     make_restoration_pairs,
+    place_centres_3d,
     psnr,
+    rotation_yx,
 )
 
 GENERATORS = {
@@ -272,14 +272,14 @@ def test_nuclei_3d_some_touch():
     for _ in range(10):
         k = 12
         semi_axes = np.stack([rng.uniform(3.5, 6.0, k), rng.uniform(6, 10, k), rng.uniform(6, 10, k)], axis=1)
-        rotations = _rotation_yx(rng.uniform(0, np.pi, k))
-        centres = _place_centres_3d(rng, (32, 64, 64), semi_axes, rotations)
+        rotations = rotation_yx(rng.uniform(0, np.pi, k))
+        centres = place_centres_3d(rng, (32, 64, 64), semi_axes, rotations)
         for i in range(k):
             for j in range(i):
                 offset = centres[i] - centres[j]
                 direction = (offset / np.linalg.norm(offset))[None]
-                reach = _ellipsoid_reach(semi_axes[[j]], rotations[[j]], direction)
-                reach += _ellipsoid_reach(semi_axes[[i]], rotations[[i]], -direction)
+                reach = ellipsoid_reach(semi_axes[[j]], rotations[[j]], direction)
+                reach += ellipsoid_reach(semi_axes[[i]], rotations[[i]], -direction)
                 touching += int(np.linalg.norm(offset) < reach[0])
     assert touching >= 10
 
@@ -287,7 +287,7 @@ def test_nuclei_3d_some_touch():
 def test_ellipsoid_reach_follows_the_rotation():
     semi_axes = np.array([[2.0, 5.0, 3.0]])
     along_y = np.array([[0.0, 1.0, 0.0]])
-    assert _ellipsoid_reach(semi_axes, _rotation_yx(np.array([0.0])), along_y)[0] == pytest.approx(5.0)
-    assert _ellipsoid_reach(semi_axes, _rotation_yx(np.array([np.pi / 2])), along_y)[0] == pytest.approx(3.0)
+    assert ellipsoid_reach(semi_axes, rotation_yx(np.array([0.0])), along_y)[0] == pytest.approx(5.0)
+    assert ellipsoid_reach(semi_axes, rotation_yx(np.array([np.pi / 2])), along_y)[0] == pytest.approx(3.0)
     along_z = np.array([[1.0, 0.0, 0.0]])
-    assert _ellipsoid_reach(semi_axes, _rotation_yx(np.array([1.0])), along_z)[0] == pytest.approx(2.0)
+    assert ellipsoid_reach(semi_axes, rotation_yx(np.array([1.0])), along_z)[0] == pytest.approx(2.0)

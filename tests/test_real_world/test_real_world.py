@@ -68,26 +68,10 @@ def descriptor_of(folder: Path) -> Path | None:
 
 
 def static_report(descriptor: Path):
-    """Every rule outside RUNTIME_STAGES, in the registry's order, through validate_source's own `_run_check`."""
-    import zoo.validators.checks  # noqa: F401  (registers the rules)
-    from zoo.bioimage.source import open_source
-    from zoo.validators import CHECKS, RULES, RUNTIME_STAGES, STAGES, _describe, _load, _run_check, package_facts
-    from zoo.validators.context import PackageUnderTest
-    from zoo.validators.report import ValidationReport
+    """Every rule outside RUNTIME_STAGES, in the registry's order: validate_source with no model run."""
+    from zoo.validators import validate_source
 
-    ordered = sorted(CHECKS, key=lambda rule_id: (STAGES.index(RULES[rule_id].stage), rule_id))
-    report = ValidationReport(source=str(descriptor))
-    with open_source(descriptor) as opened:
-        pkg = PackageUnderTest(opened)
-        try:
-            _load(pkg)
-            _describe(report, package_facts(pkg))
-            for rule_id in ordered:
-                if RULES[rule_id].stage not in RUNTIME_STAGES:
-                    report.findings.extend(_run_check(pkg, rule_id, CHECKS[rule_id]))
-        finally:
-            pkg.close()
-    return report
+    return validate_source(descriptor, static_only=True)
 
 
 def spec_verdict(descriptor: Path) -> tuple[bool | None, str | None]:

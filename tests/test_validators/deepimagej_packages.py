@@ -17,7 +17,7 @@ def dij_report(source: Path) -> ValidationReport:
     rules do not use its description) and no model is executed, so this is fast."""
     import zoo.validators.checks  # noqa: F401  (registers the rules)
     from zoo.bioimage.source import open_source
-    from zoo.validators import _run_check
+    from zoo.validators import run_rule
     from zoo.validators.registry import CHECKS, RULES
 
     report = ValidationReport(source=str(source))
@@ -25,12 +25,12 @@ def dij_report(source: Path) -> ValidationReport:
         pkg = raw_package(opened)
         for rule_id in sorted(CHECKS):
             if RULES[rule_id].target == "deepimagej":
-                report.findings.extend(_run_check(pkg, rule_id, CHECKS[rule_id]))
+                report.findings.extend(run_rule(pkg, rule_id))
     return report
 
 
 def raw_package(opened):
-    """A PackageUnderTest holding the rdf parsed as zoo.validators._load parses it (ruyaml, safe loader)."""
+    """A PackageUnderTest holding the rdf parsed as zoo.validators.load_package parses it (ruyaml, safe loader)."""
     from ruyaml import YAML
 
     from zoo.validators.context import PackageUnderTest

@@ -213,16 +213,15 @@ def run_rules(folder: Path, rule_ids: tuple[str, ...], **options) -> dict[str, l
     """The findings of some rules on a package, in this process, sharing one PackageUnderTest as validate does."""
     import zoo.validators.checks  # noqa: F401
     from zoo.bioimage.source import open_source
-    from zoo.validators import _load, _run_check
+    from zoo.validators import load_package, run_rule
     from zoo.validators.context import PackageUnderTest
-    from zoo.validators.registry import CHECKS
 
     with open_source(folder) as opened:
         pkg = PackageUnderTest(opened, **options)
-        _load(pkg)
+        load_package(pkg)
         assert pkg.descr is not None, pkg.invalid
         try:
-            return {rule_id: _run_check(pkg, rule_id, CHECKS[rule_id]) for rule_id in rule_ids}
+            return {rule_id: run_rule(pkg, rule_id) for rule_id in rule_ids}
         finally:
             pkg.close()
 

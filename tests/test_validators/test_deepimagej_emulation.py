@@ -16,15 +16,14 @@ from zoo.validators.deepimagej import emulation
 def run_rules(folder: Path, rule_ids: tuple[str, ...]) -> dict[str, list]:
     import zoo.validators.checks  # noqa: F401
     from zoo.bioimage.source import open_source
-    from zoo.validators import _load, _run_check
+    from zoo.validators import load_package, run_rule
     from zoo.validators.context import PackageUnderTest
-    from zoo.validators.registry import CHECKS
 
     with open_source(folder) as opened:
         pkg = PackageUnderTest(opened)
-        _load(pkg)
+        load_package(pkg)
         try:
-            return {rule_id: _run_check(pkg, rule_id, CHECKS[rule_id]) for rule_id in rule_ids}
+            return {rule_id: run_rule(pkg, rule_id) for rule_id in rule_ids}
         finally:
             pkg.close()
 
@@ -43,13 +42,13 @@ def rewrite_test_output(folder: Path) -> None:
 
     from tests.conftest import rehash
     from zoo.bioimage.source import open_source
-    from zoo.validators import _load
+    from zoo.validators import load_package
     from zoo.validators.checks.reproduction import run_on_test_input
     from zoo.validators.context import PackageUnderTest
 
     with open_source(folder) as opened:
         pkg = PackageUnderTest(opened)
-        _load(pkg)
+        load_package(pkg)
         assert pkg.descr is not None, pkg.invalid
         outputs = run_on_test_input(pkg.pipeline("onnx"), get_test_input_sample(pkg.descr))
         np.save(folder / "test_output.npy", outputs.members["probability"].data.to_numpy())

@@ -300,7 +300,7 @@ def make_classification(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarr
 # 3D nuclei
 
 
-def _rotation_yx(angles: np.ndarray) -> np.ndarray:
+def rotation_yx(angles: np.ndarray) -> np.ndarray:
     """(k, 3, 3) rotations about z, acting on (z, y, x) vectors: ellipsoid frame -> volume frame."""
     cos, sin = np.cos(angles), np.sin(angles)
     rotations = np.zeros((len(angles), 3, 3))
@@ -310,13 +310,13 @@ def _rotation_yx(angles: np.ndarray) -> np.ndarray:
     return rotations
 
 
-def _ellipsoid_reach(semi_axes: np.ndarray, rotations: np.ndarray, directions: np.ndarray) -> np.ndarray:
+def ellipsoid_reach(semi_axes: np.ndarray, rotations: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """Distance from each ellipsoid's centre to its surface along unit ``directions`` (k, 3)."""
     local = np.einsum("kji,kj->ki", rotations, directions)  # rotate back into the ellipsoid frame
     return 1.0 / np.sqrt(((local / semi_axes) ** 2).sum(axis=1))
 
 
-def _place_centres_3d(
+def place_centres_3d(
     rng: np.random.Generator, shape: tuple[int, int, int], semi_axes: np.ndarray, rotations: np.ndarray
 ) -> np.ndarray:
     """Centres: some nuclei touch an earlier one, the others avoid heavy overlap where they can."""
@@ -326,8 +326,8 @@ def _place_centres_3d(
     parents = (rng.random(k) * np.arange(k)).astype(np.int64)
     directions = rng.standard_normal((k, 3)) * np.array([0.4, 1.0, 1.0])  # mostly side by side
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    reach = _ellipsoid_reach(semi_axes[parents], rotations[parents], directions)
-    reach += _ellipsoid_reach(semi_axes, rotations, -directions)
+    reach = ellipsoid_reach(semi_axes[parents], rotations[parents], directions)
+    reach += ellipsoid_reach(semi_axes, rotations, -directions)
     steps = (reach * rng.uniform(*TOUCHING_OVERLAP_3D, size=k))[:, None] * directions
     candidates = rng.uniform((0.0, 0.0, 0.0), shape, size=(k, PLACEMENT_TRIES_3D, 3))
     scale = semi_axes.mean(axis=0)  # distances in units of a typical nucleus along each axis
@@ -357,8 +357,8 @@ def make_nuclei_volume(
     aspect = np.sqrt(rng.uniform(1.0, MAX_ASPECT_YX, size=k))
     semi_axes = np.stack([rng.uniform(*SEMI_AXIS_Z, size=k), mean_radius * aspect, mean_radius / aspect], axis=1)
     angles = rng.uniform(0.0, np.pi, size=k)  # about the z axis
-    rotations = _rotation_yx(angles)
-    centres = _place_centres_3d(rng, shape, semi_axes, rotations)
+    rotations = rotation_yx(angles)
+    centres = place_centres_3d(rng, shape, semi_axes, rotations)
     brightness = rng.uniform(*NUCLEUS_PHOTONS_3D, size=k)
 
     # One box per nucleus, large enough for the largest one, in ellipsoid coordinates (1 on the surface).

@@ -55,13 +55,15 @@ def validate_source(
     time_limit_s: float | None = None,
     memory_limit_mb: float | None = None,
     extract_time_limit_s: float | None = None,
+    static_only: bool = False,
 ) -> ValidationReport:
     """Run every registered check on a package folder, rdf file or zip. Raises SourceError (exit 2) only
     when there is nothing to validate; everything wrong with a package becomes a finding.
 
     With `isolate`, the checks that run the model do so in a child process bounded by `time_limit_s`
     and `memory_limit_mb`; without it they run in this process (faster, for trusted packages and tests).
-    A zip that takes longer than `extract_time_limit_s` to unpack is a finding (SAF002)."""
+    A zip that takes longer than `extract_time_limit_s` to unpack is a finding (SAF002). With `static_only`, no
+    model runs (the rules of RUNTIME_STAGES are left out), so the verdict is at best "not verified"."""
     import zoo.validators.checks  # noqa: F401  (registers the rules)
 
     progress = progress or SilentProgress()
@@ -95,11 +97,11 @@ def validate_source(
 
         def show_progress() -> None:  # once the isolated processes exist: the bar's thread must not be forked
             if not shown:
-                progress.start("validating", len(ordered))
+                progress.start("validating", len(static) if static_only else len(ordered))
                 shown.append(True)
 
         try:
-            if isolate:
+            if isolate and not static_only:
                 _check_isolated(
                     opened,
                     report,
@@ -117,10 +119,10 @@ def validate_source(
                 show_progress()
                 pkg = PackageUnderTest(opened, trust=trust, device=device, keep_artifacts=keep_artifacts)
                 try:
-                    _load(pkg)
+                    load_package(pkg)
                     _describe(report, package_facts(pkg))
-                    for rule_id, check in ordered:
-                        report.findings.extend(_run_check(pkg, rule_id, check))
+                    for rule_id in static if static_only else [rule_id for rule_id, _ in ordered]:
+                        report.findings.extend(run_rule(pkg, rule_id))
                         progress.advance(1, rule=rule_id)
                 finally:
                     pkg.close()
@@ -243,20 +245,18 @@ def run_isolated_checks(job, send) -> None:
         opened, trust=job.trust, device=job.device, keep_artifacts=job.keep_artifacts, workers=worker_clients(job)
     )
     try:
-        _load(pkg)
+        load_package(pkg)
         send("facts", package_facts(pkg))
         static = list(job.static_rule_ids)
         if static:  # the FIL rules decide which files may run: pkg.file_problems is filled on return
             deciding = [rule_id for rule_id in static if RULES[rule_id].stage == "files"]
-            run_static_aside(
-                job, pkg, static, deciding, lambda rule_id: _run_check(pkg, rule_id, CHECKS[rule_id]), send
-            )
+            run_static_aside(job, pkg, static, deciding, lambda rule_id: run_rule(pkg, rule_id), send)
         if job.file_problems is not None:
             pkg.file_problems.update(job.file_problems)
         else:
             for rule_id in sorted(r for r in CHECKS if RULES[r].stage == "files" and r not in static):
-                _run_check(pkg, rule_id, CHECKS[rule_id])  # fills pkg.file_problems
-        runtime = [f for rule_id in job.rule_ids for f in _run_check(pkg, rule_id, CHECKS[rule_id])]
+                run_rule(pkg, rule_id)  # fills pkg.file_problems
+        runtime = [f for rule_id in job.rule_ids for f in run_rule(pkg, rule_id)]
     finally:
         pkg.close()  # before the last answer: the parent may end the process right after it
     send("runtime", runtime)
@@ -269,7 +269,7 @@ def run_runtime_checks(job) -> list[Finding]:
     return found["runtime"]
 
 
-def _load(pkg: PackageUnderTest) -> None:
+def load_package(pkg: PackageUnderTest) -> None:
     """Read the yaml (bounded: size, aliases, depth), then let bioimageio.spec judge it without the network."""
     from zoo.bioimage.rdf import RdfError, read_rdf
 
@@ -297,8 +297,9 @@ def _load(pkg: PackageUnderTest) -> None:
         pkg.descr = descr
 
 
-def _run_check(pkg: PackageUnderTest, rule_id: str, check) -> list[Finding]:
-    rule_ = RULES[rule_id]
+def run_rule(pkg: PackageUnderTest, rule_id: str) -> list[Finding]:
+    """The findings of one registered rule on a loaded package; a crash of the check becomes a skipped finding."""
+    rule_, check = RULES[rule_id], CHECKS[rule_id]
     if rule_.needs == "rdf" and pkg.rdf is None:
         return [skipped(rule_, "not run: the rdf could not be read")]
     if rule_.needs == "descr" and pkg.descr is None:
@@ -338,4 +339,4 @@ def _summarised(rule_, findings: list[Finding]) -> list[Finding]:
     return [*kept, summary]
 
 
-__all__ = ["RULES", "ValidationReport", "validate_source"]
+__all__ = ["RULES", "ValidationReport", "load_package", "run_rule", "validate_source"]
