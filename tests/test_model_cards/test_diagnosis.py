@@ -67,6 +67,16 @@ def test_training_loss_that_barely_fell_is_underfitting():
     assert found.evidence["train_drop"] < 0.1
 
 
+def test_underfitting_quotes_the_last_value_the_plot_shows():
+    """The text once quoted the median of the last epochs as if it were the end of the plotted curve."""
+    train = np.array([1.514, 1.45, 1.41, 1.42, 1.40, 1.38, 1.27])
+    found = diagnose(curves(train, train + 0.02))
+    assert found.verdict == UNDERFITTING
+    assert found.evidence["train_last"] == pytest.approx(1.27)
+    assert found.evidence["train_end"] == pytest.approx(1.38)
+    assert "1.27 at epoch" in found.explanation
+
+
 def test_validation_far_below_training_is_unrepresentative():
     train = decay(0.2)
     found = diagnose(curves(train, 0.5 * train))

@@ -106,8 +106,9 @@ def _overfitting(epochs: list[int], train: np.ndarray, val: np.ndarray) -> Diagn
         return Diagnosis(
             OVERFITTING,
             f"Validation loss rose {rise:.0%} above its minimum ({val[best]:.4g} at epoch {epochs[best]} → "
-            f"{val_end:.4g} over the last epochs) while training loss kept falling ({train[best]:.4g} → "
-            f"{train_end:.4g}): the model memorises the training images; the weights of epoch {epochs[best]} "
+            f"{val[-1]:.4g} at epoch {epochs[-1]}; {_end_text(val)}) while training loss kept falling "
+            f"({train[best]:.4g} → {train[-1]:.4g}; {_end_text(train)}): the model memorises the training images; "
+            f"the weights of epoch {epochs[best]} "
             "are the ones to use.",
             {
                 "best_epoch": float(epochs[best]),
@@ -124,10 +125,16 @@ def _underfitting(epochs: list[int], train: np.ndarray, val: np.ndarray) -> Diag
     if drop < UNDERFIT_MIN_DROP:
         return Diagnosis(
             UNDERFITTING,
-            f"Training loss barely fell ({train[0]:.4g} → {_end(train):.4g}, {drop:.0%} < "
-            f"{UNDERFIT_MIN_DROP:.0%}): the model did not learn the task; raise the learning rate, the model size or "
+            f"Training loss barely fell ({train[0]:.4g} at epoch {epochs[0]} → {train[-1]:.4g} at epoch {epochs[-1]}; "
+            f"{_end_text(train)}, {drop:.0%} below the start < {UNDERFIT_MIN_DROP:.0%}): the model did not learn the "
+            "task; raise the learning rate, the model size or "
             "the number of epochs, or check the data.",
-            {"train_drop": drop},
+            {
+                "train_drop": drop,
+                "train_first": float(train[0]),
+                "train_last": float(train[-1]),
+                "train_end": _end(train),
+            },
         )
     n = len(train)
     tail = max(UNDERFIT_MIN_EPOCHS_AT_END, n // 4)
@@ -154,6 +161,11 @@ def _finite(value) -> bool:
 
 def _end(values: np.ndarray) -> float:
     return float(np.median(values[-END_WINDOW:]))
+
+
+def _end_text(values: np.ndarray) -> str:
+    """The value the rules judge by, named as such (the plot shows every epoch, the last one included)."""
+    return f"median of the last {min(END_WINDOW, len(values))} epochs {_end(values):.4g}"
 
 
 def _relative(difference: float, reference: float) -> float:
