@@ -68,6 +68,7 @@ def _write(folder: Path, rdf: dict) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_fixed_batch_of_a_format_04_shape_is_kept(package_folder):
     """The spec's 0.4 → 0.5 upgrade drops `shape: [1, ...]`'s fixed batch; no check may feed a batch of two."""
     folder = package_folder()
@@ -78,12 +79,14 @@ def test_fixed_batch_of_a_format_04_shape_is_kept(package_folder):
     assert report.status == "passed"
 
 
+@pytest.mark.slow
 def test_free_batch_of_a_format_04_shape_is_tested(package_folder):
     folder = package_folder()
     report = validate_source(_write(folder, _legacy_rdf(folder, batch=None)), isolate=False)
     assert "passed" in {f.status for f in report.by_id("SIZ003")}
 
 
+@pytest.mark.slow
 def test_raw_integer_test_input_is_allowed_in_format_04(package_folder):
     folder = package_folder()
     rdf = _legacy_rdf(folder)
@@ -95,6 +98,7 @@ def test_raw_integer_test_input_is_allowed_in_format_04(package_folder):
     assert [f.status for f in report.by_id("TEN001")] == ["passed"]
 
 
+@pytest.mark.slow
 def test_integer_test_input_is_still_refused_in_format_05(package_folder):
     folder = package_folder()
     rdf = load_rdf(folder)
@@ -131,6 +135,7 @@ def test_missing_architecture_file_is_named_once_by_fil001(package_folder):
     assert [f.status for f in report.by_id("FIL004")] == ["passed"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["../outside/weights.onnx", "/etc/hostname"])
 def test_files_outside_the_package_are_refused_unread(package_folder, tmp_path, source):
     folder = package_folder()
@@ -147,6 +152,7 @@ def test_files_outside_the_package_are_refused_unread(package_folder, tmp_path, 
     assert not [f for f in report.by_id("FIL002") if f.details and f.details.get("actual")]
 
 
+@pytest.mark.slow
 def test_symlink_out_of_the_package_is_refused(package_folder, tmp_path):
     folder = package_folder()
     rdf = load_rdf(folder)
@@ -218,6 +224,7 @@ def test_legacy_model_yaml_is_found_in_its_folder():
     assert find_rdf(REAL_WORLD / "tiktorch_unet2d_onnx").name == "UNet2DNucleiBroad.model.yaml"
 
 
+@pytest.mark.slow
 def test_sparse_huge_file_is_not_hashed(package_folder):
     import time
 
@@ -264,6 +271,7 @@ def test_zip_member_name_too_long_for_the_file_system_is_a_finding(package_folde
     assert [f.status for f in report.by_id("SAF001")] == ["failed"]
 
 
+@pytest.mark.slow
 def test_one_rule_on_many_tensors_is_summarised(package_folder):
     folder = package_folder()
     rdf = load_rdf(folder)
@@ -283,7 +291,7 @@ def test_child_stopped_before_reading_is_a_finding_never_a_rerun_in_the_parent(p
     def never(pkg):  # the parent must not read the package itself
         raise AssertionError("the parent read the package")
 
-    monkeypatch.setattr(validators, "_load", never)
+    monkeypatch.setattr(validators, "load_package", never)
     report = validate_source(package_folder(), time_limit_s=0.3)
     assert [f.status for f in report.by_id("SAF006")] == ["failed"]
     assert {f.status for f in report.by_id("FMT002")} == {"skipped"}

@@ -45,6 +45,7 @@ class TrainConfig(StrictConfig):
     device: Device = "auto"
     early_stopping_patience: int = Field(10, ge=1)
     resume: bool = Field(False, description="continue the run whose train_state.pt is in `out`")
+    smoke_test: bool = Field(False, description="a --quick run: the chain works, the model is not for use")
     out: Path = Path("runs/unet2d")
 
     @classmethod
@@ -57,6 +58,7 @@ class TrainConfig(StrictConfig):
             patch_size=64,
             base_channels=8,
             depth=2,
+            smoke_test=True,
         )
         values.update(overrides)
         return cls(**values)

@@ -44,6 +44,7 @@ class RunFacts:
     per_class: dict[str, list[float]] = field(default_factory=dict)  # overall metric name -> value per class
     confusion_matrix: list[list[float]] | None = None  # rows: true class, columns: predicted class
     confusion_classes: list[str] = field(default_factory=list)
+    smoke_test: bool = False  # a --quick run: the chain works, the model is not meant to be used
 
     @property
     def n_test(self) -> int | None:
@@ -94,6 +95,7 @@ def run_facts(checkpoint: Checkpoint) -> RunFacts:
         per_class=per_class,
         confusion_matrix=matrix,
         confusion_classes=matrix_classes,
+        smoke_test=bool(config.get("smoke_test")),
     )
 
 

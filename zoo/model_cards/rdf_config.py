@@ -93,6 +93,8 @@ def _training(checkpoint: Checkpoint, facts: RunFacts, hours: float | None) -> d
             **({"folder_name": Path(str(facts.data["folder"])).name} if "folder" in facts.data else {}),
         },
         "diagnosis": {"verdict": diagnosis.verdict, "explanation": diagnosis.explanation, **diagnosis.evidence},
+        "quality_floor": _quality_floor(facts),
+        "smoke_test": facts.smoke_test or None,
         "history": [{k: r.get(k) for k in ("epoch", "train_loss", "val_loss")} for r in checkpoint.history or []],
     }
 
@@ -106,9 +108,9 @@ def _evaluation(facts: RunFacts, source: str | None) -> dict[str, Any] | None:
     for name in facts.classes:
         factors.append(_short(name, factors))
         factors_long.append(f"class {name}")
-    metrics, metrics_long, results = [], [], []
-    for name, label, value in facts.metrics:
-        metrics.append(_short(card.per_class[name][1] if name in card.per_class and facts.classes else label, metrics))
+    metrics_long, results = [], []
+    metrics = list(metric_labels(facts).values())
+    for name, _label, value in facts.metrics:
         metrics_long.append(card.metric_descriptions.get(name, name))
         per_class = facts.per_class.get(name, [math.nan] * len(facts.classes) if name in card.per_class else None)
         row = [_result(value)]
@@ -129,6 +131,22 @@ def _evaluation(facts: RunFacts, source: str | None) -> dict[str, Any] | None:
         f"data ({facts.data_description}). Training curves: {facts.diagnosis.verdict}.",
     }
     return evaluation if source else {k: v for k, v in evaluation.items() if k != "dataset_source"}
+
+
+def metric_labels(facts: RunFacts) -> dict[str, str]:
+    """Test metric name -> its short label in the evaluation (bioimage.io's 16 characters, unique)."""
+    labels: dict[str, str] = {}
+    for name, label, _value in facts.metrics:
+        long = facts.card.per_class[name][1] if name in facts.card.per_class and facts.classes else label
+        labels[name] = _short(long, list(labels.values()))
+    return labels
+
+
+def _quality_floor(facts: RunFacts) -> dict[str, float] | None:
+    """The trainer's quality floor per evaluation label (QUA002 compares the recorded test values with it)."""
+    labels = metric_labels(facts)
+    floors = {labels[name]: floor for name, floor in facts.card.quality_floor.items() if name in labels}
+    return floors or None
 
 
 def _short(text: str, taken: list[str]) -> str:

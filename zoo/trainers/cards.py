@@ -74,6 +74,9 @@ class Card:
     failure_modes: tuple[str, ...]
     metrics: dict[str, str]  # metric name in checkpoint.metrics -> label (≤ 16 characters)
     metric_descriptions: dict[str, str] = field(default_factory=dict)  # metric name -> one-line definition
+    # test metric -> the value below which the model has not learned its task (far below the trainer's target;
+    # recorded in the package and judged by the validator's QUA002)
+    quality_floor: dict[str, float] = field(default_factory=dict)
     # overall metric -> (name prefix of its per-class metrics, their label): test_mean_iou -> (test_iou_, IoU)
     per_class: dict[str, tuple[str, str]] = field(default_factory=dict)
     architecture: str = ""  # ≤ 32 characters (bioimage.io architecture_type)
@@ -112,6 +115,7 @@ UNET2D = Card(
         "Objects much larger than the training objects (or than the halo) are segmented unevenly across tiles.",
     ),
     metrics={"test_iou": "IoU"},
+    quality_floor={"test_iou": 0.5},
     metric_descriptions={
         "test_iou": "intersection over union of the thresholded (0.5) output with the true mask, "
         "pooled over all test pixels"
@@ -147,6 +151,7 @@ UNET2D_MULTICLASS = Card(
         "Pixels at class boundaries get split probabilities; the arg-max there is unstable.",
     ),
     metrics={"test_mean_iou": "mean IoU"},
+    quality_floor={"test_mean_iou": 0.5},
     metric_descriptions={
         "test_mean_iou": "intersection over union per class of the arg-max output, averaged over "
         "the classes (per-class values in the columns)"
@@ -196,6 +201,7 @@ CARE2D = Card(
         "Structures finer than in the training data are smoothed away.",
     ),
     metrics=_RESTORATION_METRICS,
+    quality_floor={"test_psnr_gain": 1.0},
     metric_descriptions=_RESTORATION_DESCRIPTIONS,
     architecture="2D U-Net (CARE)",
     architecture_description="U-Net with a linear output, trained as in CARE (Weigert et al. 2018).",
@@ -250,6 +256,7 @@ CLASSIFIER2D = Card(
         DATASET_SHIFT,
     ),
     metrics={"test_accuracy": "accuracy"},
+    quality_floor={"test_accuracy": 0.6},
     metric_descriptions={
         "test_accuracy": "share of test images whose arg-max class is the true class (per-class "
         "values: share of each true class recognised, i.e. recall)"
@@ -283,6 +290,7 @@ UNET3D = Card(
         DATASET_SHIFT,
     ),
     metrics={"test_iou": "IoU"},
+    quality_floor={"test_iou": 0.5},
     metric_descriptions={
         "test_iou": "intersection over union of the thresholded (0.5) output with the true mask, "
         "pooled over all test voxels"

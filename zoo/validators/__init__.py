@@ -19,6 +19,7 @@ STAGES = (
     "format",
     "files",
     "tensors",
+    "quality",
     "reproduction",
     "cross-format",
     "sizes",

@@ -7,7 +7,9 @@ print what it returns.
 Statuses and exit codes (exit 2 is the CLI's usage or input error, never a verdict):
 
 - `passed` (0): nothing fails for the target and a model ran and reproduced its test outputs (a passed
-  REP001 finding); with target deepimagej the deepImageJ verdict is also *runs* or *runs with risks*.
+  REP001 finding); with target deepimagej the deepImageJ verdict is also *runs* or *runs with risks*. When
+  the package records poor quality of its own (QUA002/QUA003 warnings, a `--quick` smoke test) the reason
+  says so and `quality` repeats it: a package that reproduces useless outputs is never a plain "passed".
 - `failed` (1): a finding fails for the target (a failed bioimage.io rule; with target deepimagej also a
   failed deepImageJ rule: *will not run* or *runs but gives different numbers*).
 - `not verified` (3): nothing failed, but nothing was verified either: no weight format could be run
@@ -99,12 +101,14 @@ class Verdict:
 
     status: str  # passed / failed / not verified
     target: str
-    reason: str  # why it is not passed ("" when passed)
+    reason: str  # why it is not passed; when passed, "" or what the package records about its poor quality
     counts: dict[str, int]
     deepimagej: str | None  # deepImageJ's own verdict; None when not checked
     failing_rules: tuple[str, ...] = ()
     # why nothing was verified, per weight format ("" for the test tensors or the whole package): UNVERIFIED_CAUSES
     unverified: dict[str, str] = field(default_factory=dict)
+    # what the package records about its own quality when that is poor (QUA rules): "" when fine or unrecorded
+    quality: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -120,6 +124,7 @@ class Verdict:
             "deepimagej": self.deepimagej,
             "failing_rules": list(self.failing_rules),
             "unverified": dict(self.unverified),
+            "quality": self.quality,
         }
 
 
@@ -181,7 +186,16 @@ class ValidationReport:
             return Verdict(
                 NOT_VERIFIED, target, f"not verified: deepImageJ {dij or 'not checked'} ({why})", counts, dij
             )
-        return Verdict(PASSED, target, "", counts, dij)
+        quality = self.quality_note()
+        reason = f"passed as a package (it reproduces its test outputs), but {quality}" if quality else ""
+        return Verdict(PASSED, target, reason, counts, dij, quality=quality)
+
+    def quality_note(self) -> str:
+        """The package's own record of poor quality (QUA002, QUA003; a --quick smoke test), or "" when none."""
+        notes = [f.message for rule_id in ("QUA002", "QUA003") for f in self.by_id(rule_id) if f.status == "warning"]
+        if any((f.details or {}).get("smoke_test") for f in self.by_id("QUA001")):
+            notes.append("it is a --quick smoke test, not a model to use")
+        return "; ".join(notes)
 
     @property
     def status(self) -> str:

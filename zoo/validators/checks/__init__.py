@@ -9,6 +9,7 @@ from zoo.validators.checks import (  # noqa: F401
     files,
     outputs,
     performance,
+    quality,
     reproduction,
     safety,
     sizes,
