@@ -83,6 +83,7 @@ def _child(job: RuntimeJob, connection) -> None:
         job, status = _confine(job)
         connection.send(("sandbox", status.to_dict()))
     _skip_dask()
+    _skip_field_docstrings()
     try:
         from zoo.validators import run_isolated_checks
 
@@ -184,6 +185,25 @@ def _skip_dask() -> None:
     answer no at once; nothing the validation runs needs dask."""
     if "dask" not in sys.modules:
         sys.modules["dask"] = None
+
+
+def _skip_field_docstrings() -> None:
+    """bioimageio.spec's and bioimageio.core's pydantic models turn each attribute's docstring into the field's
+    description (`use_attribute_docstrings`): pydantic reads the source of every class as it is defined, a third of
+    the CPU of importing bioimageio.spec, on the way to every model run. Descriptions are documentation (JSON schema,
+    help texts); nothing the validation reads or reports uses them, so the child skips reading them. Where pydantic
+    has no such function (another version), nothing changes."""
+    try:
+        from pydantic._internal import _docs_extraction, _fields, _generate_schema
+    except ImportError:
+        return
+
+    def no_docstrings(cls, use_inspect: bool = False) -> dict[str, str]:
+        return {}
+
+    for module in (_docs_extraction, _fields, _generate_schema):
+        if callable(getattr(module, "extract_docstrings_from_cls", None)):
+            module.extract_docstrings_from_cls = no_docstrings
 
 
 @contextmanager
