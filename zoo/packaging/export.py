@@ -138,6 +138,7 @@ def export_checkpoint(
     )
     progress.start("exporting", len(formats))
     for weight_format in formats:
+        progress.advance(0, format=f"{weight_format} (running)")  # the bar names the format being exported
         try:
             exported = get_exporter(source.framework, weight_format)(model, test_input, workdir, context)
             exported.agreement = prove_agreement(exported, reference, inputs)
@@ -155,7 +156,7 @@ def export_checkpoint(
                     f"{weight_format}: not shipped, max |Δ| {exported.agreement.max_abs:.2e} to the source model "
                     f"(case {worst.case!r}, shape {worst.shape}, at {worst.worst_index}), expected ≤ {AGREEMENT_ATOL:g}"
                 )
-        progress.advance(1, format=weight_format)
+        progress.advance(1, format=f"{weight_format} {'failed' if weight_format in result.failures else 'done'}")
     progress.finish()
     if not result.weights:
         raise ExportError("no weight format could be exported: " + "; ".join(result.failures.values()))
