@@ -66,14 +66,6 @@ def test_tiff_suffix_and_singleton_axes_are_accepted(tmp_path):
     np.testing.assert_array_equal(data.masks[0], (labels != 0).astype(np.uint8))
 
 
-def test_all_empty_masks_are_fine(tmp_path):
-    image, _ = make_pair(0)
-    write_pair(tmp_path, "empty", image, np.zeros_like(image))
-    data = load_image_mask_folder(tmp_path)
-    assert data.n_files == 1
-    assert not data.masks[0].any()
-
-
 def test_missing_folder(tmp_path):
     folder = tmp_path / "nowhere"
     with pytest.raises(DataError) as excinfo:

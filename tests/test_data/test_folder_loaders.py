@@ -68,12 +68,6 @@ def test_label_folder_given_class_count(label_folder):
     assert load_image_label_folder(label_folder, n_classes=6).n_classes == 6
 
 
-def test_label_folder_needs_two_classes_even_without_foreground(tmp_path):
-    write(tmp_path / "images" / "x.tif", image(0))
-    write(tmp_path / "masks" / "x.tif", np.zeros((24, 32), np.uint8))
-    assert load_image_label_folder(tmp_path).n_classes == 2
-
-
 def test_label_folder_accepts_whole_numbers_stored_as_floats(tmp_path):
     write(tmp_path / "images" / "x.tif", image(0))
     write(tmp_path / "masks" / "x.tif", labels().astype(np.float32))

@@ -8,7 +8,10 @@
 
 Files are single planes (``ndim=2``: singleton axes dropped, one 2D array left) or z-stacks (``ndim=3``:
 a multi-page TIFF read as (Z, Y, X)). Every problem a user can fix is a ``DataError`` naming the file(s),
-raised before any training starts.
+raised before any training starts; ``zoo.data.checks`` judges whether what was read fits the task (layout,
+mask values, size). A colour (RGB) file is refused, unless its R, G and B are equal everywhere: then it is a
+grey image saved as RGB and is read as one channel, with a warning. Warnings are logged and kept, in order, in
+the returned data's ``warnings`` so that a training run can report them.
 """
 
 from __future__ import annotations
@@ -22,13 +25,24 @@ import numpy as np
 import tifffile
 
 from zoo.bioimage.files import PartsDigest
+from zoo.data.checks import (
+    MinSize,
+    check_binary_masks,
+    check_class_labels,
+    check_class_layout,
+    check_finite,
+    check_min_size,
+    check_pair_layout,
+    check_single_images_layout,
+    list_names,
+)
 from zoo.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-MAX_LISTED_NAMES = 5
 MAX_CLASSES = 256  # labels are stored as uint8
+COLOUR_SAMPLES = {3: "RGB", 4: "RGBA"}
 SPATIAL_AXES = {2: "one 2D plane (height, width)", 3: "one z-stack (depth, height, width)"}
 SAVE_HINTS = {2: "save a single grey-level plane per file", 3: "save each volume as a multi-page grey-level TIFF"}
 
@@ -43,6 +57,7 @@ class FolderData:
     sha256: str  # one checksum over all file bytes, in sorted name order
     n_files: int  # number of images (image/mask pairs)
     n_classes: int | None = None  # class labels only: masks hold 0..n_classes-1
+    warnings: tuple[str, ...] = ()  # what may not be meant but can be trained on, as logged
 
 
 @dataclass(frozen=True)
@@ -55,12 +70,14 @@ class ClassFolderData:
     names: list[str]  # "<class>/<stem>"
     sha256: str  # one checksum over class names, file names and file bytes, in the order above
     n_files: int
+    warnings: tuple[str, ...] = ()  # what may not be meant but can be trained on, as logged
 
 
-def _list_names(names: list[str]) -> str:
-    shown = ", ".join(names[:MAX_LISTED_NAMES])
-    more = len(names) - MAX_LISTED_NAMES
-    return f"{shown} (and {more} more)" if more > 0 else shown
+def _warn(warnings: list[str], *messages: str) -> None:
+    """Log each message as a warning and keep it for the returned data."""
+    for message in messages:
+        logger.warning("%s", message)
+        warnings.append(message)
 
 
 def _check_ndim(ndim: int) -> int:
@@ -76,12 +93,6 @@ def _require_folder(folder: Path, expected: str) -> Path:
             f"training data folder {folder} does not exist or is not a folder; pass a folder that {expected}"
         )
     return folder
-
-
-def _require_subfolders(folder: Path, names: tuple[str, str], hint: str) -> None:
-    missing = [name for name in names if not (folder / name).is_dir()]
-    if missing:
-        raise DataError(f"{folder} has no {' or '.join(f'{name}/' for name in missing)} subfolder; {hint}")
 
 
 def _tiffs_by_stem(directory: Path, purpose: str = "so each image pairs with exactly one mask") -> dict[str, Path]:
@@ -113,16 +124,42 @@ def _wrong_dimensionality(path: Path, shape: tuple[int, ...], ndim: int) -> Data
     )
 
 
-def _read_array(path: Path, data: bytes, ndim: int) -> np.ndarray:
-    """The grey-level 2D or 3D array in a TIFF file's bytes, with singleton axes squeezed away."""
+def _read_array(path: Path, data: bytes, ndim: int, role: str = "image") -> tuple[np.ndarray, bool]:
+    """The grey-level 2D or 3D array in a TIFF file's bytes, with singleton axes squeezed away, and whether it
+    was a grey image saved as RGB (R = G = B everywhere), read as one channel. Other colour files are refused.
+
+    Colour means samples per pixel stored last (axes ending in S, as cameras, Fiji and PIL write RGB); a
+    leading sample axis of 3 is read as 3 planes, as tifffile stores a 3-plane stack unless told otherwise."""
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            axes = tif.series[0].axes
             array = tif.asarray()
     except Exception as e:  # tifffile raises many types for damaged files
         raise DataError(
             f"cannot read TIFF {path}: {type(e).__name__}: {e}; re-save it as a valid TIFF "
             "or remove it together with its partner"
         ) from e
+    grey_as_rgb = False
+    samples = array.shape[-1] if axes.endswith("S") and array.ndim == len(axes) else 1
+    if samples in COLOUR_SAMPLES:
+        colour = array[..., :3]
+        if not (colour == colour[..., :1]).all():
+            what = "colour-coded mask" if role == "mask" else f"colour {role}"
+            fix = (
+                "save the mask as one grey-level plane of label values"
+                if role == "mask"
+                else "save one channel (the stain the network should see) as a grey-level TIFF"
+            )
+            raise DataError(
+                f"{path} is an {COLOUR_SAMPLES[samples]} {what} (shape {array.shape}, R, G and B differ); the "
+                f"trainers take one grey-level channel and do not convert colour: {fix}"
+            )
+        array, grey_as_rgb = colour[..., 0], True
+    if "C" in axes and array.shape[axes.index("C")] > 1 and array.ndim == len(axes):
+        raise DataError(
+            f"{path} holds {array.shape[axes.index('C')]} channels (axes {axes}, shape {array.shape}); the trainers "
+            "take one grey-level channel: save the channel to train on, one per file"
+        )
     squeezed = np.squeeze(array)
     if squeezed.ndim not in SPATIAL_AXES:
         raise _wrong_dimensionality(path, array.shape, ndim)
@@ -130,7 +167,16 @@ def _read_array(path: Path, data: bytes, ndim: int) -> np.ndarray:
         raise DataError(
             f"{path} holds {squeezed.dtype} values, expected integers or floats; save it as a grey-level TIFF"
         )
-    return squeezed
+    return squeezed, grey_as_rgb
+
+
+def _grey_as_rgb_warning(converted: list[Path]) -> list[str]:
+    if not converted:
+        return []
+    return [
+        f"{len(converted)} grey file(s) saved as RGB (R = G = B everywhere) were read as one grey channel: "
+        f"{list_names([str(path) for path in converted])}"
+    ]
 
 
 def _check_dimensionality(paths: list[Path], arrays: list[np.ndarray], ndim: int) -> None:
@@ -149,28 +195,26 @@ def _check_dimensionality(paths: list[Path], arrays: list[np.ndarray], ndim: int
             raise _wrong_dimensionality(path, array.shape, ndim)
 
 
-def _check_finite(path: Path, array: np.ndarray) -> None:
-    if array.dtype.kind != "f":
-        return
-    finite = np.isfinite(array)
-    if not finite.all():
-        count = int(finite.size - finite.sum())
-        raise DataError(f"{path} holds {count} NaN or infinite value(s); replace them with real intensities")
+@dataclass
+class _Pairs:
+    names: list[str]
+    images: list[np.ndarray]
+    partners: list[np.ndarray]
+    image_paths: list[Path]
+    partner_paths: list[Path]
+    sha256: str
+    warnings: list[str]
 
 
-def _load_pairs(
-    folder: Path, partner: str, noun: str, ndim: int
-) -> tuple[list[str], list[np.ndarray], list[np.ndarray], list[Path], list[Path], str]:
+def _load_pairs(folder: Path, partner: str, noun: str, ndim: int, min_size: MinSize | None) -> _Pairs:
     """Read every ``images/<name>`` and ``<partner>/<name>`` TIFF pair, sorted by name, as squeezed arrays.
 
-    Returns names, images, partners, their paths and a checksum over, pair by pair, the length and
-    bytes of the image file and then of the partner file.
+    The checksum covers, pair by pair, the length and bytes of the image file and then of the partner file.
+    Images are finite and at least `min_size` along every axis.
     """
     ndim = _check_ndim(ndim)
     folder = _require_folder(folder, f"holds images/ and {partner}/")
-    _require_subfolders(
-        folder, ("images", partner), f"put images in images/ and {noun}s with the same names in {partner}/"
-    )
+    check_pair_layout(folder, partner, TIFF_SUFFIXES)
     images_dir, partners_dir = folder / "images", folder / partner
     image_paths = _tiffs_by_stem(images_dir, f"so each image pairs with exactly one {noun}")
     partner_paths = _tiffs_by_stem(partners_dir, f"so each image pairs with exactly one {noun}")
@@ -186,23 +230,26 @@ def _load_pairs(
         if alone:
             problems.append(
                 f"{len(alone)} image(s) in {images_dir} without a {noun} in {partners_dir}: "
-                f"{_list_names([image_paths[n].name for n in alone])}"
+                f"{list_names([image_paths[n].name for n in alone])}"
             )
         if orphans:
             problems.append(
                 f"{len(orphans)} {noun}(s) in {partners_dir} without an image in {images_dir}: "
-                f"{_list_names([partner_paths[n].name for n in orphans])}"
+                f"{list_names([partner_paths[n].name for n in orphans])}"
             )
         raise DataError("; ".join(problems) + f"; give each image a {noun} with the same name, or remove it")
 
     names = sorted(image_paths)
     digest = PartsDigest()
-    images, partners = [], []
-    for name in names:
-        images.append(_read_array(image_paths[name], _read_bytes(image_paths[name], digest), ndim))
-        partners.append(_read_array(partner_paths[name], _read_bytes(partner_paths[name], digest), ndim))
+    images, partners, converted = [], [], []
     firsts = [image_paths[name] for name in names]
     seconds = [partner_paths[name] for name in names]
+    for first, second in zip(firsts, seconds):
+        image, grey_image = _read_array(first, _read_bytes(first, digest), ndim, "image")
+        other, grey_other = _read_array(second, _read_bytes(second, digest), ndim, noun)
+        images.append(image)
+        partners.append(other)
+        converted += [path for path, grey in ((first, grey_image), (second, grey_other)) if grey]
     # Pair by pair, so that the first file named is the first one that is wrong.
     _check_dimensionality(
         [p for pair in zip(firsts, seconds) for p in pair], [a for pair in zip(images, partners) for a in pair], ndim
@@ -213,116 +260,82 @@ def _load_pairs(
                 f"image {image_path} has shape {image.shape} but {noun} {partner_path} has shape "
                 f"{other.shape}; save the {noun} at the image's size"
             )
-    return names, images, partners, firsts, seconds, digest.hexdigest()
+    for path, image in zip(firsts, images, strict=True):
+        check_finite(path, image)
+    check_min_size(firsts, images, min_size)
+    warnings: list[str] = []
+    _warn(warnings, *_grey_as_rgb_warning(converted))
+    return _Pairs(names, images, partners, firsts, seconds, digest.hexdigest(), warnings)
 
 
-def load_image_mask_folder(folder: Path) -> FolderData:
+def load_image_mask_folder(folder: Path, ndim: int = 2, min_size: MinSize | None = None) -> FolderData:
     """Read every ``images/<name>`` and ``masks/<name>`` TIFF pair in ``folder``, sorted by name.
 
-    Images become float32 and masks uint8 0/1 (any nonzero value is foreground). The checksum
-    covers, pair by pair, the length and bytes of the image file and then of the mask file.
+    Images become float32 and masks uint8 0/1 (any nonzero value is foreground). Masks must be masks: whole
+    numbers, some foreground and some background (``check_binary_masks``). The checksum covers, pair by
+    pair, the length and bytes of the image file and then of the mask file.
     """
-    names, images, masks, _, _, sha256 = _load_pairs(folder, "masks", "mask", ndim=2)
-    masks = [(mask != 0).astype(np.uint8) for mask in masks]
-    if not any(mask.any() for mask in masks):
-        logger.warning("every mask in %s is empty: there is no foreground to learn", Path(folder) / "masks")
-    logger.info("loaded %d image/mask pairs from %s", len(names), folder)
+    pairs = _load_pairs(folder, "masks", "mask", ndim, min_size)
+    _warn(pairs.warnings, *check_binary_masks(Path(folder) / "masks", pairs.partner_paths, pairs.partners))
+    logger.info("loaded %d image/mask pairs from %s", len(pairs.names), folder)
     return FolderData(
-        images=[image.astype(np.float32) for image in images],
-        masks=masks,
-        names=names,
-        sha256=sha256,
-        n_files=len(names),
+        images=[image.astype(np.float32) for image in pairs.images],
+        masks=[(mask != 0).astype(np.uint8) for mask in pairs.partners],
+        names=pairs.names,
+        sha256=pairs.sha256,
+        n_files=len(pairs.names),
+        warnings=tuple(pairs.warnings),
     )
 
 
-def _check_labels(path: Path, labels: np.ndarray, n_classes: int | None) -> None:
-    """Class labels are whole numbers in 0..n_classes-1 (or 0..MAX_CLASSES-1 when n_classes is None)."""
-    if labels.dtype.kind == "f":
-        _check_finite(path, labels)
-        fractional = labels != np.round(labels)
-        if fractional.any():
-            raise DataError(
-                f"{path} holds non-integer label values (e.g. {labels[fractional].flat[0].item()}); masks must hold "
-                "class labels 0..K-1: save them as whole numbers, preferably in an integer TIFF"
-            )
-    if labels.size == 0:
-        return
-    low, high = labels.min().item(), labels.max().item()
-    if low < 0:
-        raise DataError(f"{path} holds the negative label {low}; class labels start at 0 (background)")
-    limit = n_classes if n_classes is not None else MAX_CLASSES
-    if high >= limit:
-        if n_classes is not None:
-            raise DataError(
-                f"{path} holds the label {high}, but n_classes={n_classes} allows only 0..{n_classes - 1}; "
-                "relabel the mask or raise n_classes"
-            )
-        raise DataError(
-            f"{path} holds the label {high}: more than {MAX_CLASSES} classes; if its labels number objects "
-            "(instance labels), train a binary segmentation on images/ and masks/ instead, else relabel the "
-            f"classes 0..K-1 with K at most {MAX_CLASSES}"
-        )
-
-
-def load_image_label_folder(folder: Path, n_classes: int | None = None, ndim: int = 2) -> FolderData:
+def load_image_label_folder(
+    folder: Path, n_classes: int | None = None, ndim: int = 2, min_size: MinSize | None = None
+) -> FolderData:
     """Read ``images/<name>`` with ``masks/<name>`` holding class labels 0..K-1, sorted by name.
 
-    Images become float32 and labels uint8. K is ``n_classes``, or the largest label plus one (at least 2)
-    when None; it is returned as ``n_classes``. The checksum is ``load_image_mask_folder``'s.
+    Images become float32 and labels uint8. K is ``n_classes``, or when None the labels must be 0..K-1
+    without gaps (0/255 masks are refused with the fix); it is returned as ``n_classes``. The checksum is
+    ``load_image_mask_folder``'s.
     """
     whole = isinstance(n_classes, (int, np.integer)) and not isinstance(n_classes, bool)
     if n_classes is not None and not (whole and 2 <= n_classes <= MAX_CLASSES):
         raise DataError(f"n_classes={n_classes!r}, expected a whole number from 2 to {MAX_CLASSES}")
-    names, images, masks, image_paths, mask_paths, sha256 = _load_pairs(folder, "masks", "mask", ndim)
-    for path, labels in zip(mask_paths, masks, strict=True):
-        _check_labels(path, labels, n_classes)
-    for path, image in zip(image_paths, images, strict=True):
-        _check_finite(path, image)
-    if n_classes is None:
-        n_classes = max([2, *(int(mask.max()) + 1 for mask in masks if mask.size)])
-    labels = [mask.astype(np.uint8) for mask in masks]
-    present = np.zeros(n_classes, dtype=bool)
-    for mask in labels:
-        present[np.unique(mask)] = True
-    if not present.all():
-        logger.warning(
-            "class(es) %s of 0..%d never occur in %s",
-            np.flatnonzero(~present).tolist(),
-            n_classes - 1,
-            mask_paths[0].parent,
-        )
-    logger.info("loaded %d image/label pairs with %d classes from %s", len(names), n_classes, folder)
+    pairs = _load_pairs(folder, "masks", "mask", ndim, min_size)
+    n_classes, found = check_class_labels(Path(folder) / "masks", pairs.partner_paths, pairs.partners, n_classes)
+    _warn(pairs.warnings, *found)
+    logger.info("loaded %d image/label pairs with %d classes from %s", len(pairs.names), n_classes, folder)
     return FolderData(
-        images=[image.astype(np.float32) for image in images],
-        masks=labels,
-        names=names,
-        sha256=sha256,
-        n_files=len(names),
+        images=[image.astype(np.float32) for image in pairs.images],
+        masks=[mask.astype(np.uint8) for mask in pairs.partners],
+        names=pairs.names,
+        sha256=pairs.sha256,
+        n_files=len(pairs.names),
         n_classes=n_classes,
+        warnings=tuple(pairs.warnings),
     )
 
 
-def load_image_target_folder(folder: Path, ndim: int = 2) -> FolderData:
+def load_image_target_folder(folder: Path, ndim: int = 2, min_size: MinSize | None = None) -> FolderData:
     """Read ``images/<name>`` (noisy) with ``targets/<name>`` (clean) of the same shape, sorted by name.
 
     Both become float32; the targets are returned in ``masks``. The checksum covers, pair by pair, the
     length and bytes of the image file and then of the target file.
     """
-    names, images, targets, image_paths, target_paths, sha256 = _load_pairs(folder, "targets", "target", ndim)
-    for path, array in zip([*image_paths, *target_paths], [*images, *targets], strict=True):
-        _check_finite(path, array)
-    logger.info("loaded %d image/target pairs from %s", len(names), folder)
+    pairs = _load_pairs(folder, "targets", "target", ndim, min_size)
+    for path, array in zip(pairs.partner_paths, pairs.partners, strict=True):
+        check_finite(path, array)
+    logger.info("loaded %d image/target pairs from %s", len(pairs.names), folder)
     return FolderData(
-        images=[image.astype(np.float32) for image in images],
-        masks=[target.astype(np.float32) for target in targets],
-        names=names,
-        sha256=sha256,
-        n_files=len(names),
+        images=[image.astype(np.float32) for image in pairs.images],
+        masks=[target.astype(np.float32) for target in pairs.partners],
+        names=pairs.names,
+        sha256=pairs.sha256,
+        n_files=len(pairs.names),
+        warnings=tuple(pairs.warnings),
     )
 
 
-def load_image_folder(folder: Path, ndim: int = 2) -> FolderData:
+def load_image_folder(folder: Path, ndim: int = 2, min_size: MinSize | None = None) -> FolderData:
     """Read every TIFF in ``folder/images`` if that exists, else in ``folder`` itself, sorted by name.
 
     Images become float32; ``masks`` is empty. The checksum covers the length and bytes of each file.
@@ -332,14 +345,20 @@ def load_image_folder(folder: Path, ndim: int = 2) -> FolderData:
     directory = folder / "images" if (folder / "images").is_dir() else folder
     paths_by_stem = _tiffs_by_stem(directory, "so each image is read once")
     if not paths_by_stem:
+        if directory == folder:
+            check_single_images_layout(folder, TIFF_SUFFIXES)
         raise DataError(f"no TIFF files ({', '.join(TIFF_SUFFIXES)}) found in {directory}; add images saved as TIFF")
     names = sorted(paths_by_stem)
     paths = [paths_by_stem[name] for name in names]
     digest = PartsDigest()
-    images = [_read_array(path, _read_bytes(path, digest), ndim) for path in paths]
+    read = [_read_array(path, _read_bytes(path, digest), ndim) for path in paths]
+    images = [image for image, _ in read]
     _check_dimensionality(paths, images, ndim)
     for path, image in zip(paths, images, strict=True):
-        _check_finite(path, image)
+        check_finite(path, image)
+    check_min_size(paths, images, min_size)
+    warnings: list[str] = []
+    _warn(warnings, *_grey_as_rgb_warning([path for path, (_, grey) in zip(paths, read) if grey]))
     logger.info("loaded %d images from %s", len(names), directory)
     return FolderData(
         images=[image.astype(np.float32) for image in images],
@@ -347,30 +366,32 @@ def load_image_folder(folder: Path, ndim: int = 2) -> FolderData:
         names=names,
         sha256=digest.hexdigest(),
         n_files=len(names),
+        warnings=tuple(warnings),
     )
 
 
-def load_class_folder(folder: Path) -> ClassFolderData:
+def load_class_folder(folder: Path, min_size: MinSize | None = None) -> ClassFolderData:
     """Read one sub-folder per class (its name is the class name, sorted) of 2D TIFF images of one shape.
 
-    At least two classes, each with at least one image. Sub-folders whose name starts with "." are
-    skipped. The checksum covers each class name, file name, file length and file bytes in order.
+    At least two classes, each with at least one image; sub-folders images/ with masks/ (or targets/) are
+    another task's layout and refused. Sub-folders whose name starts with "." are skipped. The checksum
+    covers each class name, file name, file length and file bytes in order.
     """
     folder = _require_folder(folder, "holds one sub-folder of TIFF images per class")
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    check_class_layout(folder, [p.name for p in class_dirs])
     if len(class_dirs) < 2:
         found = f"only {class_dirs[0].name}/" if class_dirs else "none"
         raise DataError(
             f"{folder} needs at least 2 class sub-folders (one per class, named after it), found {found}; "
             "put each class's TIFF images in its own sub-folder"
         )
+    warnings: list[str] = []
     stray = [p.name for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES]
     if stray:
-        logger.warning(
-            "%d TIFF file(s) directly in %s belong to no class and are skipped: %s",
-            len(stray),
-            folder,
-            _list_names(stray),
+        _warn(
+            warnings,
+            f"{len(stray)} TIFF file(s) directly in {folder} belong to no class and are skipped: {list_names(stray)}",
         )
     files: list[tuple[int, str, Path]] = []
     for label, class_dir in enumerate(class_dirs):
@@ -383,10 +404,13 @@ def load_class_folder(folder: Path) -> ClassFolderData:
         files.extend((label, stem, paths_by_stem[stem]) for stem in sorted(paths_by_stem))
 
     digest = PartsDigest()
-    images = []
+    images, converted = [], []
     for label, _, path in files:
         digest.add_text(f"{class_dirs[label].name}/{path.name}")
-        images.append(_read_array(path, _read_bytes(path, digest), ndim=2))
+        image, grey = _read_array(path, _read_bytes(path, digest), ndim=2)
+        images.append(image)
+        if grey:
+            converted.append(path)
     paths = [path for _, _, path in files]
     _check_dimensionality(paths, images, ndim=2)
     for path, image in zip(paths, images, strict=True):
@@ -395,7 +419,9 @@ def load_class_folder(folder: Path) -> ClassFolderData:
                 f"{path} has shape {image.shape} but {paths[0]} has shape {images[0].shape}; "
                 "every image must have one shape: crop or resize them to the same size"
             )
-        _check_finite(path, image)
+        check_finite(path, image)
+    check_min_size(paths, images, min_size)
+    _warn(warnings, *_grey_as_rgb_warning(converted))
     class_names = [class_dir.name for class_dir in class_dirs]
     logger.info("loaded %d images in %d classes from %s", len(files), len(class_names), folder)
     return ClassFolderData(
@@ -405,4 +431,5 @@ def load_class_folder(folder: Path) -> ClassFolderData:
         names=[f"{class_names[label]}/{stem}" for label, stem, _ in files],
         sha256=digest.hexdigest(),
         n_files=len(files),
+        warnings=tuple(warnings),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.config import TrainConfig
+from zoo.data.checks import MinSize
 from zoo.errors import DataError
 from zoo.trainers.datasets import SegmentationSplits, make_splits
 from zoo.trainers.metrics import confusion_matrix
@@ -32,8 +33,9 @@ class Classifier2dTrainer(TorchTrainer):
         if data.folder is not None:
             from zoo.data.folder import load_class_folder
 
-            folder = load_class_folder(data.folder)
+            folder = load_class_folder(data.folder, min_size=MinSize.for_whole_images(config.depth))
             images, labels, names = folder.images, folder.labels, folder.class_names
+            warnings = list(folder.warnings)
             provenance = {
                 "source": "folder",
                 "folder": str(data.folder),
@@ -44,6 +46,7 @@ class Classifier2dTrainer(TorchTrainer):
         else:
             from zoo.data.tasks import make_classification
 
+            warnings = []
             images, labels, names = make_classification(data.n_images, data.image_size, data.seed)
             provenance = {
                 "source": "synthetic",
@@ -67,6 +70,7 @@ class Classifier2dTrainer(TorchTrainer):
             )
         splits = make_splits(images, [int(label) for label in labels], data, provenance, target_kind="class")
         splits.class_names = list(names)
+        splits.data_warnings = warnings
         return splits
 
     def architecture_kwargs(self, config, splits):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from zoo.config import DataConfig
+from zoo.data.checks import MinSize
 from zoo.errors import DataError
 
 EPSILON = 1e-6
@@ -31,15 +32,21 @@ class SegmentationSplits:
     provenance: dict[str, Any] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)  # pixel or image classes, where the task has them
     test_clean: list[np.ndarray] = field(default_factory=list)  # ground truth a self-supervised run never trains on
+    data_warnings: list[str] = field(default_factory=list)  # what the user's folder may not mean, as logged
 
 
-def load_segmentation_splits(config: DataConfig, multiple_of: int) -> SegmentationSplits:
+def load_segmentation_splits(
+    config: DataConfig, multiple_of: int, min_size: MinSize | None = None
+) -> SegmentationSplits:
     """Images and binary masks split into train/validation/test; each image cropped to a multiple of the
-    network's down-sampling factor so that whole images can be evaluated."""
+    network's down-sampling factor so that whole images can be evaluated. A user's folder is checked against
+    the task first (``zoo.data.checks``); its images must be at least `min_size`."""
+    warnings: list[str] = []
     if config.folder is not None:
         from zoo.data.folder import load_image_mask_folder
 
-        folder = load_image_mask_folder(config.folder)
+        folder = load_image_mask_folder(config.folder, min_size=min_size)
+        warnings = list(folder.warnings)
         raw, masks = folder.images, folder.masks
         provenance = {
             "source": "folder",
@@ -60,7 +67,9 @@ def load_segmentation_splits(config: DataConfig, multiple_of: int) -> Segmentati
             "seed": config.seed,
         }
     masks = [(mask > 0).astype(np.uint8) for mask in masks]
-    return make_splits(list(raw), masks, config, provenance, multiple_of=multiple_of)
+    splits = make_splits(list(raw), masks, config, provenance, multiple_of=multiple_of)
+    splits.data_warnings = warnings
+    return splits
 
 
 def split_indices(n: int, config: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

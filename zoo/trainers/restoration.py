@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.config import TrainConfig
+from zoo.data.checks import MinSize
 from zoo.trainers.datasets import SegmentationSplits, make_splits
 from zoo.trainers.metrics import psnr, ssim
 from zoo.trainers.task import Task
@@ -88,8 +89,9 @@ class Care2dTrainer(_RestorationTrainer):
         if config.data.folder is not None:
             from zoo.data.folder import load_image_target_folder
 
-            folder = load_image_target_folder(config.data.folder)
-            noisy, clean = folder.images, folder.masks
+            min_size = MinSize.for_patches(config.patch_size, config.depth)
+            folder = load_image_target_folder(config.data.folder, min_size=min_size)
+            noisy, clean, warnings = folder.images, folder.masks, list(folder.warnings)
             provenance = {
                 "source": "folder",
                 "folder": str(config.data.folder),
@@ -98,10 +100,13 @@ class Care2dTrainer(_RestorationTrainer):
                 "files_kind": "noisy/clean TIFF pairs",
             }
         else:
+            warnings = []
             noisy, clean, provenance = _synthetic_pairs(config, "the trainer sees both")
-        return make_splits(
+        splits = make_splits(
             list(noisy), list(clean), config.data, provenance, multiple_of=2**config.depth, target_kind="image"
         )
+        splits.data_warnings = warnings
+        return splits
 
     def evaluate(self, predictions, splits):
         return restoration_metrics(predictions, splits.test_images, splits.test_masks), {}
@@ -122,7 +127,9 @@ class N2v2dTrainer(_RestorationTrainer):
         if config.data.folder is not None:
             from zoo.data.folder import load_image_folder
 
-            folder = load_image_folder(config.data.folder)
+            folder = load_image_folder(
+                config.data.folder, min_size=MinSize.for_patches(config.patch_size, config.depth)
+            )
             provenance = {
                 "source": "folder",
                 "folder": str(config.data.folder),
@@ -130,9 +137,11 @@ class N2v2dTrainer(_RestorationTrainer):
                 "sha256": folder.sha256,
                 "files_kind": "noisy TIFF images (no ground truth)",
             }
-            return make_splits(
+            splits = make_splits(
                 list(folder.images), [], config.data, provenance, multiple_of=2**config.depth, target_kind="none"
             )
+            splits.data_warnings = list(folder.warnings)
+            return splits
         noisy, clean, provenance = _synthetic_pairs(
             config, "training sees the noisy images only; the clean ones are kept for evaluating the test split"
         )

@@ -179,4 +179,12 @@ class TorchTrainer:
             task={**task.to_dict(), "extra": {**task.extra, **task_extra}},
         )
         path = save_checkpoint(checkpoint, Path(config.out) / "checkpoint.pt")
-        return TrainResult(path, metrics, result.history, len(result.history), duration, device)
+        return TrainResult(
+            path,
+            metrics,
+            result.history,
+            len(result.history),
+            duration,
+            device,
+            extra={"data_warnings": list(splits.data_warnings)},
+        )

@@ -9,6 +9,7 @@ import numpy as np
 
 from zoo.bioimage.devices import resolve_device
 from zoo.config import TrainConfig
+from zoo.data.checks import MinSize
 from zoo.trainers.datasets import SegmentationSplits, load_segmentation_splits, normalize_image
 from zoo.trainers.metrics import iou
 from zoo.trainers.task import Task
@@ -56,7 +57,9 @@ class UNet2dTrainer(TorchTrainer):
     }
 
     def load_splits(self, config: TrainConfig) -> SegmentationSplits:
-        return load_segmentation_splits(config.data, multiple_of=2**config.depth)
+        return load_segmentation_splits(
+            config.data, multiple_of=2**config.depth, min_size=MinSize.for_patches(config.patch_size, config.depth)
+        )
 
     def task(self, config: TrainConfig, splits: SegmentationSplits) -> Task:
         return Task(kind="segmentation")

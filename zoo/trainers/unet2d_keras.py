@@ -14,6 +14,7 @@ import numpy as np
 from zoo.bioimage.devices import resolve_device
 from zoo.bioimage.files import atomic_path
 from zoo.config import TrainConfig
+from zoo.data.checks import MinSize
 from zoo.errors import InputError
 from zoo.progress import Progress
 from zoo.trainers.base import TrainResult
@@ -52,7 +53,9 @@ class UNet2dKerasTrainer:
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
         rng = np.random.default_rng(config.seed)
-        splits = load_segmentation_splits(config.data, multiple_of=2**config.depth)
+        splits = load_segmentation_splits(
+            config.data, multiple_of=2**config.depth, min_size=MinSize.for_patches(config.patch_size, config.depth)
+        )
         kwargs = dict(
             in_channels=1,
             out_channels=1,
@@ -102,7 +105,9 @@ class UNet2dKerasTrainer:
             model_file=model_file,
         )
         path = save_checkpoint(checkpoint, out / "checkpoint.pt")
-        return TrainResult(path, metrics, history, len(history), duration, device)
+        return TrainResult(
+            path, metrics, history, len(history), duration, device, extra={"data_warnings": list(splits.data_warnings)}
+        )
 
     def _fit(self, model, config: TrainConfig, splits, rng, progress: Progress):
         augmenter = Augmenter(rng, config.patch_size)

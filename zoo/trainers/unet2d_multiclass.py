@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.config import TrainConfig
+from zoo.data.checks import MinSize
 from zoo.trainers.datasets import SegmentationSplits, make_splits
 from zoo.trainers.metrics import class_ious
 from zoo.trainers.task import Task
@@ -49,10 +50,9 @@ class UNet2dMulticlassTrainer(TorchTrainer):
         if data.folder is not None:
             from zoo.data.folder import load_image_label_folder
 
-            folder = load_image_label_folder(data.folder)
-            images, labels = folder.images, folder.masks
-            n_classes = max(2, int(max(int(m.max()) for m in labels)) + 1)
-            names = [f"class_{k}" for k in range(n_classes)]
+            folder = load_image_label_folder(data.folder, min_size=MinSize.for_patches(config.patch_size, config.depth))
+            images, labels, warnings = folder.images, folder.masks, list(folder.warnings)
+            names = [f"class_{k}" for k in range(folder.n_classes)]
             provenance = {
                 "source": "folder",
                 "folder": str(data.folder),
@@ -63,6 +63,7 @@ class UNet2dMulticlassTrainer(TorchTrainer):
         else:
             from zoo.data.tasks import make_multiclass
 
+            warnings = []
             images, labels, names = make_multiclass(data.n_images, (data.image_size, data.image_size), data.seed)
             provenance = {
                 "source": "synthetic",
@@ -85,6 +86,7 @@ class UNet2dMulticlassTrainer(TorchTrainer):
             target_kind="labels",
         )
         splits.class_names = list(names)
+        splits.data_warnings = warnings
         return splits
 
     def architecture_kwargs(self, config, splits):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.config import TrainConfig
+from zoo.data.checks import MinSize
 from zoo.trainers.datasets import SegmentationSplits, make_splits
 from zoo.trainers.metrics import iou
 from zoo.trainers.task import Task
@@ -38,10 +39,11 @@ class UNet3dTrainer(TorchTrainer):
     def load_splits(self, config: TrainConfig) -> SegmentationSplits:
         data = config.data
         if data.folder is not None:
-            from zoo.data.folder import load_image_label_folder
+            from zoo.data.folder import load_image_mask_folder
 
-            folder = load_image_label_folder(data.folder, n_classes=None, ndim=3)
-            volumes, masks = folder.images, [(m > 0).astype(np.uint8) for m in folder.masks]
+            min_size = MinSize.for_patches(config.patch_size, config.depth)
+            folder = load_image_mask_folder(data.folder, ndim=3, min_size=min_size)
+            volumes, masks, warnings = folder.images, folder.masks, list(folder.warnings)
             provenance = {
                 "source": "folder",
                 "folder": str(data.folder),
@@ -52,6 +54,7 @@ class UNet3dTrainer(TorchTrainer):
         else:
             from zoo.data.tasks import make_nuclei_3d
 
+            warnings = []
             side = data.image_size
             volumes, masks = make_nuclei_3d(data.n_images, (side, side, side), data.seed)
             provenance = {
@@ -66,7 +69,9 @@ class UNet3dTrainer(TorchTrainer):
                 "(ellipsoid nuclei, anisotropic blur, Poisson-Gaussian noise), exact masks.",
                 "tags": ["nuclei", "fluorescence-light-microscopy", "3d"],
             }
-        return make_splits(list(volumes), list(masks), data, provenance, multiple_of=2**config.depth)
+        splits = make_splits(list(volumes), list(masks), data, provenance, multiple_of=2**config.depth)
+        splits.data_warnings = warnings
+        return splits
 
     def loss(self, logits, target):
         return _bce_dice(logits, target)
