@@ -1,6 +1,6 @@
 """Reading images to predict on (TIFF incl. multi-page/OME-TIFF, PNG, .npy, OME-Zarr/Zarr) and writing
-predictions (TIFF atomically, Zarr chunk by chunk). Large inputs are opened lazily: only the boxes a tile
-needs are read."""
+predictions (TIFF atomically, Zarr chunk by chunk) with the input's pixel sizes. Large inputs are opened
+lazily: only the boxes a tile needs are read."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ImageError
+from zoo.inference.calibration import (
+    PixelSize,
+    imagej_options,
+    ngff_axis,
+    ngff_calibration,
+    ome_options,
+    tiff_calibration,
+    tiff_resolution,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +51,8 @@ def image_stem(path: Path) -> str:
 
 class ImageSource:
     """An image as stored: `data` is array-like (numpy, memory map or zarr array), `axes` one letter per
-    dimension (tifffile's letters: T Z C Y X S, Q for unknown) or None when the file does not say.
+    dimension (tifffile's letters: T Z C Y X S, Q for unknown) or None when the file does not say; `calibration`
+    the physical pixel size along the dimensions the file gives one for (by dimension index).
 
     With a `loader`, only the header has been read: `shape` and `dtype` are known, the pixels are read on the first
     use of `data` and dropped again by close(), so that a folder of many images holds one at a time."""
@@ -58,8 +68,10 @@ class ImageSource:
         shape: tuple[int, ...] | None = None,
         dtype=None,
         loader: Callable[[], tuple[Any, list[Callable[[], None]]]] | None = None,
+        calibration: dict[int, PixelSize] | None = None,
     ):
         self.path = Path(path)
+        self.calibration = dict(calibration or {})
         self.axes = axes
         self.kind = kind  # tiff | png | npy | zarr
         self.closers = list(closers or [])
@@ -165,10 +177,11 @@ def _open_tiff(path: Path, lazy_above_bytes: int, defer: bool = False) -> ImageS
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         axes, shape, dtype = series.axes.replace("I", "Q"), series.shape, series.dtype
+        calibration = tiff_calibration(tif, series)
     if defer:
-        return ImageSource(path, None, axes, "tiff", shape=shape, dtype=dtype, loader=load)
+        return ImageSource(path, None, axes, "tiff", shape=shape, dtype=dtype, loader=load, calibration=calibration)
     data, closers = load()
-    return ImageSource(path, data, axes, "tiff", closers)
+    return ImageSource(path, data, axes, "tiff", closers, calibration=calibration)
 
 
 def _nbytes(series) -> int:
@@ -181,14 +194,15 @@ def _open_zarr(path: Path) -> ImageSource:
     node = zarr.open(str(path), mode="r")
     if hasattr(node, "shape"):
         names = node.attrs.get("_ARRAY_DIMENSIONS")
-        return ImageSource(path, node, _letters(names) if names else None, "zarr")
-    attrs = dict(node.attrs)
-    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        calibration = _parent_calibration(path, len(node.shape))
+        return ImageSource(path, node, _letters(names) if names else None, "zarr", calibration=calibration)
+    multiscales = _multiscales(node.attrs)
     if multiscales:
         scale0 = multiscales[0]["datasets"][0]["path"]
         names = [a["name"] if isinstance(a, dict) else a for a in multiscales[0].get("axes", [])]
         array = node[scale0]
-        return ImageSource(path, array, _letters(names) if names else None, "zarr")
+        calibration = ngff_calibration(multiscales[0])
+        return ImageSource(path, array, _letters(names) if names else None, "zarr", calibration=calibration)
     arrays = [name for name, _ in _array_members(node)]
     if len(arrays) == 1:
         return ImageSource(path, node[arrays[0]], None, "zarr")
@@ -197,6 +211,26 @@ def _open_zarr(path: Path) -> ImageSource:
         f"{path} is a Zarr group without OME-Zarr multiscales metadata and with {len(arrays)} arrays "
         f"({', '.join(arrays[:5])}): give the array's folder, e.g. {example}"
     )
+
+
+def _multiscales(attrs) -> list:
+    attrs = dict(attrs)
+    return attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales") or []
+
+
+def _parent_calibration(path: Path, ndim: int) -> dict[int, PixelSize]:
+    """An array given by its own folder inside an OME-Zarr image (image.zarr/0): its level's pixel sizes."""
+    import zarr
+
+    try:
+        multiscales = _multiscales(zarr.open_group(str(path.parent), mode="r").attrs)
+        for multiscale in multiscales[:1]:
+            for i, dataset in enumerate(multiscale.get("datasets", [])):
+                if str(dataset.get("path")).strip("/") == path.name and len(multiscale.get("axes", [])) == ndim:
+                    return ngff_calibration(multiscale, i)
+    except Exception:  # no OME-Zarr group above: a plain array
+        logger.debug("no OME-Zarr metadata above %s", path, exc_info=True)
+    return {}
 
 
 def _array_members(group):
@@ -208,12 +242,17 @@ def _letters(names) -> str:
     return "".join(OME_AXIS_LETTERS.get(str(n).lower(), "Q") for n in names)
 
 
-def write_tiff(path: Path, array: np.ndarray, axes: str) -> Path:
+def write_tiff(path: Path, array: np.ndarray, axes: str, calibration: dict[str, PixelSize] | None = None) -> Path:
     """Write atomically (temporary file, then os.replace): the file is either complete or absent. ImageJ
-    hyperstack layout when the axes and dtype allow it, so Fiji opens it with its dimensions."""
+    hyperstack layout when the axes and dtype allow it, so Fiji opens it with its dimensions; OME-TIFF for the
+    same axes in a dtype ImageJ cannot hold; else (pages of unknown meaning, Q) tifffile's shaped layout, whose
+    JSON description keeps the axes. `calibration` (file letter -> pixel size) goes into the ImageJ description
+    (unit, spacing, finterval) or as OME's PhysicalSize*/TimeIncrement into the OME-XML or the JSON description,
+    and into the resolution tags."""
     import tifffile
 
     path = Path(path)
+    calibration = calibration or {}
     if array.dtype == bool:
         array = array.astype(np.uint8)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -223,7 +262,23 @@ def write_tiff(path: Path, array: np.ndarray, axes: str) -> Path:
         array = np.transpose(array, order)
         axes = "".join(axes[i] for i in order)
     try:
-        tifffile.imwrite(tmp, array, imagej=imagej, metadata={"axes": axes}, photometric="minisblack")
+        if imagej:
+            resolution, metadata = imagej_options(calibration)
+            options = {"imagej": True, "metadata": {"axes": axes, **metadata}}
+            if resolution is not None:
+                options["resolution"] = resolution
+            tifffile.imwrite(tmp, array, photometric="minisblack", **options)
+        else:
+            options = {"metadata": {"axes": axes, **ome_options(calibration)}, **tiff_resolution(calibration)}
+            written = False
+            if set(axes) <= set(IMAGEJ_AXES):  # a dtype ImageJ cannot hold
+                try:
+                    tifffile.imwrite(tmp, array, ome=True, photometric="minisblack", **options)
+                    written = True
+                except tifffile.OmeXmlError:  # nor OME (e.g. int64)
+                    tmp.unlink(missing_ok=True)
+            if not written:  # tifffile's own description keeps the axes (Q, B) and the pixel sizes
+                tifffile.imwrite(tmp, array, photometric="minisblack", **options)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -250,16 +305,26 @@ def write_csv(path: Path, header: list[str], rows: np.ndarray) -> Path:
     return path
 
 
-def create_zarr(path: Path, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...], axes: str):
-    """A new OME-Zarr (NGFF 0.4, Zarr format 2, readable by zarr 2 and 3) with one scale level `0`."""
+def create_zarr(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    chunks: tuple[int, ...],
+    axes: str,
+    calibration: dict[str, PixelSize] | None = None,
+):
+    """A new OME-Zarr (NGFF 0.4, Zarr format 2, readable by zarr 2 and 3) with one scale level `0`; its scale is
+    the pixel size `calibration` gives an axis (by letter, with the unit on the axis), 1 elsewhere."""
+    calibration = calibration or {}
     group = _open_group(path, "w")
     array = _create_array(group, "0", shape, chunks, np.dtype(dtype))
+    scale = [calibration[letter].size if letter in calibration else 1.0 for letter in axes]
     group.attrs["multiscales"] = [
         {
             "version": "0.4",
             "name": image_stem(path),
-            "axes": [_ome_axis(letter) for letter in axes],
-            "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * len(shape)}]}],
+            "axes": [ngff_axis(letter, calibration.get(letter)) for letter in axes],
+            "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
         }
     ]
     return array
@@ -270,12 +335,6 @@ def open_zarr_output(path: Path):
     import zarr
 
     return zarr.open_group(str(path), mode="r+")["0"]
-
-
-def _ome_axis(letter: str) -> dict:
-    kinds = {"T": ("t", "time"), "C": ("c", "channel"), "Z": ("z", "space"), "Y": ("y", "space"), "X": ("x", "space")}
-    name, kind = kinds.get(letter, (letter.lower(), None))
-    return {"name": name, "type": kind} if kind else {"name": name}
 
 
 def _open_group(path: Path, mode: str):

@@ -157,9 +157,9 @@ class JobRun:
                 layout = output_layout(model, job, output)
                 data = layout.to_file(arrays[output.id])
                 if job.zarr:
-                    write_zarr_whole(path, data, layout.axes)
+                    write_zarr_whole(path, data, layout.axes, layout.calibration)
                 else:
-                    write_tiff(path, data, layout.axes)
+                    write_tiff(path, data, layout.axes, layout.calibration)
         self.item.outputs = dict(job.outputs)
         self.close()
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from zoo.inference.calibration import PixelSize
 from zoo.inference.image_io import create_zarr, open_zarr_output
 from zoo.inference.tiling import Tile, TilePlan
 
@@ -73,10 +74,18 @@ def scratch_file(job: Job, output_id: str) -> Path:
 @dataclass
 class FileLayout:
     """How an output in model axis order is stored: one letter per model axis, None for an axis the image did
-    not have (size 1, dropped), in the file's axis order."""
+    not have (size 1, dropped), in the file's axis order; with the physical pixel size of each model axis that
+    has one (those that follow a calibrated input axis)."""
 
     model_axes: tuple[str, ...]
     letters: tuple[str | None, ...]
+    pixel_sizes: tuple[PixelSize | None, ...] = ()
+
+    @property
+    def calibration(self) -> dict[str, PixelSize]:
+        """File letter -> pixel size, for the written axes that have one."""
+        sizes = dict(zip(range(len(self.letters)), self.pixel_sizes))
+        return {self.letters[i]: sizes[i] for i in self.order if sizes.get(i) is not None}
 
     @property
     def order(self) -> list[int]:
@@ -103,23 +112,35 @@ class FileLayout:
 
 
 def output_layout(model: PredictionModel, job: Job, output) -> FileLayout:
-    maps = {m.output_axis: m.input_axis for m in model.geometry.output_maps[output.id]}
+    """The output's letters from the first input's (its axes in the image's terms) and its pixel sizes: an axis
+    that follows a calibrated input axis keeps that axis's pixel size, divided by the model's size ratio (an
+    output axis scale of 2 relative to the input's, a 2× downsampling, doubles it; an offset changes nothing)."""
+    maps = {m.output_axis: m for m in model.geometry.output_maps[output.id]}
     first = job.mapped[model.inputs[0].id]
     input_letters = first.mapping.letters
+    calibration = getattr(first.image, "calibration", {})
+    source = first.mapping.source
     batch_in = model.inputs[0].of_kind("batch")
     letters: list[str | None] = []
+    sizes: list[PixelSize | None] = []
     for axis in output.axes:
+        size = None
         if axis.kind == "batch":
             letters.append(input_letters.get(batch_in[0].id) if batch_in else None)
+            size = calibration.get(source.get(batch_in[0].id)) if batch_in else None
         elif axis.kind == "channel":
             letters.append("C")
         elif axis.id in maps:
-            letter = input_letters.get(maps[axis.id], axis.id[0].upper())
+            input_axis, ratio = maps[axis.id].input_axis, maps[axis.id].ratio
+            letter = input_letters.get(input_axis, axis.id[0].upper())
             # pages of unknown meaning read as the model's z are written as z
-            letters.append("Z" if letter == "Q" and maps[axis.id] == "z" else letter)
+            letters.append("Z" if letter == "Q" and input_axis == "z" else letter)
+            pixel = calibration.get(source.get(input_axis))
+            size = pixel.scaled(1 / ratio) if pixel is not None and ratio else None
         else:
             letters.append("Q")
-    return FileLayout(output.axis_ids, tuple(letters))
+        sizes.append(size)
+    return FileLayout(output.axis_ids, tuple(letters), tuple(sizes))
 
 
 def output_table(output, data: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -173,7 +194,12 @@ class ZarrSink:
             dtype = np.float32 if weight is not None and data.dtype.kind != "f" else data.dtype
             chunks = self._chunks(full_shape, data.shape)
             self.array = create_zarr(
-                self.path, self.layout.file_shape(full_shape), dtype, self.layout.file_shape(chunks), self.layout.axes
+                self.path,
+                self.layout.file_shape(full_shape),
+                dtype,
+                self.layout.file_shape(chunks),
+                self.layout.axes,
+                self.layout.calibration,
             )
         if weight is None:
             self._store(region, data)
@@ -270,11 +296,11 @@ def blend_buffer_bytes(plan: TilePlan, output_shapes: list[tuple[int, ...]]) -> 
     return int(sum(math.prod(shape) / plan.batch * share * 4 for shape in output_shapes))
 
 
-def write_zarr_whole(path: Path, data: np.ndarray, axes: str) -> None:
+def write_zarr_whole(path: Path, data: np.ndarray, axes: str, calibration: dict[str, PixelSize] | None = None) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    array = create_zarr(tmp, data.shape, data.dtype, tuple(min(n, 1024) for n in data.shape), axes)
+    array = create_zarr(tmp, data.shape, data.dtype, tuple(min(n, 1024) for n in data.shape), axes, calibration)
     array[...] = data
     if path.exists():
         shutil.rmtree(path)
