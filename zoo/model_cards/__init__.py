@@ -3,6 +3,7 @@ trainer's Card and the training run."""
 
 from zoo.model_cards.cards import CARDS, Card, card_for
 from zoo.model_cards.diagnosis import VERDICTS, Diagnosis, diagnose
+from zoo.model_cards.metadata import PackageMetadata, package_metadata
 from zoo.model_cards.plots import loss_plot_svg
 from zoo.model_cards.rdf_config import bioimageio_config
 from zoo.model_cards.render import LOSS_PLOT, card_files, render_readme
@@ -13,10 +14,12 @@ __all__ = [
     "VERDICTS",
     "Card",
     "Diagnosis",
+    "PackageMetadata",
     "bioimageio_config",
     "card_files",
     "card_for",
     "diagnose",
     "loss_plot_svg",
+    "package_metadata",
     "render_readme",
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import InputError
-from zoo.model_cards.facts import RunFacts, dataset_slug, run_facts
+from zoo.model_cards.facts import RunFacts, dataset_slug, run_facts, training_data_license
 from zoo.trainers.checkpoint import Checkpoint
 
 MAX_SHORT = 16  # bioimage.io limit for evaluation factor and metric abbreviations
@@ -21,11 +21,14 @@ MAX_ARCHITECTURE_TYPE = 32  # bioimage.io limit for architecture_type
 UNPUBLISHED_EVALUATIONS = "evaluations_without_dataset_url"
 
 
-def bioimageio_config(checkpoint: Checkpoint, dataset_source: str | None = None) -> dict[str, Any]:
+def bioimageio_config(
+    checkpoint: Checkpoint, dataset_source: str | None = None, data_license: str | None = None
+) -> dict[str, Any]:
     """The content for `config.bioimageio` of the model's rdf: plain YAML values that
     `bioimageio.spec.model.v0_5.BioimageioConfig` accepts. `dataset_source` is the http(s) URL where the training
     data (and its test split) can be found; without it (or a `url` in the data provenance) the test evaluation
-    goes under `evaluations_without_dataset_url`."""
+    goes under `evaluations_without_dataset_url`. `data_license`: the SPDX id the user gave for their training
+    data (recorded as "unknown" when not given; zoo's synthetic data is CC0-1.0)."""
     facts = run_facts(checkpoint)
     card = facts.card
     source = dataset_source or facts.data.get("url")
@@ -45,7 +48,7 @@ def bioimageio_config(checkpoint: Checkpoint, dataset_source: str | None = None)
         "bias_risks_limitations": {
             "limitations": "\n".join(f"- {t}" for t in (*card.limitations, *card.failure_modes))
         },
-        "training": _training(checkpoint, facts, hours),
+        "training": _training(checkpoint, facts, hours, data_license),
         "environmental_impact": {"hardware_type": facts.device, "hours_used": hours},
     }
     evaluation = _evaluation(facts, source)
@@ -54,7 +57,7 @@ def bioimageio_config(checkpoint: Checkpoint, dataset_source: str | None = None)
     return _plain(_without_none(config))
 
 
-def _training(checkpoint: Checkpoint, facts: RunFacts, hours: float | None) -> dict[str, Any]:
+def _training(checkpoint: Checkpoint, facts: RunFacts, hours: float | None, data_license: str | None) -> dict[str, Any]:
     card = facts.card
     hyper = facts.hyper_parameters
     preprocessing = "; ".join(
@@ -91,6 +94,7 @@ def _training(checkpoint: Checkpoint, facts: RunFacts, hours: float | None) -> d
             "description": facts.data_description,
             **{k: v for k, v in facts.data.items() if k != "folder"},
             **({"folder_name": Path(str(facts.data["folder"])).name} if "folder" in facts.data else {}),
+            "license": training_data_license(facts.data, data_license)[0],
         },
         "diagnosis": {"verdict": diagnosis.verdict, "explanation": diagnosis.explanation, **diagnosis.evidence},
         "quality_floor": _quality_floor(facts),

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from zoo.config import PackageConfig
 from zoo.model_cards.facts import RunFacts, run_facts
+from zoo.model_cards.metadata import PackageMetadata, package_metadata
 from zoo.model_cards.plots import loss_plot_svg
 from zoo.trainers.checkpoint import Checkpoint
 from zoo.trainers.task import Task
@@ -25,21 +26,32 @@ class ExportSummary(Protocol):
     layout: str
 
 
-def render_readme(checkpoint: Checkpoint, exported: ExportSummary, config: PackageConfig, path: Path) -> Path:
+def render_readme(
+    checkpoint: Checkpoint,
+    exported: ExportSummary,
+    config: PackageConfig,
+    path: Path,
+    metadata: PackageMetadata | None = None,
+) -> Path:
     """Write the package's documentation to `path` and the loss plot `loss.svg` beside it; returns `path`.
     Its `## Validation` section says how the weight copies were proven. `card_files(path)` lists the
-    other files written, which the rdf must ship as attachments."""
+    other files written, which the rdf must ship as attachments. `metadata`: what the package says (decided from
+    `config` and the run when not given, see zoo.model_cards.metadata). The user's documentation text, when given,
+    takes the place of the description paragraph (a first `# ` line of it becomes the title); the sections zoo
+    writes from the run (intended use to validation) follow it."""
     path = Path(path)
     facts = run_facts(checkpoint)
+    metadata = metadata or package_metadata(checkpoint, config)
     loss_plot_svg(checkpoint.history, path.parent / LOSS_PLOT, facts.diagnosis)
     card = facts.card
+    summary = f"*{card.title}.* {card.summary}"
+    if metadata.documentation is not None:
+        title, text = _split_title(metadata.documentation, metadata.name)
+        head = [f"# {title}", "", summary, "", text, ""]
+    else:
+        head = [f"# {metadata.name}", "", metadata.description, "", summary, ""]
     lines = [
-        f"# {config.name}",
-        "",
-        config.description,
-        "",
-        f"*{card.title}.* {card.summary}",
-        "",
+        *head,
         "## Intended use",
         card.intended_use,
         "",
@@ -54,13 +66,48 @@ def render_readme(checkpoint: Checkpoint, exported: ExportSummary, config: Packa
         "### Failure modes",
         *[f"- {item}" for item in card.failure_modes],
         "",
-        *_training_section(checkpoint, facts),
+        *_training_section(checkpoint, facts, metadata),
         *_evaluation_section(facts),
         *_usage_section(checkpoint, exported, facts),
+        *_licence_section(metadata),
         *_validation_section(exported),
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _split_title(text: str, name: str) -> tuple[str, str]:
+    """(title, rest) of the user's Markdown: its first line when that is a `# ` heading, else the package name."""
+    first, _, rest = text.partition("\n")
+    if first.startswith("# ") and first[2:].strip():
+        return first[2:].strip(), rest.strip()
+    return name, text
+
+
+def _licence_section(metadata: PackageMetadata) -> list[str]:
+    authors = ", ".join(_author(a) for a in metadata.authors)
+    if not metadata.authors_given:
+        authors += " (a placeholder: no author was given when the package was built)"
+    lines = [
+        "## Licence, authors and citation",
+        f"- Licence: **{metadata.license}**, {metadata.license_note}.",
+        f"- Authors: {authors}.",
+        "- Cite:",
+        *[f"  - {_cell(c['text'])} {_reference(c)}" for c in metadata.cite],
+        "",
+    ]
+    return lines
+
+
+def _author(author) -> str:
+    details = [d for d in (author.affiliation, f"ORCID {author.orcid}" if author.orcid else None) if d]
+    return author.name + (f" ({', '.join(details)})" if details else "")
+
+
+def _reference(cite: dict[str, str]) -> str:
+    if cite.get("doi"):
+        return f"[doi:{cite['doi']}](https://doi.org/{cite['doi']})"
+    return f"<{cite['url']}>" if cite.get("url") else ""
 
 
 def card_files(path: Path) -> list[Path]:
@@ -69,7 +116,7 @@ def card_files(path: Path) -> list[Path]:
     return [plot] if plot.is_file() else []
 
 
-def _training_section(checkpoint: Checkpoint, facts: RunFacts) -> list[str]:
+def _training_section(checkpoint: Checkpoint, facts: RunFacts, metadata: PackageMetadata) -> list[str]:
     card = facts.card
     split = ", ".join(f"{k} {v}" for k, v in facts.split.items()) or "not recorded"
     lines = [
@@ -77,6 +124,7 @@ def _training_section(checkpoint: Checkpoint, facts: RunFacts) -> list[str]:
         f"- Trainer: `{checkpoint.trainer}` ({_framework_line(facts.versions)}); "
         f"device {facts.device or 'not recorded'}; duration {_duration(facts.duration_s)}.",
         f"- Data: {facts.data_description}.",
+        f"- Data licence: {metadata.data_license} ({metadata.data_license_note}).",
         f"- Split (images): {split}. The test images were used neither for training nor for choosing the epoch.",
         f"- Epochs: {_epochs_line(facts)}",
     ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +13,14 @@ import numpy as np
 from zoo.bioimage.halo import TILING_ATOL, HaloMeasurement, measure_halo
 from zoo.errors import ExportError, InputError
 from zoo.packaging.agreement import AGREEMENT_ATOL, agreement_inputs, measure_agreement
-from zoo.packaging.exporters import EXPORTERS, FORMAT_ALIASES, ExportContext, ExportedWeights, get_exporter
+from zoo.packaging.exporters import (
+    EXPORTERS,
+    FORMAT_ALIASES,
+    WEIGHT_FILES,
+    ExportContext,
+    ExportedWeights,
+    get_exporter,
+)
 from zoo.packaging.source_model import SourceModel
 from zoo.progress import Progress, SilentProgress
 from zoo.trainers.architectures import architecture_source
@@ -160,6 +169,57 @@ def export_checkpoint(
     progress.finish()
     if not result.weights:
         raise ExportError("no weight format could be exported: " + "; ".join(result.failures.values()))
+    return result
+
+
+def export_files(checkpoint: Checkpoint, formats: list[str]) -> list[str]:
+    """The names of the files an export of `formats` writes: each format's weight file, and the architecture's
+    source file beside pytorch_state_dict weights."""
+    names = [WEIGHT_FILES[f] for f in formats if f in WEIGHT_FILES]
+    if "pytorch_state_dict" in formats:
+        names.append(architecture_source(checkpoint.architecture).name)
+    return names
+
+
+def refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Unless `overwrite`, an InputError naming the first of `paths` that exists: nothing is replaced silently."""
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more file(s) this would write)" if len(existing) > 1 else ""
+        raise InputError(f"{existing[0]} exists already{more}: pass --overwrite to replace it")
+
+
+def write_export(
+    checkpoint: Checkpoint,
+    out_dir: Path,
+    formats: list[str],
+    progress: Progress | None = None,
+    *,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Export `formats` (parse_formats' names) into `out_dir`. A file the export would write that exists already is
+    refused (InputError) before any work unless `overwrite`; the files are made in a temporary folder inside
+    `out_dir` and each moved into place in one atomic step, so an existing file is either untouched or replaced.
+    Formats that fail are listed in the result, not written; with `overwrite`, an older file of such a format is
+    left as it was and its failure says so."""
+    out_dir = Path(out_dir)
+    planned = [out_dir / name for name in export_files(checkpoint, formats)]
+    refuse_existing(planned, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".zoo-export-") as tmp:
+        result = export_checkpoint(checkpoint, formats, Path(tmp), checkpoint.sample["image"], progress)
+        for weights in result.weights:
+            destination = out_dir / weights.path.name
+            os.replace(weights.path, destination)
+            weights.path = destination
+            architecture = weights.details.get("architecture_file")
+            if architecture is not None:
+                os.replace(architecture, out_dir / Path(architecture).name)
+                weights.details["architecture_file"] = out_dir / Path(architecture).name
+    for weight_format in result.failures:
+        stale = out_dir / WEIGHT_FILES.get(weight_format, "")
+        if weight_format in WEIGHT_FILES and stale.is_file():
+            result.failures[weight_format] += f" ({stale} is from an earlier export and was left as it was)"
     return result
 
 

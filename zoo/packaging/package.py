@@ -6,14 +6,16 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from zoo.config import PackageConfig
-from zoo.errors import PackageError
-from zoo.packaging.export import ExportResult, export_checkpoint
+from zoo.errors import InputError, PackageError
+from zoo.model_cards.metadata import PackageMetadata, package_metadata
+from zoo.packaging.export import ExportResult, export_checkpoint, refuse_existing
+from zoo.packaging.metadata import check_package_config
 from zoo.packaging.rdf import PackageFiles, build_model_descr, model_id
 from zoo.packaging.source_model import SourceModel
 from zoo.progress import Progress, SilentProgress
@@ -30,10 +32,17 @@ class PackageResult:
     zip_path: Path
     exported: ExportResult
     report: object  # zoo.validators.report.ValidationReport
+    # what the caller should show: defaults used because nothing was given (licence, author), unshipped links, ...
+    warnings: list[str] = field(default_factory=list)
 
 
-def package_name(config: PackageConfig) -> str:
-    return model_id(config.name)
+def package_name(metadata: PackageMetadata) -> str:
+    return model_id(metadata.name)
+
+
+def package_path(checkpoint: Checkpoint, out_dir: Path, config: PackageConfig) -> Path:
+    """Where build_package would write the zip (its name comes from the package's name)."""
+    return Path(out_dir) / f"{package_name(package_metadata(checkpoint, check_package_config(config)))}.zip"
 
 
 def build_package(
@@ -42,22 +51,33 @@ def build_package(
     formats: list[str],
     config: PackageConfig,
     progress: Progress | None = None,
+    *,
+    overwrite: bool = False,
 ) -> PackageResult:
-    """Export, describe and zip the model; nothing appears in `out_dir` unless the package validates."""
+    """Export, describe and zip the model; nothing appears in `out_dir` unless the package validates.
+
+    Before any export work: the user's words are checked (check_package_config: one InputError line, e.g. for a
+    licence that is not an SPDX id) and an existing zip of the same name is refused (InputError) unless
+    `overwrite`; it is then replaced in one atomic step, and left untouched whenever the build fails."""
     from zoo.validators import validate_source
 
     progress = progress or SilentProgress()
+    config = check_package_config(config)
+    metadata = package_metadata(checkpoint, config)
     out_dir = Path(out_dir)
+    target = out_dir / f"{package_name(metadata)}.zip"
+    refuse_existing([target], overwrite)
+    for warning in metadata.warnings:
+        logger.warning("%s", warning)
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{package_name(config)}.zip"
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".zoo-package-") as tmp:
         folder = Path(tmp) / "package"
         folder.mkdir()
         source = SourceModel.from_checkpoint(checkpoint)
         exported = export_checkpoint(checkpoint, formats, folder, checkpoint.sample["image"], progress, source)
-        files = _write_tensors_and_card(checkpoint, source, exported, config, folder, exported.test_image)
+        files = _write_tensors_and_card(checkpoint, source, exported, config, metadata, folder, exported.test_image)
 
-        descr = _describe(checkpoint, exported, files, config, folder)
+        descr = _describe(checkpoint, exported, files, config, metadata, folder)
         staged_zip = Path(tmp) / target.name
         _write_zip(descr, folder, staged_zip)
 
@@ -72,11 +92,28 @@ def build_package(
                 f"({report.deepimagej_verdict}) and was not written: {rules}; "
                 "package with --target bioimageio to write it anyway"
             )
-        os.replace(staged_zip, target)
-    return PackageResult(target, exported, report)
+        _move_into_place(staged_zip, target, overwrite)
+    return PackageResult(target, exported, report, list(metadata.warnings))
 
 
-def _write_tensors_and_card(checkpoint, source, exported, config, folder: Path, raw: np.ndarray) -> PackageFiles:
+def _move_into_place(staged: Path, target: Path, overwrite: bool) -> None:
+    """Atomically: replace `target` when `overwrite`, else link the new file in only if `target` still does not
+    exist (a zip written there meanwhile is refused, not replaced)."""
+    if overwrite:
+        os.replace(staged, target)
+        return
+    try:
+        os.link(staged, target)
+    except FileExistsError as e:
+        raise InputError(f"{target} exists already: pass --overwrite to replace it") from e
+    except OSError:  # no hard links on this file system: check, then rename
+        refuse_existing([target], overwrite=False)
+        os.replace(staged, target)
+
+
+def _write_tensors_and_card(
+    checkpoint, source, exported, config, metadata, folder: Path, raw: np.ndarray
+) -> PackageFiles:
     """Test tensors (the raw image and the model's output on it after the rdf's pre-processing), sample
     TIFFs, cover and README (with the files it shows)."""
     import tifffile
@@ -105,17 +142,17 @@ def _write_tensors_and_card(checkpoint, source, exported, config, folder: Path, 
     tifffile.imwrite(folder / files.sample_output, sample if source.task.dense else test_output)
     render_task_cover(source.task.kind, raw, sample, folder / files.cover)
     before = set(folder.iterdir())
-    render_readme(checkpoint, exported, config, folder / files.documentation)
+    render_readme(checkpoint, exported, config, folder / files.documentation, metadata)
     shown = sorted(p.relative_to(folder) for p in set(folder.iterdir()) - before if p.name != files.documentation.name)
     return replace(files, attachments=tuple(shown))
 
 
-def _describe(checkpoint, exported, files, config, folder: Path):
+def _describe(checkpoint, exported, files, config, metadata, folder: Path):
     from bioimageio.spec import ValidationContext
 
     try:
         with ValidationContext(root=folder, perform_io_checks=True):
-            return build_model_descr(checkpoint, exported, files, config, folder)
+            return build_model_descr(checkpoint, exported, files, config, folder, metadata)
     except Exception as e:  # pydantic's ValidationError lists every field
         raise PackageError(f"the rdf could not be built from this model: {e}") from e
 

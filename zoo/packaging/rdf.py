@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo.config import PackageConfig
+from zoo.model_cards.metadata import PackageMetadata, package_metadata
 from zoo.packaging.export import ExportResult
-from zoo.trainers import citation_for
+from zoo.trainers.cards import without_data_claims
 from zoo.trainers.checkpoint import Checkpoint
 
 ZMUV_EPSILON = 1e-6
@@ -30,10 +31,22 @@ class PackageFiles:
 
 
 def build_model_descr(
-    checkpoint: Checkpoint, exported: ExportResult, files: PackageFiles, config: PackageConfig, root: Path
+    checkpoint: Checkpoint,
+    exported: ExportResult,
+    files: PackageFiles,
+    config: PackageConfig,
+    root: Path,
+    metadata: PackageMetadata | None = None,
 ):
-    """A validated bioimageio.spec 0.5 ModelDescr for the package folder `root`."""
+    """A validated bioimageio.spec 0.5 ModelDescr for the package folder `root`. Name, description, tags,
+    authors, licence and citations are `metadata`'s (decided from `config` and the run when not given).
+
+    No `training_data` is written: bioimage.io describes training data as a dataset with a public URL (`source`),
+    which neither zoo's synthetic data nor a user's folder has, and a dataset without one draws two format
+    warnings. The data is described in the README and under `config.bioimageio.training.data` instead."""
     from bioimageio.spec.model import v0_5
+
+    metadata = metadata or package_metadata(checkpoint, config)
 
     task = checkpoint.task_spec
     geometry = exported.geometry
@@ -58,9 +71,10 @@ def build_model_descr(
         }
         return [by_letter[letter] for letter in layout]
 
+    words = without_data_claims if metadata.user_data else str  # no nuclei or fluorescence for the user's data
     input_tensor = v0_5.InputTensorDescr(
         id=input_id,
-        description=task.input_description,
+        description=words(task.input_description),
         axes=axes(exported.layout, space_in, task.input_channels),
         test_tensor=v0_5.FileDescr(source=files.test_input),
         sample_tensor=v0_5.FileDescr(source=files.sample_input),
@@ -73,7 +87,7 @@ def build_model_descr(
     )
     output_tensor = v0_5.OutputTensorDescr(
         id=v0_5.TensorId(task.output_id),
-        description=task.output_description,
+        description=words(task.output_description),
         axes=axes(exported.output_layout, {a: space_out(a) for a in spatial}, task.output_channels),
         test_tensor=v0_5.FileDescr(source=files.test_output),
         sample_tensor=v0_5.FileDescr(source=files.sample_output),
@@ -81,15 +95,14 @@ def build_model_descr(
             type="float32", **({"range": task.output_range} if task.output_range else {})
         ),
     )
-    citation = citation_for(checkpoint.trainer, checkpoint.architecture).as_dict()
     descr = v0_5.ModelDescr(
-        id=v0_5.ModelId(model_id(config.name)),
-        name=config.name,
-        description=config.description,
-        authors=[v0_5.Author(**a.model_dump(exclude_none=True)) for a in config.authors],
-        cite=[v0_5.CiteEntry(**citation)],
-        license=config.license,
-        tags=list(dict.fromkeys([*config.tags, checkpoint.framework])),
+        id=v0_5.ModelId(model_id(metadata.name)),
+        name=metadata.name,
+        description=metadata.description,
+        authors=[v0_5.Author(**a.model_dump(exclude_none=True)) for a in metadata.authors],
+        cite=[v0_5.CiteEntry(**citation) for citation in metadata.cite],
+        license=metadata.license,
+        tags=list(dict.fromkeys([*metadata.tags, checkpoint.framework])),
         **({"git_repo": config.git_repo} if config.git_repo else {}),
         version=config.version,
         covers=[v0_5.FileDescr(source=files.cover)],
@@ -99,8 +112,7 @@ def build_model_descr(
         outputs=[output_tensor],
         weights=_weights_descr(exported, v0_5),
         timestamp=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
-        training_data=_training_data(checkpoint, files.documentation, v0_5),
-        config=v0_5.Config(**_config(checkpoint, exported, v0_5)),
+        config=v0_5.Config(**_config(checkpoint, exported, metadata)),
     )
     return descr
 
@@ -148,36 +160,6 @@ def _weights_descr(exported: ExportResult, v0_5):
     return v0_5.WeightsDescr(**entries)
 
 
-def _training_data(checkpoint: Checkpoint, documentation: Path, v0_5):
-    from bioimageio.spec.dataset import v0_3
-
-    data = checkpoint.data
-    synthetic = data.get("source") == "synthetic"
-    if synthetic and "description" in data:
-        description = data["description"]
-    elif synthetic:
-        description = (
-            f"Synthetic nuclei: {data['n_images']} images of {data['image_size']}x{data['image_size']} px "
-            f"from {data['generator']} with seed {data['seed']} (blobs of varied size, touching "
-            "objects, background gradient, Poisson-Gaussian noise), exact masks."
-        )
-    else:
-        folder = Path(data.get("folder", "")).name
-        description = (
-            f"{data.get('n_files')} {data.get('files_kind', 'image/mask TIFF pairs')} from the folder "
-            f"{folder} (sha256 of all files {data.get('sha256')})."
-        )
-    return v0_3.DatasetDescr(
-        name=data.get("name", "zoo synthetic nuclei") if synthetic else "user training data",
-        description=description + f" Split: {data.get('split')}.",
-        authors=[v0_5.Author(name="zoo")],
-        cite=[v0_5.CiteEntry(text="zoo synthetic data generator", url="https://bioimage.io")],
-        license="CC0-1.0",
-        tags=[*data.get("tags", ["nuclei", "fluorescence-light-microscopy", "2d"]), data.get("source", "folder")],
-        documentation=v0_5.FileDescr(source=documentation),
-    )
-
-
 def _halo_proof(geometry) -> dict[str, Any]:
     measured = geometry.halo_measurement
     if measured is None:
@@ -191,7 +173,7 @@ def _halo_proof(geometry) -> dict[str, Any]:
     }
 
 
-def _config(checkpoint: Checkpoint, exported: ExportResult, v0_5) -> dict[str, Any]:
+def _config(checkpoint: Checkpoint, exported: ExportResult, metadata: PackageMetadata) -> dict[str, Any]:
     geometry = exported.geometry
     if geometry.fixed:
         sizes = {
@@ -218,14 +200,14 @@ def _config(checkpoint: Checkpoint, exported: ExportResult, v0_5) -> dict[str, A
         },
         "deepimagej": {"allow_tiling": not geometry.fixed, "pyramidal_model": False},
     }
-    bioimageio = _bioimageio_config(checkpoint)
+    bioimageio = _bioimageio_config(checkpoint, metadata)
     if bioimageio:
         values["bioimageio"] = bioimageio
     return values
 
 
-def _bioimageio_config(checkpoint: Checkpoint) -> dict[str, Any]:
+def _bioimageio_config(checkpoint: Checkpoint, metadata: PackageMetadata) -> dict[str, Any]:
     """`config.bioimageio.training` and `.evaluations` filled from the training run (zoo.model_cards)."""
     from zoo.model_cards import bioimageio_config
 
-    return bioimageio_config(checkpoint)
+    return bioimageio_config(checkpoint, data_license=metadata.data_license if metadata.user_data else None)

@@ -3,11 +3,18 @@ zoo.trainers registers each trainer with its Card and Citation from here.
 
 The run-specific facts (data, hyper-parameters, metrics, curves) come from the checkpoint; a Card holds what
 does not change from run to run: what the model is for, what goes in and out, where it fails and how its
-metrics are named. Metric labels are at most 16 characters: bioimage.io's `evaluations` needs that."""
+metrics are named. Metric labels are at most 16 characters: bioimage.io's `evaluations` needs that.
+
+A card describes the model as trained on the trainer's synthetic data (which shows, e.g., fluorescent nuclei).
+`Card.for_data` gives the card for the data a run was actually trained on: for the user's own data, whose content
+zoo does not know, the wording in `user_data` and no target structure or modality."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 COMMON_METRICS = {"best_val_loss": "best val. loss", "best_epoch": "best epoch"}
 DATASET_SHIFT = (
@@ -15,6 +22,33 @@ DATASET_SHIFT = (
     "preparation than the training data can give confident but wrong outputs. Check a few of your "
     "own images against a manual result before trusting it."
 )
+# tags that say what the synthetic training data shows; a model trained on the user's data does not get them from
+# the trainer (the user may give them)
+DATA_TAGS = ("nuclei", "nucleus", "cell-phenotype", "fluorescence-light-microscopy", "fluorescence", "synthetic")
+
+
+# what the trainers' tensor descriptions (recorded in the checkpoint's task) say of the synthetic data's content
+_DATA_CLAIMS = (
+    (re.compile(r"\bfluorescen(ce|t)\s+", re.IGNORECASE), ""),
+    (re.compile(r"\s+of one cell\b"), ""),
+    (re.compile(r"\ba nucleus\b"), "the foreground"),
+    (re.compile(r"\bnuclei\b"), "objects"),
+    (re.compile(r"\bnucleus\b"), "object"),
+)
+
+
+def without_data_claims(text: str) -> str:
+    """`text` (a tensor description) without what it says of the synthetic data's content: "raw fluorescence
+    image" → "raw image", "belongs to a nucleus" → "belongs to the foreground"."""
+    for pattern, replacement in _DATA_CLAIMS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def is_synthetic(data: Mapping[str, Any] | None) -> bool:
+    """Whether a run's training data is zoo's synthetic data, as its recorded provenance says. Anything else (the
+    user's folder, an unrecorded source) gets no claim about what the images show."""
+    return bool(data) and data.get("source") == "synthetic"
 
 
 @dataclass(frozen=True)
@@ -89,9 +123,47 @@ class Card:
     lr_schedule: str = ""
     augmentation: str = ""
     preprocessing: str = "zero mean, unit variance per image"
+    # field -> wording for a model trained on the user's own data, where the synthetic data's content (nuclei,
+    # fluorescence) must not be claimed; target_structure and modality are emptied for such data in any case
+    user_data: dict[str, Any] = field(default_factory=dict)
 
     def metric_label(self, name: str) -> str:
         return {**COMMON_METRICS, **self.metrics}.get(name, name)
+
+    def for_data(self, data: Mapping[str, Any] | None) -> Card:
+        """This card for a run trained on `data` (its recorded provenance): itself for zoo's synthetic data, else
+        the neutral wording of `user_data`, without target structure and modality."""
+        if is_synthetic(data):
+            return self
+        return replace(self, target_structure=(), modality="", **self.user_data)
+
+    def data_tags(self) -> set[str]:
+        """Tags that describe the synthetic training data, not the model (dropped for the user's data)."""
+        return {*DATA_TAGS, *(t.lower().replace(" ", "-") for t in self.target_structure)}
+
+
+def _foreground_wording(title: str, dims: str = "2D") -> dict[str, Any]:
+    """The U-Net segmentation cards' wording for the user's data: the structures marked in the masks, not nuclei."""
+    return dict(
+        title=title,
+        summary=f"A {dims} U-Net that gives, for every pixel, the probability that it belongs to the foreground "
+        "structures it was trained on.",
+        intended_use=f"Foreground/background segmentation of the structures marked in the training masks, in "
+        f"one-channel {dims} images like the training images. Threshold the probability map at 0.5; split touching "
+        "objects downstream (e.g. watershed) if instances are needed.",
+        limitations=(
+            "Trained on the data described under Training only.",
+            "Semantic, not instance, segmentation: touching objects are not separated.",
+        ),
+        failure_modes=(
+            DATASET_SHIFT,
+            "Touching or overlapping objects merge into one foreground region.",
+            "Out-of-focus, saturated or very dim objects are missed or only partly segmented.",
+            "Objects much larger than the training objects (or than the halo) are segmented unevenly across tiles.",
+        ),
+        out_of_scope="Instance counting without a separation step; images unlike the training images (another "
+        "modality, stain or magnification); measuring object sizes on such images.",
+    )
 
 
 UNET2D = Card(
@@ -128,6 +200,7 @@ UNET2D = Card(
     loss="binary cross-entropy + Dice",
     lr_schedule="cosine annealing over the asked epochs",
     augmentation="random crops, flips, 90° rotations, intensity jitter",
+    user_data=_foreground_wording("2D foreground segmentation (U-Net, PyTorch)"),
 )
 
 UNET2D_MULTICLASS = Card(
@@ -162,6 +235,11 @@ UNET2D_MULTICLASS = Card(
     loss="cross-entropy + soft Dice averaged over the classes",
     lr_schedule="cosine annealing over the asked epochs",
     augmentation="random crops, flips, 90° rotations, intensity jitter",
+    user_data={
+        "intended_use": "Semantic segmentation of 2D images like the training images into the classes it was "
+        "trained on (the output channels, named in the rdf). Take the arg-max over the channel axis for a label "
+        "image."
+    },
 )
 
 _RESTORATION_METRICS = {
@@ -233,6 +311,14 @@ N2V2D = replace(
     architecture="2D U-Net (Noise2Void)",
     architecture_description="U-Net with a linear output, trained with blind-spot masking (Krull et al. 2019).",
     loss="mean squared error on masked (blind-spot) pixels",
+    user_data={
+        "limitations": (
+            "Removes only noise that is independent from pixel to pixel; it cannot tell such noise from signal of "
+            "one-pixel size.",
+            "The reported PSNR/SSIM need clean ground truth, so they are only as representative as the test "
+            "images they were measured on.",
+        )
+    },
 )
 
 CLASSIFIER2D = Card(
@@ -301,9 +387,20 @@ UNET3D = Card(
     loss="binary cross-entropy + Dice",
     lr_schedule="cosine annealing over the asked epochs",
     augmentation="random crops, 90° rotations and flips in the y-x plane, z flips, intensity jitter",
+    user_data={
+        "intended_use": "Foreground/background segmentation of the structures marked in the training masks, in 3D "
+        "stacks with a voxel size like the training data's.",
+        "out_of_scope": "Instance counting without a separation step; stacks unlike the training stacks (another "
+        "modality, stain or voxel size).",
+    },
 )
 
-UNET2D_KERAS = replace(UNET2D, trainer="unet2d-keras", title="2D nuclei segmentation (U-Net, Keras)")
+UNET2D_KERAS = replace(
+    UNET2D,
+    trainer="unet2d-keras",
+    title="2D nuclei segmentation (U-Net, Keras)",
+    user_data=_foreground_wording("2D foreground segmentation (U-Net, Keras)"),
+)
 
 
 def fallback_card(trainer: str) -> Card:

@@ -28,6 +28,14 @@ EXPORTERS: dict[str, dict[str, str]] = {
     },
 }
 FORMAT_ALIASES = ALIASES  # the CLI's short names ("tensorflow", "state_dict", "keras")
+# weight format -> the file its exporter writes (a pytorch_state_dict also writes its architecture's source file)
+WEIGHT_FILES: dict[str, str] = {
+    "pytorch_state_dict": "weights.pt",
+    "torchscript": "weights_torchscript.pt",
+    "onnx": "weights.onnx",
+    "tensorflow_saved_model_bundle": "tf_saved_model_bundle.zip",
+    "keras_v3": "weights.keras",
+}
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from zoo.packaging.exporters import ExportContext, ExportedWeights
+from zoo.packaging.exporters import WEIGHT_FILES, ExportContext, ExportedWeights
 from zoo.packaging.rdf_yaml import write_zip_from_folder
 
 
@@ -27,7 +27,7 @@ def export_tensorflow_from_keras(model, example, workdir: Path, context: ExportC
     """Keras → TF SavedModel, zipped with saved_model.pb and variables/ at the zip root."""
     import tensorflow as tf
 
-    path = workdir / "tf_saved_model_bundle.zip"
+    path = workdir / WEIGHT_FILES["tensorflow_saved_model_bundle"]
     with tempfile.TemporaryDirectory(prefix="zoo-tf-") as tmp:
         save_serving_module(model, Path(tmp) / "saved_model", context, channels=example.shape[-1])
         write_zip_from_folder(Path(tmp) / "saved_model", path)
@@ -50,7 +50,7 @@ def export_onnx_from_keras(model, example, workdir: Path, context: ExportContext
     from zoo.errors import ExportError
     from zoo.packaging.exporters.onnx import ONNX_MAX_IR_VERSION, ONNX_OPSET
 
-    path = workdir / "weights.onnx"
+    path = workdir / WEIGHT_FILES["onnx"]
     spec = (tf.TensorSpec([None, None, None, example.shape[-1]], tf.float32, name=context.input_id),)
 
     @tf.function(input_signature=spec)

@@ -5,7 +5,7 @@ import warnings
 from pathlib import Path
 
 from zoo.errors import ExportError
-from zoo.packaging.exporters import ExportContext, ExportedWeights
+from zoo.packaging.exporters import WEIGHT_FILES, ExportContext, ExportedWeights
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def export_onnx(model, example, workdir: Path, context: ExportContext) -> Export
     import torch
 
     check_layout("onnx", "example input", example.shape, context.layout, "layout")
-    path = workdir / "weights.onnx"
+    path = workdir / WEIGHT_FILES["onnx"]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

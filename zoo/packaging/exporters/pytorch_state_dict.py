@@ -3,14 +3,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from zoo.packaging.exporters import ExportContext, ExportedWeights
+from zoo.packaging.exporters import WEIGHT_FILES, ExportContext, ExportedWeights
 
 
 def export_pytorch_state_dict(model, example, workdir: Path, context: ExportContext) -> ExportedWeights:
     """The native weights: a state dict plus the architecture source file that builds the module."""
     import torch
 
-    path = workdir / "weights.pt"
+    path = workdir / WEIGHT_FILES["pytorch_state_dict"]
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
     architecture = workdir / context.architecture_file.name
     shutil.copyfile(context.architecture_file, architecture)

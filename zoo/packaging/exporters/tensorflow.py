@@ -3,7 +3,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from zoo.packaging.exporters import ExportContext, ExportedWeights
+from zoo.packaging.exporters import WEIGHT_FILES, ExportContext, ExportedWeights
 from zoo.packaging.exporters.onnx import export_onnx
 from zoo.packaging.rdf_yaml import write_zip_from_folder
 
@@ -16,7 +16,7 @@ def export_tensorflow_from_pytorch(model, example, workdir: Path, context: Expor
 
     from zoo.packaging.onnx_to_tf import onnx_to_saved_model
 
-    path = workdir / "tf_saved_model_bundle.zip"
+    path = workdir / WEIGHT_FILES["tensorflow_saved_model_bundle"]
     with tempfile.TemporaryDirectory(prefix="zoo-tf-") as tmp:
         onnx_file = export_onnx(model, example, Path(tmp), context).path
         saved_model = Path(tmp) / "saved_model"

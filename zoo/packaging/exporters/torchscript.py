@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo.packaging.exporters import ExportContext, ExportedWeights
+from zoo.packaging.exporters import WEIGHT_FILES, ExportContext, ExportedWeights
 
 
 def export_torchscript(model, example, workdir: Path, context: ExportContext) -> ExportedWeights:
@@ -10,7 +10,7 @@ def export_torchscript(model, example, workdir: Path, context: ExportContext) ->
     trace holds for every size the module accepts."""
     import torch
 
-    path = workdir / "weights_torchscript.pt"
+    path = workdir / WEIGHT_FILES["torchscript"]
     with torch.no_grad():
         traced = torch.jit.trace(model, torch.from_numpy(example), check_trace=False)
     traced.save(str(path))
