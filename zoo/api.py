@@ -5,48 +5,110 @@ Each returns an object; none prints. The CLI is a thin layer over these."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from zoo.config import PackageConfig, TrainConfig
 from zoo.errors import InputError
 from zoo.progress import Progress, SilentProgress
+
+if TYPE_CHECKING:  # imported where used: `zoo validate` starts its processes without waiting for pydantic
+    from zoo.config import PackageConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
 
 
-def train(config: TrainConfig, progress: Progress | None = None):
-    """Train the configured trainer; returns a TrainResult whose checkpoint the other stages take."""
+def _progress(progress: Progress | bool | None) -> Progress:
+    """None: a bar in notebooks, nothing elsewhere (library code never prints); True: a bar or lines; False: none."""
+    from zoo.progress import auto_progress, in_notebook
+
+    if progress is None:
+        return auto_progress() if in_notebook() else SilentProgress()
+    if progress is True:
+        return auto_progress()
+    if progress is False:
+        return SilentProgress()
+    return progress
+
+
+def train(
+    config: TrainConfig | None = None,
+    progress: Progress | bool | None = None,
+    *,
+    trainer: str = "unet2d",
+    data: str | Path | None = None,
+    quick: bool = False,
+    overwrite: bool = False,
+    **settings,
+):
+    """Train a model; returns a TrainResult whose checkpoint the other stages take.
+
+    Either a TrainConfig, or keywords: `train(trainer="unet2d", data="my_folder/", epochs=30, out="runs/a")`,
+    any TrainConfig field as a keyword over the trainer's defaults (`quick` for a smoke-test run). A run folder
+    that holds an earlier run is refused unless `overwrite` (or `resume=True` to continue it)."""
     from zoo.trainers import get_trainer
+    from zoo.trainers.runs import refuse_overwrite
 
-    trainer = get_trainer(config.trainer)
-    return trainer.train(config, progress or SilentProgress())
+    if config is None:
+        config = training_config(trainer, data=data, quick=quick, **settings)
+    elif settings or data is not None:
+        raise InputError("give a TrainConfig or keywords, not both")
+    refuse_overwrite(config.out, resume=config.resume, overwrite=overwrite)
+    return get_trainer(config.trainer).train(config, _progress(progress))
 
 
-def export(checkpoint: Path, out_dir: Path, formats: str | list[str] | None = None, progress: Progress | None = None):
+def training_config(trainer: str = "unet2d", *, data=None, quick: bool = False, **settings) -> TrainConfig:
+    """The trainer's defaults with `settings` over them; a bad value is one InputError line naming the setting."""
+    from pydantic import ValidationError
+
+    from zoo.config.base import describe_validation_error
+    from zoo.trainers import default_config
+
+    values = dict(settings)
+    data_values = dict(values.pop("data_settings", None) or {})
+    if data is not None:
+        data_values["folder"] = Path(data)
+    if "seed" in values:
+        data_values.setdefault("seed", values["seed"])
+    if values.get("out") is not None:
+        values["out"] = Path(values["out"])
+    try:
+        return default_config(trainer, quick, data=data_values, **values)
+    except ValidationError as e:
+        raise InputError(f"invalid training settings: {describe_validation_error(e)}") from e
+
+
+def export(
+    checkpoint: Path,
+    out_dir: Path,
+    formats: str | list[str] | None = None,
+    progress: Progress | bool | None = None,
+    *,
+    overwrite: bool = False,
+):
     """Write every requested weight format of a checkpoint into `out_dir`, each proven against the
-    source model; formats that fail are listed in the result, not written."""
-    from zoo.packaging.export import export_checkpoint, parse_formats
+    source model; formats that fail are listed in the result, not written. A file the export would replace is
+    refused before any work unless `overwrite`."""
+    from zoo.packaging.export import parse_formats, write_export
     from zoo.trainers.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(Path(checkpoint))
     names = parse_formats(formats, loaded.framework)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".zoo-export-") as tmp:
-        result = export_checkpoint(loaded, names, Path(tmp), loaded.sample["image"], progress)
-        for weights in result.weights:
-            destination = out_dir / weights.path.name
-            os.replace(weights.path, destination)
-            weights.path = destination
-            architecture = weights.details.get("architecture_file")
-            if architecture is not None:
-                shutil.move(str(architecture), out_dir / Path(architecture).name)
-                weights.details["architecture_file"] = out_dir / Path(architecture).name
-    return result
+    return write_export(loaded, Path(out_dir), names, _progress(progress), overwrite=overwrite)
+
+
+def package_settings(metadata: Path | str | None = None, **options):
+    """The user's words for a package: `options` (name, description, tags, authors, license, cite, documentation,
+    target; None means not given) over the keys of a `metadata` YAML file. Checked now, before any export work:
+    a bad licence or an unknown key is one InputError line."""
+    from zoo.config import PackageConfig
+
+    given = {k: v for k, v in options.items() if v is not None}
+    if metadata is not None:
+        return PackageConfig.from_metadata_file(metadata, **given)
+    PackageConfig.from_settings(given)  # checks the values; the trainer's defaults are added by package()
+    return given
 
 
 def package(
@@ -54,10 +116,16 @@ def package(
     out_dir: Path,
     formats: str | list[str] | None = None,
     config: PackageConfig | dict | None = None,
-    progress: Progress | None = None,
+    progress: Progress | bool | None = None,
+    *,
+    overwrite: bool = False,
+    **words,
 ):
     """Export, describe, zip and validate; the zip appears in `out_dir` only if it validates. `config`: a
-    PackageConfig, or settings to put over the trainer's defaults (name, description, tags)."""
+    PackageConfig, or settings to put over the trainer's defaults; or the same as keywords (`name=`,
+    `description=`, `tags=`, `authors=`, `license=`, `cite=`, `documentation=`). An existing zip of the same name
+    is refused before any work unless `overwrite`."""
+    from zoo.config import PackageConfig
     from zoo.packaging.export import parse_formats
     from zoo.packaging.package import build_package
     from zoo.trainers import default_package_config
@@ -65,33 +133,55 @@ def package(
 
     loaded = load_checkpoint(Path(checkpoint))
     if not isinstance(config, PackageConfig):
-        config = default_package_config(loaded.trainer, **(config or {}))
-    return build_package(loaded, Path(out_dir), parse_formats(formats, loaded.framework), config, progress)
+        settings = {**(config or {}), **{k: v for k, v in words.items() if v is not None}}
+        config = PackageConfig.from_settings(
+            {**default_package_config(loaded.trainer).model_dump(exclude_unset=True), **settings}
+        )
+    elif words:
+        raise InputError("give a PackageConfig or keywords, not both")
+    return build_package(
+        loaded,
+        Path(out_dir),
+        parse_formats(formats, loaded.framework),
+        config,
+        _progress(progress),
+        overwrite=overwrite,
+    )
 
 
 def validate(
     source: Path,
     *,
     trust: bool = False,
-    device: str = "cpu",
+    device: str = "auto",
     keep_artifacts: Path | None = None,
     time_limit_s: float | None = None,
     memory_limit_mb: float | None = None,
-    progress: Progress | None = None,
+    progress: Progress | bool | None = None,
 ):
-    """Validate a package folder, rdf file or zip; returns a ValidationReport (status, findings). The model
-    runs happen in a child process bounded by the time and memory limits."""
+    """Validate a package folder, rdf file or zip; returns a ValidationReport (verdict, findings) that writes itself
+    as JSON, Markdown, HTML or JUnit (`report.write(path)`). The model runs happen in a sandboxed child process
+    bounded by the time and memory limits. `device`: auto (a GPU when visible), cpu or cuda."""
+    from zoo.bioimage.devices import resolve_device
     from zoo.validators import validate_source
 
     return validate_source(
         Path(source),
         trust=trust,
-        device=device,
+        device=resolve_device(device),
         keep_artifacts=keep_artifacts,
         time_limit_s=time_limit_s,
         memory_limit_mb=memory_limit_mb,
-        progress=progress,
+        progress=_progress(progress),
     )
+
+
+def info(source: Path):
+    """What a package is, read without running it: a PackageInfo (tensors, axes, sizes, halo, weight formats,
+    processing, recorded quality, deepImageJ verdict from the static rules); `.text()` for people."""
+    from zoo.validators.info import package_info
+
+    return package_info(Path(source))
 
 
 def validate_collection(
@@ -143,19 +233,29 @@ class DemoResult:
 
 
 def demo(
-    out_dir: Path, trainer: str = "unet2d", quick: bool = False, device: str = "auto", progress: Progress | None = None
+    out_dir: Path,
+    trainer: str = "unet2d",
+    quick: bool = False,
+    device: str = "auto",
+    progress: Progress | bool | None = None,
+    *,
+    overwrite: bool = False,
 ) -> DemoResult:
     """The whole chain on synthetic data: train, export, package, validate. Leaves `out_dir/<name>.zip`,
-    `out_dir/validation.json` and the training run in `out_dir/training/`."""
+    `out_dir/validation.json` and the training run in `out_dir/training/`. A folder that holds an earlier demo is
+    refused unless `overwrite`."""
     out_dir = Path(out_dir)
     stale = sorted(out_dir.glob("*.zip")) if out_dir.exists() else []
-    if stale:
-        raise InputError(f"{out_dir} already holds {stale[0].name}: give an empty or new --out folder")
+    if stale and not overwrite:
+        raise InputError(
+            f"{out_dir} already holds {stale[0].name}: pass --overwrite to replace it, or give a new --out folder"
+        )
     from zoo.trainers import default_config
 
+    progress = _progress(progress)
     config = default_config(trainer, quick, device=device, out=out_dir / "training")
-    trained = train(config, progress)
-    packaged = package(trained.checkpoint, out_dir, None, None, progress)
+    trained = train(config, progress, overwrite=overwrite)
+    packaged = package(trained.checkpoint, out_dir, None, None, progress, overwrite=overwrite)
     report = packaged.report
     report.source = str(packaged.zip_path)
     report_path = report.write_json(out_dir / "validation.json")
@@ -165,7 +265,7 @@ def demo(
 def predict(
     model: Path,
     inputs,
-    out_dir: Path,
+    out_dir: Path | None = None,
     *,
     weights: str | None = None,
     device: str = "auto",
@@ -175,13 +275,41 @@ def predict(
     trust: bool = False,
     axes: str | None = None,
     blend: int | None = None,
+    workers: int | None = None,
     scheduler: str | None = None,
-    progress: Progress | None = None,
+    overwrite: bool = False,
+    progress: Progress | bool | None = None,
 ):
-    """Predict every input (image files, Zarr folders or folders of images) with a package (folder, rdf or zip);
-    writes `<input stem>_<output id>.tif` (`.zarr` for Zarr inputs) into `out_dir` and returns a
-    PredictionResult. `scheduler`: a Dask address or "local" to spread the work over workers. An `out_dir` inside
-    the package is refused (InputError): the package is never changed."""
+    """Predict with a package (folder, rdf or zip).
+
+    Files: `inputs` are image files, Zarr folders or folders of images; writes `<input stem>_<output id>.tif`
+    (`.zarr` for Zarr inputs) into `out_dir`, keeping the input's pixel size and axes, and returns a
+    PredictionResult. Existing outputs are refused unless `overwrite` (unfinished Zarr outputs resume).
+    Arrays: `inputs` a numpy array (or {input id: array}); returns the output array (or {output id: array}
+    when the model has several outputs), computed through the same tiled path as files; `axes` names the
+    array's axes when its shape does not tell (e.g. "zyx").
+
+    `workers`: local Dask processes, or `scheduler`: a Dask address, to spread the work. An `out_dir` inside the
+    package is refused (InputError): the package is never changed."""
+    import numpy as np
+
+    if isinstance(inputs, np.ndarray) or (
+        isinstance(inputs, dict) and inputs and all(isinstance(v, np.ndarray) for v in inputs.values())
+    ):
+        return _predict_arrays(
+            model,
+            inputs,
+            weights=weights,
+            device=device,
+            tile=tile,
+            batch_size=batch_size,
+            memory_limit=memory_limit,
+            trust=trust,
+            axes=axes,
+            blend=blend,
+        )
+    if out_dir is None:
+        raise InputError("give an output folder (out_dir) for file inputs; numpy arrays are returned instead")
     from zoo.bioimage.source import refuse_output_inside
 
     refuse_output_inside("--out", Path(out_dir), Path(model))
@@ -194,15 +322,46 @@ def predict(
         trust=trust,
         axes=axes,
         blend=blend,
-        progress=progress,
+        overwrite=overwrite,
+        progress=_progress(progress),
     )
-    if scheduler:
+    if scheduler or workers:
         from zoo.inference.distributed import predict_distributed
 
-        return predict_distributed(Path(model), inputs, Path(out_dir), scheduler=scheduler, **options)
+        address = scheduler or f"local:{workers}"
+        return predict_distributed(Path(model), inputs, Path(out_dir), scheduler=address, **options)
     from zoo.inference.predict import predict as predict_images
 
     return predict_images(Path(model), inputs, Path(out_dir), **options)
+
+
+def _predict_arrays(model: Path, arrays, **options):
+    """Arrays through the file path (axes mapping, tiling, processing): written as .npy into a temporary folder,
+    predicted, read back."""
+    import numpy as np
+    import tifffile
+
+    from zoo.inference.predict import predict as predict_images
+
+    named = arrays if isinstance(arrays, dict) else {"": arrays}
+    with tempfile.TemporaryDirectory(prefix="zoo-predict-") as tmp:
+        folder = Path(tmp)
+        paths = {}
+        for tensor_id, array in named.items():
+            paths[tensor_id] = folder / f"{tensor_id or 'image'}.npy"
+            np.save(paths[tensor_id], np.asarray(array))
+        given = [str(paths[""])] if "" in paths else [",".join(f"{k}={v}" for k, v in paths.items())]
+        result = predict_images(Path(model), given, folder / "out", **options)
+        if result.failed:
+            raise InputError(f"prediction failed: {result.failed[0].error}")
+        outputs = result.items[0].outputs
+        loaded = {}
+        for output_id, path in outputs.items():
+            if path.suffix == ".csv":
+                loaded[output_id] = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            else:
+                loaded[output_id] = tifffile.imread(path)
+    return next(iter(loaded.values())) if len(loaded) == 1 else loaded
 
 
 def fix_deepimagej(source: Path, out_dir: Path, *, device: str = "cpu", progress: Progress | None = None):

@@ -73,6 +73,7 @@ def _predict(package, inputs, out, monkeypatch, workers: int, jitter: bool):
     )
 
 
+@pytest.mark.slow
 def test_blended_outputs_are_identical_to_one_model_thread_under_contention(
     blending_package, inputs, tmp_path, monkeypatch
 ):

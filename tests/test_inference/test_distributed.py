@@ -20,6 +20,7 @@ def scheduler():
     cluster.close()
 
 
+@pytest.mark.slow
 def test_files_and_zarr_tiles_on_workers_equal_the_single_process_run(tiny_package, tmp_path, scheduler):
     import zarr
 

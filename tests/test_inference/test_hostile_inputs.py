@@ -147,6 +147,7 @@ PEAK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_memory_a_run_adds_stays_under_the_limit_for_a_model_with_a_large_fixed_window(tmp_path):
     """A model that takes exactly 2048² on a 4096² image: before the limit bounded the calls in flight, the run

@@ -162,6 +162,7 @@ class StopAfter:
         pass
 
 
+@pytest.mark.slow
 def test_zarr_output_resumes_without_recomputing_finished_tiles(tiny_package, tmp_path):
     import zarr
 
@@ -312,6 +313,7 @@ def test_model_without_halo_is_blended_alike_for_tiff_and_zarr_with_warnings(hal
     assert np.abs(seams - chunked).max() > 1e-4  # blending changed something
 
 
+@pytest.mark.slow
 def test_blended_zarr_output_holds_a_few_rows_of_tiles_and_resumes(halo_free_package, tmp_path, monkeypatch):
     import zarr
 

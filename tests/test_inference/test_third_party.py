@@ -121,6 +121,7 @@ def _needs(runtime: str) -> None:
             pytest.skip(f"Keras was imported with the {keras.backend.backend()} backend by an earlier test")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(REAL))
 def test_real_package_test_input_reproduces_test_output_through_api_and_cli(name, tmp_path):
     folder, rdf_name, inputs, outputs, runtime = REAL[name]
@@ -249,6 +250,7 @@ def _build_v04(folder: Path, defect: str) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect", ["fixed_output_with_halo", "invalid_cite_url"])
 def test_v04_package_the_spec_cannot_upgrade_is_predicted_in_its_own_format(defect, tmp_path):
     from bioimageio.spec import InvalidDescr, load_description

@@ -38,6 +38,7 @@ def test_agreement_fails_for_a_copy_that_differs():
     assert not bad.passed and bad.mismatched == sum(x.size for x in inputs.values())
 
 
+@pytest.mark.slow
 def test_export_writes_formats_that_load_in_their_runtimes(tiny_checkpoint, tmp_path):
     import onnx
     import onnxruntime
@@ -63,6 +64,7 @@ def test_export_writes_formats_that_load_in_their_runtimes(tiny_checkpoint, tmp_
         assert weights.agreement.passed and len(weights.agreement.cases) == 4
 
 
+@pytest.mark.slow
 def test_a_failing_exporter_does_not_stop_the_others(tiny_checkpoint, tmp_path, monkeypatch):
     from zoo.errors import ExportError
 
@@ -79,6 +81,7 @@ def test_a_failing_exporter_does_not_stop_the_others(tiny_checkpoint, tmp_path, 
     assert not (tmp_path / "weights.onnx").exists()
 
 
+@pytest.mark.slow
 def test_a_copy_that_disagrees_is_not_shipped(tiny_checkpoint, tmp_path, monkeypatch):
     from zoo.packaging import export as export_module
 
@@ -95,6 +98,7 @@ def test_a_copy_that_disagrees_is_not_shipped(tiny_checkpoint, tmp_path, monkeyp
     assert "not shipped" in result.failures["torchscript"]
 
 
+@pytest.mark.slow
 def test_tensorflow_copy_has_dict_outputs_named_by_tensor_ids_and_dynamic_sizes(tiny_checkpoint, tmp_path):
     import zipfile
 
@@ -119,6 +123,7 @@ def test_tensorflow_copy_has_dict_outputs_named_by_tensor_ids_and_dynamic_sizes(
     assert isinstance(output, dict) and output["probability"].shape == (2, 1, 44, 52)
 
 
+@pytest.mark.slow
 def test_frozen_saved_model_uses_only_ops_tf_2_7_knows(tiny_checkpoint, tmp_path):
     import zipfile
 

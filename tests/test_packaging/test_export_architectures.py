@@ -115,6 +115,7 @@ def exported(request, tmp_path_factory):
     return architecture, model, example, export_all(model, example, folder, context)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weight_format", FORMATS)
 def test_every_format_computes_what_the_module_computes(exported, weight_format):
     architecture, model, example, weights = exported

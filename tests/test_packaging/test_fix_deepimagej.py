@@ -17,6 +17,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_fix_unet2d_nuclei_broad(tmp_path):
     folder = copy_real_model("unet2d_nuclei_broad", tmp_path)
     before = tree_digest(folder)
@@ -40,6 +41,7 @@ def test_fix_unet2d_nuclei_broad(tmp_path):
     assert {f.status for f in result.report.by_id("REP001")} == {"passed"}
 
 
+@pytest.mark.slow
 def test_fix_unet2d_multi_tensor_cannot_fix_two_inputs(tmp_path):
     folder = copy_real_model("unet2d_multi_tensor", tmp_path)
     result = api.fix_deepimagej(folder / "rdf.yaml", tmp_path / "out")
@@ -47,6 +49,7 @@ def test_fix_unet2d_multi_tensor_cannot_fix_two_inputs(tmp_path):
     assert result.verdict == "will not run" and result.exit_code == 1
 
 
+@pytest.mark.slow
 def test_fix_tiny_package_axis_ids_and_versions(package_folder, tmp_path):
     folder = package_folder()
     text = (folder / "rdf.yaml").read_text()

@@ -153,12 +153,14 @@ def file_urls(entry: Entry) -> set[str]:
 
 
 # ------------------------------------------------------------------------------------------------------ the tests
+@pytest.mark.slow
 def test_the_corpus_is_all_there():
     all_entries = entries()
     assert len([e for e in all_entries if not e.is_package]) == 137
     assert len([e for e in all_entries if e.is_package]) == 5
 
 
+@pytest.mark.slow
 def test_nothing_escapes_and_no_check_fails_itself():
     crashed = [(e.name, e.escaped) for e in entries() if e.escaped]
     crashed += [
@@ -180,6 +182,7 @@ def test_format_verdict_is_bioimageio_specs():
     assert differ == []
 
 
+@pytest.mark.slow
 def test_urls_are_named_and_fail_nothing_that_does_not_need_them():
     unnamed, blamed = [], []
     for entry in entries():

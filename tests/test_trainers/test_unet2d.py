@@ -47,6 +47,7 @@ def test_checkpoint_round_trip(tiny_checkpoint):
     assert not model.training
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_with_a_seed(tmp_path):
     trainer = get_trainer("unet2d")
     from zoo.progress import SilentProgress

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import zipfile
 
 import numpy as np
@@ -8,6 +9,7 @@ from ruyaml import YAML
 
 from tests.conftest import tiny_train_config
 from zoo.packaging.export import parse_formats
+from zoo.progress import SilentProgress
 from zoo.validators import validate_source
 
 
@@ -16,6 +18,7 @@ def test_keras_formats_default_to_native_savedmodel_and_onnx():
     assert parse_formats("onnx", "keras") == ["keras_v3", "onnx"]
 
 
+@pytest.mark.slow
 def test_keras_package_is_channels_last_with_three_proven_formats(tiny_keras_package):
     with zipfile.ZipFile(tiny_keras_package) as archive:
         rdf = YAML(typ="safe").load(archive.read("rdf.yaml"))
@@ -30,6 +33,7 @@ def test_keras_package_is_channels_last_with_three_proven_formats(tiny_keras_pac
     assert "keras" in rdf["tags"]
 
 
+@pytest.mark.slow
 def test_keras_package_validates_in_every_format(tiny_keras_package):
     report = validate_source(tiny_keras_package, trust=True)
     assert report.status == "passed", [(f.id, f.message) for f in report.failed()]
@@ -37,6 +41,7 @@ def test_keras_package_validates_in_every_format(tiny_keras_package):
     assert reproduced == {"weights.keras_v3", "weights.tensorflow_saved_model_bundle", "weights.onnx"}
 
 
+@pytest.mark.slow
 def test_keras_run_resumes_after_an_interruption(tmp_path):
     """Interrupted in epoch 2 of 2, resumed: the history continues from the saved epoch and holds both epochs."""
     from tests.test_trainers.test_zoo_trainers import StopAtEpoch
@@ -46,5 +51,17 @@ def test_keras_run_resumes_after_an_interruption(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         api.train(config, StopAtEpoch(2))
     assert (tmp_path / "train_state.npz").is_file() and not (tmp_path / "checkpoint.pt").exists()
-    resumed = api.train(tiny_train_config(tmp_path, trainer="unet2d-keras", epochs=2, resume=True))
+    saved = json.loads(str(np.load(tmp_path / "train_state.npz")["meta"]))
+    seen = EpochsSeen()
+    resumed = api.train(tiny_train_config(tmp_path, trainer="unet2d-keras", epochs=2, resume=True), seen)
     assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert seen.epochs == {2}, "epoch 1 was trained again: the saved state was ignored"
+    assert resumed.history[0] == saved["history"][0]  # epoch 1 comes from the state, not from a new run
+
+
+class EpochsSeen(SilentProgress):
+    def __init__(self) -> None:
+        self.epochs: set[int] = set()
+
+    def advance(self, steps: int = 1, **info) -> None:
+        self.epochs.add(info.get("epoch"))

@@ -42,6 +42,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NEW_TRAINERS)
 def test_trainer_records_its_task_metrics_and_a_model_of_the_right_shape(trained, name):
     result = trained[name]
@@ -87,6 +88,7 @@ class StopAtEpoch(SilentProgress):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
     """Interrupt a 3-epoch run in its third epoch, resume: history and weights equal a straight run (CPU, seeded)."""
     straight = api.train(tiny("care2d", tmp_path / "straight", epochs=3))

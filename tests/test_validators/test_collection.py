@@ -69,6 +69,7 @@ def comparable(summary: dict) -> list[dict]:
     return [{k: v for k, v in p.items() if k not in ("duration_s", "cache_hit")} for p in summary["packages"]]
 
 
+@pytest.mark.slow
 def test_each_package_gets_its_verdict(collection):
     _, out, result = collection
     entries = {e.path: e for e in result.entries}
@@ -88,6 +89,7 @@ def test_each_package_gets_its_verdict(collection):
     assert {"path", "status", "deepimagej", "failed_rules", "duration_s", "cache_hit"} <= set(first)
 
 
+@pytest.mark.slow
 def test_the_real_models_pass_in_the_collection(collection):
     _, _, result = collection
     entries = {e.path: e for e in result.entries}
@@ -126,6 +128,7 @@ def test_every_package_has_a_report_linked_from_a_self_contained_dashboard(colle
     assert broken.count("data:image/png") == 12  # input, expected, produced, difference per failed format
 
 
+@pytest.mark.slow
 def test_dashboard_opens_in_headless_chromium_and_lists_every_package(collection, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is not installed")
@@ -227,6 +230,7 @@ def subset(collection, paths: list[str], list_name: str) -> tuple[Path, list[dic
     return listed, [e for e in comparable(sequential.to_dict()) if e["path"] in paths]
 
 
+@pytest.mark.slow
 def test_a_dask_scheduler_gives_the_sequential_results(collection, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     listed, expected = subset(collection, list(SYNTHETIC), "scheduler-subset.txt")
@@ -288,6 +292,7 @@ def run_action_script(tmp_path: Path, paths: str, **env) -> tuple[subprocess.Com
     return done, summary, outputs
 
 
+@pytest.mark.slow
 def test_action_script_validates_a_collection_and_writes_the_job_summary(tmp_path):
     write_garbage(tmp_path / "models" / "garbage")
     (tmp_path / "models" / "fake.zip").write_text("no zip")
@@ -301,6 +306,7 @@ def test_action_script_validates_a_collection_and_writes_the_job_summary(tmp_pat
     assert "status=1" in outputs.read_text() and "junit=" in outputs.read_text()
 
 
+@pytest.mark.slow
 def test_action_script_validates_one_package_and_several(tmp_path):
     write_garbage(tmp_path / "garbage")
     write_garbage(tmp_path / "other")

@@ -762,6 +762,7 @@ def test_unet2d_multi_tensor_has_two_inputs(tmp_path):
     assert report.deepimagej_verdict == "will not run"
 
 
+@pytest.mark.slow
 def test_rules_run_through_validate_source_when_the_spec_rejects_the_rdf(package_folder):
     folder = package_folder()
     edit_rdf(folder, lambda rdf: rdf["inputs"][0]["axes"][2].update(size={"min": -4, "step": 8}))

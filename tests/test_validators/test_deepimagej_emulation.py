@@ -56,6 +56,7 @@ def rewrite_test_output(folder: Path) -> None:
     rehash(folder, "test_output.npy")
 
 
+@pytest.mark.slow
 def test_emulation_agrees_with_python_pipeline_on_tiny_package(package_folder):
     findings = run_rules(without_tf(package_folder()), ("REP001", "DJE001"))
     assert {f.status for f in findings["REP001"] if f.location.startswith("weights.onnx")} == {"passed"}
@@ -67,6 +68,7 @@ def test_emulation_agrees_with_python_pipeline_on_tiny_package(package_folder):
         assert finding.details["max_abs"] <= 1e-5
 
 
+@pytest.mark.slow
 def test_emulation_finds_per_row_gain_list(package_folder):
     folder = without_tf(package_folder())
     rdf = load_rdf(folder)
@@ -93,6 +95,7 @@ def test_emulation_finds_per_row_gain_list(package_folder):
         assert len(index) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["run_tiled", "apply_processing"])
 def test_emulation_error_is_never_a_verdict_on_the_package(package_folder, monkeypatch, target):
     """zoo's own emulation failing (inside the per-format run, or before it) is skipped with the reason: it must not

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.test_validators import runtime_packages as rp
 
 
+@pytest.mark.slow
 def test_deterministic_model_is_bitwise_identical(tmp_path):
     folder = rp.write_package(
         tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=2)
@@ -14,6 +17,7 @@ def test_deterministic_model_is_bitwise_identical(tmp_path):
     assert finding.details["bitwise"] is True and finding.details["max_abs"] == 0.0
 
 
+@pytest.mark.slow
 def test_dropout_left_on_at_inference_fails_with_the_difference(tmp_path):
     folder = rp.write_package(
         tmp_path / "p", rp.dropout_model(), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=2)
@@ -25,6 +29,7 @@ def test_dropout_left_on_at_inference_fails_with_the_difference(tmp_path):
     assert finding.location == "weights.torchscript/outputs[out]"
 
 
+@pytest.mark.slow
 def test_differences_within_the_tolerance_pass_but_are_not_called_bitwise(tmp_path, monkeypatch):
     from zoo.validators.context import PackageUnderTest
 

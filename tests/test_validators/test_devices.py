@@ -35,6 +35,7 @@ def test_formats_without_a_device_choice_are_named():
     assert onnx == ("CPUExecutionProvider", "CUDAExecutionProvider") or "CUDAExecutionProvider" in onnx
 
 
+@pytest.mark.slow
 def test_agreeing_devices_pass(conv_package, monkeypatch):
     monkeypatch.setattr(devices, "accelerator", lambda: ("cpu", "the CPU standing in for a GPU"))
     [finding] = rp.run_rules(conv_package, ("GPU001",))["GPU001"]
@@ -42,6 +43,7 @@ def test_agreeing_devices_pass(conv_package, monkeypatch):
     assert finding.details["devices"] == ["cpu", "cpu"]
 
 
+@pytest.mark.slow
 def test_disagreeing_devices_fail_with_the_difference(conv_package, monkeypatch):
     monkeypatch.setattr(devices, "accelerator", lambda: ("gpu-standin", "the CPU standing in for a GPU"))
     real = devices.run_on_device

@@ -20,6 +20,7 @@ def package_zip(tmp_path):
     return zip_folder(folder, tmp_path / "p.zip")
 
 
+@pytest.mark.slow
 def test_zip_unpacked_in_time_passes_with_its_duration(package_zip):
     report = validate_source(package_zip, isolate=False)
     [finding] = report.by_id("SAF002")

@@ -126,6 +126,7 @@ def test_validate_collection_refuses_out_inside_a_package(package_folder, tmp_pa
 # ------------------------------------------------------------------------------ one line for file-system failures
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["predict", "validate-collection", "package", "train", "demo", "export"])
 def test_out_that_is_an_existing_file_is_one_line_naming_it(command, tiny_package, tiny_checkpoint, tmp_path):
     out = tmp_path / "taken"
@@ -162,6 +163,7 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
 
 
+@pytest.mark.slow
 def test_a_report_over_the_file_size_limit_is_one_line_naming_it(tmp_path):
     package = tmp_path / "package"
     package.mkdir()
@@ -189,6 +191,7 @@ ALIAS_BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
 )
 
 
+@pytest.mark.slow
 def test_collection_validates_every_package_whatever_the_others_do(package_folder, tiny_package, tmp_path):
     collection = tmp_path / "collection"
     collection.mkdir()
@@ -206,6 +209,7 @@ def test_collection_validates_every_package_whatever_the_others_do(package_folde
     assert statuses == {"good": "passed", "bomb": "failed", "corrupt.zip": "failed"}
 
 
+@pytest.mark.slow
 def test_collection_entry_of_a_package_whose_child_was_stopped(tiny_package, tmp_path):
     collection = tmp_path / "collection"
     collection.mkdir()
@@ -221,6 +225,7 @@ def test_collection_entry_of_a_package_whose_child_was_stopped(tiny_package, tmp
 # ----------------------------------------------------------------------------------------- nothing left behind
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["passed", "failed", "time limit"])
 def test_validate_leaves_nothing_behind(case, tiny_package, package_folder, tmp_path):
     source = tiny_package
@@ -246,6 +251,7 @@ def test_validate_leaves_nothing_behind(case, tiny_package, package_folder, tmp_
     assert list(cwd.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_validate_leaves_nothing_behind_when_the_child_is_killed_mid_run(package_folder, tmp_path):
     folder = hanging_package(package_folder)
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
@@ -263,6 +269,7 @@ def test_validate_leaves_nothing_behind_when_the_child_is_killed_mid_run(package
     assert list(cwd.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_validate_leaves_nothing_behind_after_ctrl_c(package_folder, tmp_path):
     folder = hanging_package(package_folder)
     cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"

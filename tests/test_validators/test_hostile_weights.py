@@ -39,6 +39,7 @@ def _scripted_from_file(folder: Path, marker: Path, out: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_torchscript_that_creates_a_file_is_not_run_without_trust(package_folder, tmp_path):
     folder = package_folder()
     marker = tmp_path / "marker-torchscript"
@@ -52,6 +53,7 @@ def test_torchscript_that_creates_a_file_is_not_run_without_trust(package_folder
     assert report.status == "failed"
 
 
+@pytest.mark.slow
 def test_saved_model_that_writes_a_file_is_not_run_without_trust(package_folder, tmp_path):
     tf = pytest.importorskip("tensorflow")
     marker = tmp_path / "marker-tensorflow"
@@ -78,6 +80,7 @@ def test_saved_model_that_writes_a_file_is_not_run_without_trust(package_folder,
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_onnx_node_in_a_custom_domain_is_not_run_without_trust(package_folder, tmp_path):
     import onnx
 
@@ -94,6 +97,7 @@ def test_onnx_node_in_a_custom_domain_is_not_run_without_trust(package_folder, t
     assert finding.details["ops"][0].startswith("evil.example::")
 
 
+@pytest.mark.slow
 def test_plain_weights_pass_the_scan(package_folder):
     report = validate_source(package_folder(), isolate=False)
     assert {f.status for rule in ("SAF003", "SAF004", "SAF005") for f in report.by_id(rule)} == {"passed"}
@@ -113,6 +117,7 @@ def test_predict_refuses_acting_torchscript_without_trust(package_folder, tmp_pa
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_trusted_acting_weights_still_run_in_the_sandbox(package_folder, tmp_path):
     """--trust lets the weights run, but in the isolated processes' sandbox: the file they create outside the
     package and the scratch folder never appears."""

@@ -3,6 +3,8 @@ itself (as the FIL rules do) and give the same findings as an in-process run."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import load_rdf, save_rdf
 from tests.test_validators import runtime_packages as rp
 from zoo.validators import validate_source
@@ -12,6 +14,7 @@ def summary(report):
     return sorted((f.id, f.status, f.location) for f in report.findings)
 
 
+@pytest.mark.slow
 def test_child_skips_weights_whose_file_does_not_match_as_in_process(tmp_path):
     folder = rp.write_package(
         tmp_path / "p", rp.conv_stack(1), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=1)
@@ -27,6 +30,7 @@ def test_child_skips_weights_whose_file_does_not_match_as_in_process(tmp_path):
     assert summary(isolated) == summary(validate_source(folder, isolate=False))
 
 
+@pytest.mark.slow
 def test_torchscript_and_onnx_run_in_a_worker_each_on_the_cpu_only(tiny_package, tmp_path):
     import zipfile
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import load_rdf, save_rdf
 from tests.test_validators import runtime_packages as rp
 
@@ -17,6 +19,7 @@ def conv_package(tmp_path, data_range=None):
     )
 
 
+@pytest.mark.slow
 def test_outputs_within_the_declared_range_pass(tmp_path):
     found = rp.run_rules(conv_package(tmp_path, [-1.0, 1.0]), ("OUT001", "OUT002"))
     [in_range] = found["OUT001"]
@@ -27,6 +30,7 @@ def test_outputs_within_the_declared_range_pass(tmp_path):
     assert finite.status == "passed" and finite.details["cases"] == ["test input", "constant image", "noise"]
 
 
+@pytest.mark.slow
 def test_outputs_outside_the_declared_range_fail_with_values(tmp_path):
     [*failed] = rp.run_rules(conv_package(tmp_path, [5.0, 6.0]), ("OUT001",))["OUT001"]
     assert {f.status for f in failed} == {"failed"}
@@ -36,17 +40,20 @@ def test_outputs_outside_the_declared_range_fail_with_values(tmp_path):
     assert test_input.details["outside"] == 24 * 24
 
 
+@pytest.mark.slow
 def test_open_ended_range_checks_the_given_bound(tmp_path):
     folder = conv_package(tmp_path, [0.0, None])
     failed = [f for f in rp.run_rules(folder, ("OUT001",))["OUT001"] if f.status == "failed"]
     assert failed and all(f.details["declared"] == "[0, ∞]" and f.details["min"] < 0 for f in failed)
 
 
+@pytest.mark.slow
 def test_no_declared_range_is_skipped_with_the_reason(tmp_path):
     [finding] = rp.run_rules(conv_package(tmp_path), ("OUT001",))["OUT001"]
     assert finding.status == "skipped" and "no output declares a data range" in finding.message
 
 
+@pytest.mark.slow
 def test_division_by_a_zero_spread_gives_nan_on_the_constant_probe(tmp_path):
     folder = rp.write_package(
         tmp_path / "p",
@@ -60,6 +67,7 @@ def test_division_by_a_zero_spread_gives_nan_on_the_constant_probe(tmp_path):
     assert finding.details["nan"] == finding.details["size"] == 16 * 16
 
 
+@pytest.mark.slow
 def test_tiny_unet_output_range_and_probes_pass(package_folder):
     folder = rp.only_weights(package_folder(), "onnx")
     found = rp.run_rules(folder, ("OUT001", "OUT002"))

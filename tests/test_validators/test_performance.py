@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from tests.test_validators import runtime_packages as rp
 from zoo.validators.measure import current_rss_mb, measure
@@ -20,6 +21,7 @@ def test_measure_sees_a_peak_that_is_freed_before_the_end():
     assert current_rss_mb() < measured.peak_rss_mb
 
 
+@pytest.mark.slow
 def test_performance_is_reported_per_weight_format(tmp_path):
     folder = rp.write_package(
         tmp_path / "p", rp.conv_stack(2), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=2)
@@ -34,6 +36,7 @@ def test_performance_is_reported_per_weight_format(tmp_path):
     assert "ru_maxrss" in details["memory_method"]
 
 
+@pytest.mark.slow
 def test_reports_carry_the_performance_table(tmp_path):
     from zoo.validators import validate_source
     from zoo.validators.writers import render_html, render_markdown
@@ -58,6 +61,7 @@ def test_nothing_to_run_is_skipped_with_the_reason(package_folder):
     assert finding.status == "skipped" and "pytorch_state_dict needs --trust" in finding.message
 
 
+@pytest.mark.slow
 def test_measure_adds_the_memory_of_a_worker_process():
     import subprocess
     import sys

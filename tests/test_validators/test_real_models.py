@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from functools import partial
 
+import pytest
+
 from tests.conftest import copy_real_model
 from zoo.validators import validate_source
 
 validate_source = partial(validate_source, isolate=False)  # noqa: F811  (isolation is tested elsewhere)
 
 
+@pytest.mark.slow
 def test_unet2d_nuclei_broad_passes(tmp_path):
     folder = copy_real_model("unet2d_nuclei_broad", tmp_path)
     report = validate_source(folder / "rdf.yaml")
@@ -20,6 +23,7 @@ def test_unet2d_nuclei_broad_passes(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_unet2d_multi_tensor_passes_with_two_outputs(tmp_path):
     folder = copy_real_model("unet2d_multi_tensor", tmp_path)
     report = validate_source(folder / "rdf.yaml")
@@ -27,6 +31,7 @@ def test_unet2d_multi_tensor_passes_with_two_outputs(tmp_path):
     assert len([f for f in report.by_id("REP001") if f.status == "passed"]) == 2
 
 
+@pytest.mark.slow
 def test_original_description_names_the_url_and_the_missing_architecture(tmp_path):
     folder = copy_real_model("unet2d_nuclei_broad", tmp_path)
     report = validate_source(folder / "original.bioimageio.yaml")

@@ -37,6 +37,7 @@ def test_tiny_unet_passes_every_size_rule(tiny_onnx):
     assert batch.details["max_abs"] <= 1e-5
 
 
+@pytest.mark.slow
 def test_output_size_offset_the_model_does_not_give_fails_shapes(tmp_path):
     folder = rp.write_package(
         tmp_path / "p",
@@ -58,6 +59,7 @@ def test_halo_smaller_than_the_border_effects_fails_values(tiny_onnx):
     assert finding.details["max_abs"] > finding.details["atol"] and finding.details["mismatched"] > 0
 
 
+@pytest.mark.slow
 def test_output_depending_on_the_whole_input_fails_values(tmp_path):
     folder = rp.write_package(
         tmp_path / "p", rp.global_mean_model(), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=1)
@@ -66,6 +68,7 @@ def test_output_depending_on_the_whole_input_fails_values(tmp_path):
     assert finding.status == "failed" and finding.details["ppm"] > 1e5
 
 
+@pytest.mark.slow
 def test_output_without_halo_is_not_compared_but_measured(tmp_path):
     folder = rp.write_package(
         tmp_path / "p", rp.conv_stack(3), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=None)
@@ -75,6 +78,7 @@ def test_output_without_halo_is_not_compared_but_measured(tmp_path):
     assert finding.details["undeclared"] == ["y", "x"] and finding.details["max_abs"] > 1e-3
 
 
+@pytest.mark.slow
 def test_batch_entries_that_see_each_other_fail_batch(tmp_path):
     folder = rp.write_package(
         tmp_path / "p", rp.batch_seam_model(), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=1)
@@ -86,6 +90,7 @@ def test_batch_entries_that_see_each_other_fail_batch(tmp_path):
     assert finding.details["max_abs"] > 1e-2 and finding.details["mismatched"] == 16  # one seam row of 16 px
 
 
+@pytest.mark.slow
 def test_fixed_batch_skips_batch_rule_with_the_reason(tmp_path):
     axes = rp.image_axes()
     axes[0]["size"] = 1
@@ -99,6 +104,7 @@ def test_fixed_batch_skips_batch_rule_with_the_reason(tmp_path):
     assert shapes.details["cases"] == ["test input", "n=2", "n=1", "n=0"]
 
 
+@pytest.mark.slow
 def test_fixed_sizes_use_the_test_input_only(tmp_path):
     axes = rp.image_axes(size=24)
     axes[0]["size"] = 1
@@ -110,6 +116,7 @@ def test_fixed_sizes_use_the_test_input_only(tmp_path):
     assert [f.status for f in found["SIZ002"]] == ["skipped"] and "input sizes are fixed" in found["SIZ002"][0].message
 
 
+@pytest.mark.slow
 def test_classifier_outputs_are_checked_for_shape_and_batch_not_values(tmp_path):
     classes = [{"type": "batch"}, {"type": "channel", "channel_names": ["a", "b", "c"]}]
     folder = rp.write_package(
@@ -121,6 +128,7 @@ def test_classifier_outputs_are_checked_for_shape_and_batch_not_values(tmp_path)
     assert values.status == "skipped" and "no axis follows the input size" in values.message
 
 
+@pytest.mark.slow
 def test_3d_model_passes_every_size_rule(tmp_path):
     folder = rp.write_package(
         tmp_path / "p",

@@ -4,6 +4,7 @@ Also zoo.bioimage.halo's generalisation (per-axis halos, an output layout, a giv
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.conftest import load_rdf, save_rdf
 from tests.test_validators import runtime_packages as rp
@@ -65,6 +66,7 @@ def test_measure_halo_keeps_its_original_call():
     assert measured.halo == 4 and measured.checked == [2, 4]
 
 
+@pytest.mark.slow
 def test_declared_halo_that_covers_the_model_passes(tmp_path):
     folder = rp.write_package(
         tmp_path / "p", rp.conv_stack(3), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=3)
@@ -73,6 +75,7 @@ def test_declared_halo_that_covers_the_model_passes(tmp_path):
     assert finding.status == "passed" and finding.details["max_abs"] <= finding.details["tolerance"]
 
 
+@pytest.mark.slow
 def test_too_small_halo_fails_with_the_halo_needed(tmp_path):
     folder = rp.write_package(
         tmp_path / "p", rp.conv_stack(3), rp.blob_image((1, 1, 24, 24)), rp.image_axes(), rp.output_axes(halo=1)
@@ -84,6 +87,7 @@ def test_too_small_halo_fails_with_the_halo_needed(tmp_path):
     assert "a halo of 3 on y, x is needed" in finding.message
 
 
+@pytest.mark.slow
 def test_tiny_unet_declared_halo_tiles_exactly_and_a_smaller_one_does_not(package_folder):
     folder = rp.only_weights(package_folder(), "onnx")
     [good] = rp.run_rules(folder, ("TIL001",))["TIL001"]
@@ -100,6 +104,7 @@ def test_tiny_unet_declared_halo_tiles_exactly_and_a_smaller_one_does_not(packag
     assert bad.details["needed_max_abs"] <= bad.details["tolerance"] < bad.details["max_abs"]
 
 
+@pytest.mark.slow
 def test_classifier_and_fixed_size_models_are_skipped_with_the_reason(tmp_path):
     classes = [{"type": "batch"}, {"type": "channel", "channel_names": ["a", "b", "c"]}]
     classifier = rp.write_package(
@@ -114,6 +119,7 @@ def test_classifier_and_fixed_size_models_are_skipped_with_the_reason(tmp_path):
     assert skipped.status == "skipped" and "no spatial axis of parameterized size" in skipped.message
 
 
+@pytest.mark.slow
 def test_3d_model_is_tiled_along_z_y_x(tmp_path):
     folder = rp.write_package(
         tmp_path / "p",

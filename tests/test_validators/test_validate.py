@@ -12,7 +12,7 @@ from tests.conftest import load_rdf, rehash, save_rdf, zip_folder
 from zoo.errors import SourceError
 from zoo.validators import validate_source as validate_isolated
 
-# the checks run in-process here (fast); isolation has its own tests below and in test_cli.py
+# the checks run in-process here (fast); isolation has its own tests below and in tests/test_cli/
 validate_source = partial(validate_isolated, isolate=False)
 
 
@@ -20,6 +20,7 @@ def statuses(report, rule_id):
     return {f.status for f in report.by_id(rule_id)}
 
 
+@pytest.mark.slow
 def test_good_package_passes_every_rule(tiny_package):
     report = validate_source(tiny_package, trust=True)
     assert report.status == "passed", [(f.id, f.message) for f in report.failed()]
@@ -34,6 +35,7 @@ def test_good_package_passes_every_rule(tiny_package):
     }
 
 
+@pytest.mark.slow
 def test_untrusted_state_dict_is_skipped_not_run(tiny_package):
     report = validate_source(tiny_package, trust=False)
     assert report.status == "passed"
@@ -42,6 +44,7 @@ def test_untrusted_state_dict_is_skipped_not_run(tiny_package):
     assert by_location["weights.onnx"] == "passed"
 
 
+@pytest.mark.slow
 def test_altered_test_output_fails_reproduction(package_folder):
     folder = package_folder()
     expected = np.load(folder / "test_output.npy")
@@ -68,6 +71,7 @@ def test_changed_file_without_rehash_fails_hash(package_folder):
     assert finding.details["file"] == "test_output.npy"
 
 
+@pytest.mark.slow
 def test_missing_weights_file_fails_and_skips_its_reproduction(package_folder):
     folder = package_folder()
     (folder / "weights.onnx").unlink()
@@ -77,6 +81,7 @@ def test_missing_weights_file_fails_and_skips_its_reproduction(package_folder):
     assert [f.status for f in onnx] == ["skipped"]
 
 
+@pytest.mark.slow
 def test_remote_file_is_a_finding_not_a_download(package_folder):
     folder = package_folder()
     rdf = load_rdf(folder)
@@ -92,6 +97,7 @@ def test_remote_file_is_a_finding_not_a_download(package_folder):
     assert report.status == "passed"
 
 
+@pytest.mark.slow
 def test_metadata_urls_are_named_without_failing(package_folder):
     folder = package_folder()
     rdf = load_rdf(folder)
@@ -104,6 +110,7 @@ def test_metadata_urls_are_named_without_failing(package_folder):
     assert report.failed() == []
 
 
+@pytest.mark.slow
 def test_nan_in_expected_output_fails(package_folder):
     folder = package_folder()
     output = np.load(folder / "test_output.npy")
@@ -116,6 +123,7 @@ def test_nan_in_expected_output_fails(package_folder):
     assert finding.details == {"nan": 1, "inf": 0}
 
 
+@pytest.mark.slow
 def test_blank_test_input_fails(package_folder):
     folder = package_folder()
     np.save(folder / "test_input.npy", np.zeros_like(np.load(folder / "test_input.npy")))
@@ -124,6 +132,7 @@ def test_blank_test_input_fails(package_folder):
     assert [f.location for f in report.by_id("TEN003") if f.status == "failed"] == ["inputs.0.test_tensor"]
 
 
+@pytest.mark.slow
 def test_test_tensor_of_wrong_shape_fails(package_folder):
     folder = package_folder()
     test_input = np.load(folder / "test_input.npy")
@@ -179,6 +188,7 @@ def test_unsafe_archive_is_refused_before_extraction(tmp_path, member):
     assert not (tmp_path.parent / "escape.txt").exists()
 
 
+@pytest.mark.slow
 def test_zip_of_a_good_folder_passes(package_folder, tmp_path):
     report = validate_source(zip_folder(package_folder(), tmp_path / "copy.zip"))
     assert report.status == "passed"
@@ -193,6 +203,7 @@ def test_nothing_to_validate_is_a_source_error(tmp_path):
         validate_source(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_validation_never_changes_the_input(package_folder):
     folder = package_folder()
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
@@ -200,6 +211,7 @@ def test_validation_never_changes_the_input(package_folder):
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_keep_artifacts_saves_produced_outputs(tiny_package, tmp_path):
     validate_source(tiny_package, keep_artifacts=tmp_path / "artifacts")
     assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [
@@ -209,6 +221,7 @@ def test_keep_artifacts_saves_produced_outputs(tiny_package, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_validation_writes_nothing_into_the_working_folder(tiny_package, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     report = validate_source(tiny_package)
@@ -219,6 +232,7 @@ def test_validation_writes_nothing_into_the_working_folder(tiny_package, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cross_format_agreement_is_measured_on_two_sizes(tiny_package):
     report = validate_source(tiny_package, trust=True)
     findings = report.by_id("XFM001")
@@ -227,6 +241,7 @@ def test_cross_format_agreement_is_measured_on_two_sizes(tiny_package):
     assert all(f.details["max_abs"] <= 1e-4 and f.details["cases"] == ["test input", "noise probe"] for f in findings)
 
 
+@pytest.mark.slow
 def test_a_format_that_disagrees_with_the_others_fails_cross_format(package_folder, monkeypatch):
     from zoo.validators.checks import cross_format
 
@@ -249,6 +264,7 @@ def test_a_format_that_disagrees_with_the_others_fails_cross_format(package_fold
     assert [f.location for f in passed] == ["tensorflow_saved_model_bundle vs torchscript"]
 
 
+@pytest.mark.slow
 def test_isolated_run_matches_in_process_run(tiny_package):
     isolated = validate_isolated(tiny_package)
     in_process = validate_source(tiny_package)

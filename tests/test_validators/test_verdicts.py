@@ -112,6 +112,7 @@ def test_target_deepimagej_says_failed_wherever_it_exits_1(fake_validate, tmp_pa
     assert_everywhere(*run_cli(tmp_path / "bio", "model.zip"), status="passed")  # Fiji's finding does not fail it
 
 
+@pytest.mark.slow
 def test_real_model_with_target_deepimagej_says_failed_wherever_it_exits_1(tmp_path, in_process):
     folder = copy_real_model("unet2d_nuclei_broad", tmp_path)
     exit_code, output, said = run_cli(tmp_path / "dij", folder, "--target", "deepimagej")
@@ -119,6 +120,7 @@ def test_real_model_with_target_deepimagej_says_failed_wherever_it_exits_1(tmp_p
     assert_everywhere(exit_code, output, said, status="failed")
 
 
+@pytest.mark.slow
 def test_counts_are_the_same_in_the_terminal_and_every_report(tmp_path, in_process):
     """The real model fails deepImageJ rules only: the terminal said 0 failed where the HTML said 4."""
     folder = copy_real_model("unet2d_nuclei_broad", tmp_path)
@@ -169,6 +171,7 @@ def test_nothing_run_is_not_verified_with_its_cause():
     assert report_of(passed(RULES["FMT001"], "parsed")).verdict().unverified == {"": "no_model_run"}
 
 
+@pytest.mark.slow
 def test_weights_that_need_trust_are_not_verified_everywhere(tiny_package, tmp_path, in_process):
     with zipfile.ZipFile(tiny_package) as archive:
         archive.extractall(tmp_path / "state-dict")
@@ -179,6 +182,7 @@ def test_weights_that_need_trust_are_not_verified_everywhere(tiny_package, tmp_p
     assert_everywhere(*run_cli(tmp_path / "trusted", folder, "--trust"), status="passed")
 
 
+@pytest.mark.slow
 def test_weights_only_at_a_url_are_not_verified(tiny_package, tmp_path, in_process):
     with zipfile.ZipFile(tiny_package) as archive:
         archive.extractall(tmp_path / "remote")
@@ -228,6 +232,7 @@ def test_lone_rdf_without_its_weight_files_cannot_be_judged_by_deepimagej(tiny_p
 # ---------------------------------------------------------------------------------------------------- collection
 
 
+@pytest.mark.slow
 def test_collection_statuses_counts_and_exit_codes_match_the_reports(tiny_package, tmp_path):
     models = tmp_path / "models"
     with zipfile.ZipFile(tiny_package) as archive:
@@ -293,6 +298,7 @@ def test_the_rule_fingerprint_follows_the_validator_source(tmp_path):
     assert key(before) != key(collection.source_fingerprint(package))
 
 
+@pytest.mark.slow
 def test_a_crashing_check_is_not_a_verdict_about_the_package(package_folder, monkeypatch):
     """zoo's own bug in a check makes the package "not verified" (exit 3), never "failed" nor "passed"."""
     from zoo.validators import validate_source
@@ -314,15 +320,15 @@ def test_a_crashing_check_is_not_a_verdict_about_the_package(package_folder, mon
 def test_a_sandbox_the_platform_could_not_provide_is_said_in_the_terminal(monkeypatch):
     from rich.console import Console
 
-    from zoo import cli
+    from zoo.cli import common, show
     from zoo.validators.report import ValidationReport
 
     recorded = Console(record=True, width=200)
-    monkeypatch.setattr(cli, "console", recorded)
+    monkeypatch.setattr(common, "console", recorded)
     report = ValidationReport(source="pkg", sandbox={"files": False, "network": True, "summary": "files NOT confined"})
-    cli.print_report(report)
+    show.print_report(report)
     assert "files NOT confined" in recorded.export_text()
     confined = Console(record=True, width=200)
-    monkeypatch.setattr(cli, "console", confined)
-    cli.print_report(ValidationReport(source="pkg", sandbox={"files": True, "network": True, "summary": "ok"}))
+    monkeypatch.setattr(common, "console", confined)
+    show.print_report(ValidationReport(source="pkg", sandbox={"files": True, "network": True, "summary": "ok"}))
     assert "sandbox:" not in confined.export_text()

@@ -101,6 +101,7 @@ def synthetic_report(*findings) -> ValidationReport:
     return ValidationReport(source="/somewhere/model.zip", findings=list(findings), name="synthetic")
 
 
+@pytest.mark.slow
 def test_junit_has_a_testcase_per_finding_and_a_failure_per_failed_check(broken_report, tmp_path):
     root = ET.parse(writers.write_junit(broken_report, tmp_path / "junit.xml")).getroot()
     assert_junit_schema(root)
@@ -142,6 +143,7 @@ def test_failed_deepimagej_rule_fails_junit_only_for_the_deepimagej_target():
     assert fiji.find("testcase/failure").get("type") == dij.id
 
 
+@pytest.mark.slow
 def test_html_holds_every_rule_and_both_verdicts_without_external_assets(good_report, tmp_path):
     page = writers.write_html(good_report, tmp_path / "report.html").read_text()
     for finding in good_report.findings:
@@ -218,6 +220,7 @@ def test_skipped_only_deepimagej_rules_give_no_deepimagej_verdict():
     assert "deepImageJ" not in writers.render_markdown(report)
 
 
+@pytest.mark.slow
 def test_cli_validate_writes_markdown_html_and_junit(broken_report, monkeypatch, tmp_path):
     import zoo.validators
 

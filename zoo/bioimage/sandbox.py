@@ -171,9 +171,8 @@ def _python_locations() -> set[str]:
     the working folder nor a script's folder that sys.path may also hold."""
     import site
 
-    import zoo
-
-    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(zoo.__file__).resolve().parent.parent)}
+    zoo_parent = Path(__file__).resolve().parents[2]  # the folder that holds the zoo package
+    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(zoo_parent)}
     try:
         found.update(site.getsitepackages())
     except AttributeError:  # a virtualenv's old site module

@@ -48,8 +48,9 @@ def _client(scheduler: str):
         from dask.distributed import Client, LocalCluster
     except ImportError as e:
         raise InputError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from e
-    if scheduler == "local":
-        workers = max(1, min(4, os.cpu_count() or 1))
+    if scheduler == "local" or scheduler.startswith("local:"):
+        count = scheduler.partition(":")[2]
+        workers = int(count) if count.isdigit() and int(count) > 0 else max(1, min(4, os.cpu_count() or 1))
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         return Client(cluster), cluster
     try:
@@ -75,12 +76,15 @@ def predict_distributed(
     trust: bool = False,
     axes: str | None = None,
     blend: int | None = None,
+    overwrite: bool = False,
     progress: Progress | None = None,
 ):
+    """Like zoo.inference.predict.predict, the files or tiles spread over Dask workers: `scheduler` is an
+    address, "local" or "local:N" (N local worker processes)."""
     from zoo.inference.discovery import plan_jobs
     from zoo.inference.model import resolve_device
     from zoo.inference.options import parse_memory, parse_tile
-    from zoo.inference.predict import PredictionResult
+    from zoo.inference.predict import PredictionResult, refuse_existing_outputs
 
     started = time.perf_counter()
     budget = parse_memory(memory_limit)
@@ -94,6 +98,8 @@ def predict_distributed(
     client = cluster = None
     try:
         jobs = plan_jobs(model, inputs, Path(out_dir), axes)
+        if not overwrite:
+            refuse_existing_outputs(jobs)
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         client, cluster = _client(scheduler)
         options = dict(request=request, budget=budget, batch_size=batch_size, blend=blend)

@@ -81,6 +81,7 @@ def predict(
     progress: Progress | None = None,
     axes: str | None = None,
     blend: int | None = None,
+    overwrite: bool = False,
 ) -> PredictionResult:
     """Predict every input with the package at `model_source`; one file per input and output tensor in
     `out_dir`: `<input stem>_<output id>.tif` (`.zarr` for Zarr inputs; `.csv` for outputs without spatial axes,
@@ -98,6 +99,8 @@ def predict(
     jobs: list[Job] = []
     try:
         jobs = plan_jobs(model, inputs, Path(out_dir), axes, lazy_above_bytes=budget // 4)
+        if not overwrite:
+            refuse_existing_outputs(jobs)
         runs = plan_runs(
             model, jobs, request=request, budget=budget, blend=blend, batch_size=batch_size, warnings=result.warnings
         )
@@ -114,6 +117,16 @@ def predict(
         model.close()
     result.duration_s = time.perf_counter() - started
     return result
+
+
+def refuse_existing_outputs(jobs: list[Job]) -> None:
+    """Before any work: TIFF and CSV outputs that exist are not replaced silently (a Zarr output resumes)."""
+    existing = [path for job in jobs if not job.zarr for path in job.outputs.values() if path.exists()]
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise InputError(
+            f"{existing[0]}{more} exist already: pass --overwrite to replace them, or choose another --out folder"
+        )
 
 
 def predict_arrays(

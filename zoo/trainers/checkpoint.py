@@ -77,11 +77,19 @@ def load_checkpoint(path: Path) -> Checkpoint:
         path = path / "checkpoint.pt"
     if not path.is_file():
         raise InputError(f"checkpoint {path} does not exist: give the checkpoint.pt that `zoo train` wrote")
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise InputError(
+            f"{path} is not a zoo checkpoint (not a torch archive): give the checkpoint.pt that `zoo train` wrote"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise InputError(
-            f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); give a checkpoint.pt written by `zoo train`"
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {first[:200]}); give a checkpoint.pt written "
+            "by `zoo train`"
         ) from e
     if not isinstance(payload, dict) or payload.get("checkpoint_version") != CHECKPOINT_VERSION:
         raise InputError(

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 STATE_NAME = "train_state.pt"
 # settings that may change between a run and its resumption without changing what is trained
-RESUMABLE_CHANGES = {"epochs", "device", "resume", "out", "early_stopping_patience"}
+RESUMABLE_CHANGES = {"epochs", "device", "resume", "out", "early_stopping_patience", "smoke_test"}
 
 
 @dataclass
@@ -41,7 +41,10 @@ def _save_state(path: Path, payload: dict[str, Any]) -> None:
 
 
 def changed_settings(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """The settings of a saved run that differ now and would change what is trained."""
+    """The settings of a saved run that differ now and would change what is trained (paths compared resolved)."""
+    from zoo.trainers.runs import comparable
+
+    saved, now = comparable(saved), comparable(now)
     return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
 
 
@@ -52,13 +55,15 @@ def _load_state(path: Path, config: TrainConfig) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise InputError(f"cannot resume from {path} ({type(e).__name__}: {e}); delete it to start afresh") from e
+    from zoo.trainers.runs import describe_changes
+
     saved, now = dict(state["config"]), config.model_dump(mode="json")
     changed = changed_settings(saved, now)
     if changed:
         raise InputError(
-            f"cannot resume from {path}: the run was started with other settings ({', '.join(changed)}"
-            f": {', '.join(f'{saved.get(k)!r} then, {now.get(k)!r} now' for k in changed)}); "
-            "use the same settings or another --out folder"
+            f"cannot resume from {path}: the run was started with other settings "
+            f"({describe_changes(saved, now, changed)}); resume with `zoo train --resume --out FOLDER` alone to "
+            "use the recorded settings, or choose another --out folder"
         )
     return state
 

@@ -114,6 +114,7 @@ class UNet2dKerasTrainer:
         steps = max(1, math.ceil(len(splits.train_images) / config.batch_size))
         val_x = [image[None, :, :, None] for image in splits.val_images]
         val_y = [mask[None, :, :, None].astype(np.float32) for mask in splits.val_masks]
+        Path(config.out).mkdir(parents=True, exist_ok=True)  # the state is written after the first epoch
         state_path = Path(config.out) / KERAS_STATE_NAME
         history: list[dict[str, float]] = []
         best = (math.inf, 0, model.get_weights())

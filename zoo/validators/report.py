@@ -37,6 +37,14 @@ from zoo.validators.registry import Finding
 PASSED, FAILED, NOT_VERIFIED = "passed", "failed", "not verified"
 EXIT_CODES = {PASSED: 0, FAILED: 1, NOT_VERIFIED: 3}  # 2: the CLI's usage or input error
 TARGETS = ("bioimageio", "deepimagej")
+REPORT_SUFFIXES = {
+    ".json": "json",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".xml": "junit",
+}
 
 RUNS, RUNS_WITH_RISKS, DIFFERENT_NUMBERS, WILL_NOT_RUN, CANNOT_JUDGE = (
     "runs",
@@ -281,7 +289,7 @@ class ValidationReport:
 
     def to_dict(self, target: str = "bioimageio") -> dict[str, Any]:
         """The report for `target`: status, exit code, reason and counts are `verdict(target)`'s."""
-        from zoo import __version__
+        from zoo.version import __version__
 
         verdict = self.verdict(target)
         return {
@@ -354,6 +362,26 @@ class ValidationReport:
     def write_json(self, path: Path, target: str = "bioimageio") -> Path:
         """Atomically: a reader never sees half a report."""
         return write_text_atomic(path, json.dumps(self.to_dict(target), indent=2))
+
+    def write(self, path: Path | str, target: str = "bioimageio", kind: str | None = None) -> Path:
+        """Write the report in the format its suffix names (.json, .md, .html, .xml for JUnit), or `kind`
+        (json, markdown, html, junit); atomically."""
+        from zoo.validators import writers
+
+        path = Path(path)
+        kind = kind or REPORT_SUFFIXES.get(path.suffix.lower())
+        write = {
+            "json": self.write_json,
+            "markdown": lambda p, target: writers.write_markdown(self, p, target=target),
+            "html": lambda p, target: writers.write_html(self, p, target=target),
+            "junit": lambda p, target: writers.write_junit(self, p, target=target),
+        }.get(kind or "")
+        if write is None:
+            raise ValueError(
+                f"{path.name}: cannot tell the report format from {path.suffix or 'no suffix'!r}; use .json, .md, "
+                ".html or .xml, or give kind=json|markdown|html|junit"
+            )
+        return write(path, target=target)
 
 
 def _cannot_judge(finding: Finding) -> bool:

@@ -60,14 +60,13 @@ def rule_set_fingerprint() -> str:
     the loaders and runtimes they call, the report's verdict), and the versions of bioimageio.spec/core and
     of the runtimes. Any change to them gives new cache keys: a cached verdict is never stale. zoo's version
     number is not enough: it does not change when a rule does."""
-    import zoo
     import zoo.validators.checks  # noqa: F401  (registers the rules)
     from zoo.validators.registry import RULES
 
     digest = hashlib.sha256()
     for rule_ in sorted(RULES.values(), key=lambda r: r.id):
         digest.update(f"rule\0{rule_.id}\0{rule_.severity}\0{rule_.target}\0{rule_.stage}\0{rule_.needs}\0".encode())
-    digest.update(source_fingerprint(Path(zoo.__file__).parent).encode())
+    digest.update(source_fingerprint(Path(__file__).resolve().parents[2]).encode())
     for distribution in VERDICT_DISTRIBUTIONS:
         digest.update(f"version\0{distribution}\0{_version(distribution)}\0".encode())
     return digest.hexdigest()

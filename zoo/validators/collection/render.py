@@ -141,8 +141,8 @@ DASHBOARD_SCRIPT = """
 
 def render_dashboard(result: CollectionResult) -> str:
     """index.html: a sortable, filterable table of the packages linking to their reports; no external asset."""
-    from zoo import __version__
     from zoo.validators.writers import badge, html_page, html_text
+    from zoo.version import __version__
 
     rules = sorted({r for e in result.entries for r in e.failed_rules + e.deepimagej_rules})
     rows = []

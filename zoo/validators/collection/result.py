@@ -114,7 +114,7 @@ class CollectionResult:
         return self.out_dir / "summary.md"
 
     def to_dict(self) -> dict:
-        from zoo import __version__
+        from zoo.version import __version__
 
         return {
             "zoo_version": __version__,

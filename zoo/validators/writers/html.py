@@ -76,7 +76,7 @@ def html_page(title: str, body: str, script: str = "", css: str = "") -> str:
 
 def render_html(report: ValidationReport, target: str = "bioimageio") -> str:
     """The report as one page: verdicts, then a table per stage; images for failed reproductions."""
-    from zoo import __version__
+    from zoo.version import __version__
 
     verdict = report.verdict(target)
     dij = verdict.deepimagej

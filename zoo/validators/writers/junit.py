@@ -23,7 +23,7 @@ def _xml(text: object) -> str:
 
 def junit_testsuite(report: ValidationReport, name: str | None = None, target: str = "bioimageio") -> ET.Element:
     """One testcase per finding: failures for failed, skipped for skipped, warnings pass with system-out."""
-    from zoo import __version__
+    from zoo.version import __version__
 
     verdict = report.verdict(target)
     suite = ET.Element(

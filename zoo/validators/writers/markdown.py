@@ -38,7 +38,7 @@ def markdown_verdict_lines(report: ValidationReport, target: str = "bioimageio")
 
 def render_markdown(report: ValidationReport, target: str = "bioimageio", level: int = 1) -> str:
     """One line per finding under a heading per stage, after the verdict lines."""
-    from zoo import __version__
+    from zoo.version import __version__
 
     heading = "#" * level
     lines = [f"{heading} Validation of {md_text(display_name(report))}", ""]
