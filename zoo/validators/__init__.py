@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from zoo.bioimage.source import ExtractionTimeout, UnsafeArchive, open_source
@@ -65,14 +66,14 @@ def validate_source(
     and `memory_limit_mb`; without it they run in this process (faster, for trusted packages and tests).
     A zip that takes longer than `extract_time_limit_s` to unpack is a finding (SAF002). With `static_only`, no
     model runs (the rules of RUNTIME_STAGES are left out), so the verdict is at best "not verified"."""
-    import zoo.validators.checks  # noqa: F401  (registers the rules)
-
     progress = progress or SilentProgress()
     started = time.perf_counter()
     report = ValidationReport(source=str(source), artifacts=str(keep_artifacts) if keep_artifacts else None)
     try:
         opened = open_source(Path(source), extract_time_limit_s)
     except ExtractionTimeout as e:
+        import zoo.validators.checks  # noqa: F401  (registers the rules)
+
         report.findings.append(
             failed(
                 RULES["SAF002"],
@@ -87,10 +88,14 @@ def validate_source(
         report.duration_s = time.perf_counter() - started
         return report
     except UnsafeArchive as e:
+        import zoo.validators.checks  # noqa: F401  (registers the rules)
+
         report.findings.append(failed(RULES["SAF001"], str(e), Path(source).name))
         report.duration_s = time.perf_counter() - started
         return report
-    with opened:
+    with opened, _model_workers(opened, device, isolate and not static_only) as workers:
+        import zoo.validators.checks  # noqa: F401  (registers the rules, while the workers import their runtimes)
+
         ordered = sorted(CHECKS.items(), key=lambda item: (STAGES.index(RULES[item[0]].stage), item[0]))
         runtime = [rule_id for rule_id, _ in ordered if RULES[rule_id].stage in RUNTIME_STAGES]
         static = [rule_id for rule_id, _ in ordered if rule_id not in runtime]
@@ -115,6 +120,7 @@ def validate_source(
                     keep_artifacts=keep_artifacts,
                     time_limit_s=time_limit_s,
                     memory_limit_mb=memory_limit_mb,
+                    workers=workers,
                 )
             else:
                 show_progress()
@@ -134,6 +140,23 @@ def validate_source(
     return report
 
 
+@contextmanager
+def _model_workers(opened, device: str, isolate: bool):
+    """The isolated validation's worker processes (zoo.validators.isolation.ModelWorkers), started before
+    anything else is imported or read here, so that the runtimes load meanwhile; None without isolation. Ended on
+    the way out unless the isolated child took them over."""
+    if not isolate:
+        yield None
+        return
+    from zoo.validators.isolation import ModelWorkers
+
+    workers = ModelWorkers(opened.root, opened.rdf_path, device)
+    try:
+        yield workers
+    finally:
+        workers.close()
+
+
 def _check_isolated(
     opened,
     report: ValidationReport,
@@ -147,6 +170,7 @@ def _check_isolated(
     keep_artifacts: Path | None,
     time_limit_s: float | None,
     memory_limit_mb: float | None,
+    workers=None,
 ) -> None:
     """All checks in one child process (one import of bioimageio.spec and the frameworks, one parse): the
     static findings arrive first, so that a model that hangs, explodes or crashes the child loses only the
@@ -173,7 +197,9 @@ def _check_isolated(
         extract_s=opened.extract_s,
         extract_limit_s=opened.extract_limit_s,
     )
-    child = RuntimeChild(job, time_limit_s or DEFAULT_TIME_LIMIT_S, memory_limit_mb or DEFAULT_MEMORY_LIMIT_MB)
+    child = RuntimeChild(
+        job, time_limit_s or DEFAULT_TIME_LIMIT_S, memory_limit_mb or DEFAULT_MEMORY_LIMIT_MB, workers=workers
+    )
     show_progress()
     received: dict[str, object] = {}
     try:

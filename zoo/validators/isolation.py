@@ -3,8 +3,9 @@ explodes becomes a finding instead of a hung or killed CI job.
 
 The child is forked where nothing can break (one thread, no framework loaded: the CLI), else spawned, and does the
 whole validation of the opened package: one import of bioimageio.spec, one parse. TorchScript and ONNX weights run
-in a worker process per format (zoo.validators.model_worker), started beside the child the same way, which imports
-its runtime while the child parses. The child answers in steps, the package's facts, the static findings, then
+in a worker process per format (zoo.validators.model_worker), started the same way as soon as the rdf names the
+formats (ModelWorkers, before this process imports the rules and starts the child), each importing its runtime while
+the child parses. The child answers in steps, the package's facts, the static findings, then
 the runtime findings, so that a model that hangs, explodes or crashes loses only the latter; once the rules that
 decide what may run are done, the other static rules run in a process forked from the child (single-threaded
 then, before any runtime is loaded) and answer on their own connection, while the child runs the model. A
@@ -224,12 +225,12 @@ def _main_module_hidden() -> Iterator[None]:
             setattr(main, name, value)
 
 
-def _worker_formats(job: RuntimeJob) -> list[str]:
+def _worker_formats(rdf_path: Path, device: str) -> list[str]:
     """The weight formats that get a worker, from the raw rdf (read again by the child: this is a cheap look)."""
     from zoo.bioimage.rdf import read_rdf
 
     try:
-        return worker_formats(read_rdf(job.rdf_path), job.device)
+        return worker_formats(read_rdf(rdf_path), device)
     except Exception:  # the child reports an unreadable rdf
         return []
 
@@ -261,6 +262,61 @@ def start_method() -> str:
     return "spawn"
 
 
+class ModelWorkers:
+    """The worker processes of one isolated validation, one per weight format that gets one
+    (zoo.validators.model_worker), started as soon as the rdf names its formats: their runtime imports (torch's is
+    the longest part of the start) run while this process imports the rules and starts the child. The
+    RuntimeChild that takes them over ends them; `close()` ends them where none does."""
+
+    def __init__(self, root: Path, rdf_path: Path, device: str) -> None:
+        self.context = multiprocessing.get_context(start_method())
+        self.started = time.monotonic()
+        self.scratch = Path(tempfile.mkdtemp(prefix="zoo-isolated-"))  # the child's too; the parent removes it
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.ends: dict[str, tuple[int, Any]] = {}  # weight format -> (worker pid, the child's connection to it)
+        self._taken = False
+        formats = _worker_formats(rdf_path, device)
+        if formats:
+            import numpy  # noqa: F401  (every runtime imports it: once here, shared by the forked workers)
+        confined = (Path(root).resolve(), self.scratch, device)
+        try:
+            with _main_module_hidden():
+                for weight_format in formats:
+                    child_side, worker_side = self.context.Pipe()
+                    worker = self.context.Process(
+                        target=serve,
+                        args=(weight_format, len(formats), worker_side, confined),
+                        name=f"zoo-model-{weight_format}",
+                        daemon=True,
+                    )
+                    worker.start()
+                    worker_side.close()  # the worker holds it now: no other process inherits it
+                    self.processes.append(worker)
+                    self.ends[weight_format] = (worker.pid, child_side)
+        except BaseException:
+            self.close()
+            raise
+
+    def take(self) -> None:
+        """The child has its connections to the workers, the RuntimeChild their processes and the scratch folder."""
+        self._taken = True
+        for _, child_side in self.ends.values():
+            child_side.close()
+
+    def close(self) -> None:
+        """End the workers and remove the scratch folder, unless a RuntimeChild took them over."""
+        if self._taken:
+            return
+        self._taken = True
+        for _, child_side in self.ends.values():
+            child_side.close()
+        for worker in self.processes:
+            if worker.is_alive():
+                worker.kill()
+                worker.join(timeout=10)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
 class RuntimeChild:
     """The isolated child of one validation, watched from a thread of the parent."""
 
@@ -269,36 +325,34 @@ class RuntimeChild:
         job: RuntimeJob,
         time_limit_s: float = DEFAULT_TIME_LIMIT_S,
         memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB,
+        workers: ModelWorkers | None = None,
     ) -> None:
-        context = multiprocessing.get_context(start_method())
+        """`workers`: the job's worker processes, started earlier (ModelWorkers); started here without them. The
+        time limit counts from their start."""
+        if workers is None:
+            workers = ModelWorkers(job.root, job.rdf_path, job.device)
+        context = workers.context
+        self._started = workers.started
         self._connection, child_end = context.Pipe(duplex=False)
         self._static_connection, static_end = context.Pipe(duplex=False)
         self._answers: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stopping = threading.Event()
-        self.workers: list[multiprocessing.process.BaseProcess] = []
-        handed_over = [child_end, static_end]
-        formats = _worker_formats(job)
-        worker_ends = {}
-        self.scratch = Path(tempfile.mkdtemp(prefix="zoo-isolated-"))
-        confined = (Path(job.root).resolve(), self.scratch, job.device)
-        with _main_module_hidden():
-            for weight_format in formats:  # first: their runtime imports are the longest
-                child_side, worker_side = context.Pipe()
-                worker = context.Process(
-                    target=serve,
-                    args=(weight_format, len(formats), worker_side, confined),
-                    name=f"zoo-model-{weight_format}",
-                    daemon=True,
-                )
-                worker.start()
-                self.workers.append(worker)
-                worker_ends[weight_format] = (worker.pid, child_side)
-                handed_over += [child_side, worker_side]
-            job = replace(job, workers=worker_ends, static_connection=static_end, scratch=self.scratch)
-            self.process = context.Process(target=_child, args=(job, child_end), daemon=True)
-            self.process.start()
-        for end in handed_over:
-            end.close()
+        self.workers: list[multiprocessing.process.BaseProcess] = list(workers.processes)
+        self.scratch = workers.scratch
+        try:
+            job = replace(job, workers=dict(workers.ends), static_connection=static_end, scratch=self.scratch)
+            with _main_module_hidden():
+                self.process = context.Process(target=_child, args=(job, child_end), daemon=True)
+                self.process.start()
+        except BaseException:
+            workers.close()
+            self._connection.close()
+            self._static_connection.close()
+            raise
+        finally:
+            child_end.close()
+            static_end.close()
+        workers.take()
         self._watchdog = threading.Thread(
             target=self._watch, args=(time_limit_s, memory_limit_mb), name="zoo-isolation-watchdog", daemon=True
         )
@@ -307,7 +361,7 @@ class RuntimeChild:
     def _watch(self, time_limit_s: float, memory_limit_mb: float) -> None:
         """Relay the answers of the child and of its static process until the runtime findings are in and the
         static answer is in or gone; stop everything over a limit or when the child dies first."""
-        started, peak, failure = time.monotonic(), 0.0, None
+        started, peak, failure = self._started, 0.0, None
         open_connections = [self._connection, self._static_connection]
         runtime_done = False
         try:
