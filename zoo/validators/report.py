@@ -297,6 +297,7 @@ class ValidationReport:
             "exit_code": verdict.exit_code,
             "target": target,
             "reason": verdict.reason,
+            "quality": verdict.quality,
             "unverified": verdict.unverified,
             "source": self.source,
             "name": self.name,
