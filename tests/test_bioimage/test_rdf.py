@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zoo.bioimage.rdf import tensors
+from zoo.bioimage.rdf_tensors import tensors
 from zoo.bioimage.tensors import tensor_specs
 
 

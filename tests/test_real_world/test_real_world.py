@@ -147,7 +147,8 @@ def deepimagej_agreement(entry: Entry) -> tuple[str, str] | None:
 
 def file_urls(entry: Entry) -> set[str]:
     """URLs of the files running needs (weights, architecture, test tensors), from zoo's raw reading of the rdf."""
-    from zoo.bioimage.rdf import read_rdf, referenced_files
+    from zoo.bioimage.rdf import read_rdf
+    from zoo.bioimage.rdf_weights import referenced_files
 
     return {ref.source for ref in referenced_files(read_rdf(entry.descriptor)) if ref.is_url and ref.needed}
 

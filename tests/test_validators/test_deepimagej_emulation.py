@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import load_rdf, save_rdf
-from zoo.bioimage.rdf import tensors
+from zoo.bioimage.rdf_tensors import tensors
 from zoo.validators.deepimagej import emulation
 
 

@@ -1,6 +1,6 @@
 """Tensors as every stage sees them: axes with their kind, the sizes they take, the input axis an output axis
 follows (with scale and offset), halo and channel names. Built from the faithful reading of the rdf
-(`zoo.bioimage.rdf`), so formats 0.3 and 0.4 keep what bioimageio.spec's upgrade would lose (a fixed batch,
+(`zoo.bioimage.rdf_tensors`), so formats 0.3 and 0.4 keep what bioimageio.spec's upgrade would lose (a fixed batch,
 a halo on a fixed-size output, a null scale)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from zoo.bioimage.rdf import AxisView, Size, TensorView, tensors
+from zoo.bioimage.rdf_tensors import AxisView, Size, TensorView, tensors
 
 # 0.3/0.4 axis letters -> the axis ids format 0.5 (and bioimageio.core) use
 V04_AXIS_IDS = {"b": "batch", "c": "channel", "i": "index"}

@@ -20,7 +20,8 @@ from zoo.bioimage.devices import resolve_device
 from zoo.bioimage.files import is_url, sha256_of
 from zoo.bioimage.formats import CODE_EXECUTING_FORMATS, RUNTIMES
 from zoo.bioimage.formats import PREFERENCE as WEIGHT_PRIORITY
-from zoo.bioimage.rdf import RdfError, WeightsEntry, read_rdf, weight_entries
+from zoo.bioimage.rdf import RdfError, read_rdf
+from zoo.bioimage.rdf_weights import WeightsEntry, weight_entries
 from zoo.bioimage.source import OpenedSource, open_source, path_in_package
 from zoo.bioimage.tensors import AxisSpec, TensorSpec, ValidSizes, tensor_specs
 from zoo.errors import PredictionError, SourceError, WeightsError

@@ -195,7 +195,7 @@ def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
         target = work / str(onnx_entry["source"])
     else:
         why, target, onnx_entry = "missing", work / "weights.onnx", None
-    from zoo.bioimage.rdf import tensors
+    from zoo.bioimage.rdf_tensors import tensors
     from zoo.validators.deepimagej.emulation import NotEmulated, apply_processing
 
     try:  # the model sees pre-processed data: compare there, not on raw intensities

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.bioimage.rdf import RdfError, read_rdf, tensors, weight_entries
+from zoo.bioimage.rdf import RdfError, read_rdf
+from zoo.bioimage.rdf_tensors import tensors
+from zoo.bioimage.rdf_weights import weight_entries
 from zoo.bioimage.source import open_source
 from zoo.bioimage.tensors import AxisSpec, TensorSpec, tensor_specs
 from zoo.errors import SourceError

@@ -10,7 +10,8 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from zoo.bioimage.formats import CODE_EXECUTING_FORMATS
-from zoo.bioimage.rdf import RUNNABLE_FORMATS_V05, TensorView, tensors
+from zoo.bioimage.rdf_tensors import TensorView, tensors
+from zoo.bioimage.rdf_weights import RUNNABLE_FORMATS_V05
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.deepimagej.emulation import (
     FIJI_ATOL,

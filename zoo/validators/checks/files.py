@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from zoo.bioimage.files import sha256_of
-from zoo.bioimage.rdf import FileRef, referenced_files, weight_entries
+from zoo.bioimage.rdf_weights import FileRef, referenced_files, weight_entries
 from zoo.bioimage.source import MAX_UNPACKED_BYTES, path_in_package
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed, rule

@@ -51,7 +51,7 @@ def check_archive_unpacks_in_time(pkg: PackageUnderTest) -> Iterator[Finding]:
 def _acting_weights(pkg: PackageUnderTest, rule_, weight_format: str) -> Iterator[Finding]:
     """Read (never load) the weights of `weight_format` for operations that reach outside the model. Without
     --trust such weights are not run: they are marked unusable, so every model-running check skips them."""
-    from zoo.bioimage.rdf import weight_entries
+    from zoo.bioimage.rdf_weights import weight_entries
     from zoo.bioimage.weight_scan import UnreadableWeights, acting_ops
     from zoo.validators.checks.files import package_path
 

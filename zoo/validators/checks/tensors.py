@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoo.bioimage.rdf import format_version, referenced_files
+from zoo.bioimage.rdf import format_version
+from zoo.bioimage.rdf_weights import referenced_files
 from zoo.bioimage.tensors import TensorSpec
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed, rule

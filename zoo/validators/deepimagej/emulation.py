@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoo.bioimage.rdf import AxisView, TensorView
+from zoo.bioimage.rdf_tensors import AxisView, TensorView
 
 MAX_INPUT_TILE_ELEMENTS = 4096 * 4096 * 3  # JDLL TileCalculator
 FIJI_ATOL, FIJI_RTOL = 1.5e-4, 1e-4  # the bioimage.io nightly Fiji check: |a − e| ≤ 1.5e-4 + 1e-4·|e|

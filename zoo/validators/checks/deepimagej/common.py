@@ -6,7 +6,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path, PurePosixPath
 
-from zoo.bioimage.rdf import is_url, referenced_files, runnable_formats, source_name, weights
+from zoo.bioimage.files import is_url
+from zoo.bioimage.rdf_weights import referenced_files, runnable_formats, source_name, weights
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, Rule, rule, skipped
 

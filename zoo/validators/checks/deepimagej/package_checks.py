@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
-from zoo.bioimage.rdf import is_url, source_name, spec_version, tensors, weights
+from zoo.bioimage.files import is_url
+from zoo.bioimage.rdf import spec_version
+from zoo.bioimage.rdf_tensors import tensors
+from zoo.bioimage.rdf_weights import source_name, weights
 from zoo.bioimage.weight_files import find_saved_model
 from zoo.validators.checks.deepimagej.common import (
     TF_FORMAT,

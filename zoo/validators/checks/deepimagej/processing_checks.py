@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from zoo.bioimage.rdf import TensorView, deepimagej_config, spec_version, tensors
+from zoo.bioimage.rdf import deepimagej_config, spec_version
+from zoo.bioimage.rdf_tensors import TensorView, tensors
 from zoo.validators.checks.deepimagej.common import dij
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from zoo.bioimage.rdf import TensorView, source_name, spec_version, tensors, weights
+from zoo.bioimage.rdf import spec_version
+from zoo.bioimage.rdf_tensors import TensorView, tensors
+from zoo.bioimage.rdf_weights import source_name, weights
 from zoo.bioimage.weight_files import UnreadableWeights, read_onnx, read_saved_model
 from zoo.validators.checks.deepimagej.common import TF_FORMAT, VANISHES, dij, weight_path
 from zoo.validators.context import PackageUnderTest

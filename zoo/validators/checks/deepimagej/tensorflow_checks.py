@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from zoo.bioimage.rdf import source_name, tensors, weights
+from zoo.bioimage.rdf_tensors import tensors
+from zoo.bioimage.rdf_weights import source_name, weights
 from zoo.bioimage.weight_files import SavedModelContent, UnreadableWeights, read_saved_model
 from zoo.validators.checks.deepimagej.common import TF_FORMAT, VANISHES, absent_weight_finding, dij, weight_absent
 from zoo.validators.context import PackageUnderTest

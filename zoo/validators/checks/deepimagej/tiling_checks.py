@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from zoo.bioimage.rdf import TensorView, deepimagej_config, tensors
+from zoo.bioimage.rdf import deepimagej_config
+from zoo.bioimage.rdf_tensors import TensorView, tensors
 from zoo.validators.checks.deepimagej.common import VANISHES, dij
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed

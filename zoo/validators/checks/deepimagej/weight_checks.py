@@ -7,14 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from zoo.bioimage.rdf import (
-    NEVER_RUN_FORMATS,
-    RUNNABLE_FORMATS_V05,
-    runnable_formats,
-    source_name,
-    spec_version,
-    weights,
-)
+from zoo.bioimage.rdf import spec_version
+from zoo.bioimage.rdf_weights import NEVER_RUN_FORMATS, RUNNABLE_FORMATS_V05, runnable_formats, source_name, weights
 from zoo.bioimage.weight_files import UnreadableWeights, read_saved_model, read_torchscript
 from zoo.validators.checks.deepimagej.common import TF_FORMAT, TORCHSCRIPT_FORMATS, dij, weight_path
 from zoo.validators.context import PackageUnderTest
