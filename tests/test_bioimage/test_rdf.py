@@ -64,7 +64,7 @@ def test_onnx_wire_reader_agrees_with_the_onnx_package(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from zoo.bioimage.weight_files import read_onnx, read_onnx_domains
+    from zoo.bioimage.onnx_file import read_onnx, read_onnx_domains
 
     inner = helper.make_graph(
         [helper.make_node("Identity", ["a"], ["b"], name="inner")],

@@ -1,14 +1,15 @@
 """Weights that act: operations in a "weights-only" format that reach outside the model, found by reading the
-file (zoo.bioimage.weight_files), never by loading it. TorchScript and TF SavedModel graphs can read and write
-files (`torch.from_file(..., shared=True)`, `tf.io.write_file`) or call Python (PyFunc); an ONNX node outside the
-standard domains runs a custom kernel. Such weights are not run without --trust."""
+file (zoo.bioimage.weight_files, zoo.bioimage.onnx_file), never by loading it. TorchScript and TF SavedModel
+graphs can read and write files (`torch.from_file(..., shared=True)`, `tf.io.write_file`) or call Python (PyFunc);
+an ONNX node outside the standard domains runs a custom kernel. Such weights are not run without --trust."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.bioimage.weight_files import UnreadableWeights, read_onnx_domains, read_saved_model, read_torchscript
+from zoo.bioimage.onnx_file import read_onnx_domains
+from zoo.bioimage.weight_files import UnreadableWeights, read_saved_model, read_torchscript
 
 TORCHSCRIPT_OPS = {
     "aten::from_file": "maps a file of the host into a tensor (and creates it with shared=True)",

@@ -180,7 +180,7 @@ def _simplify_processing(kind: str, t_index: int, tensor: dict) -> list[Fix]:
 
 def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
     """Export ONNX at opset 17 / IR 8 from the package's TorchScript when the ONNX is missing or too new."""
-    from zoo.bioimage.weight_files import read_onnx
+    from zoo.bioimage.onnx_file import read_onnx
 
     weights = rdf.get("weights") or {}
     script_entry = weights.get("torchscript") or weights.get("pytorch_script")

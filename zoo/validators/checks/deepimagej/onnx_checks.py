@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from zoo.bioimage.onnx_file import read_onnx
 from zoo.bioimage.rdf_tensors import tensors
 from zoo.bioimage.rdf_weights import weights
-from zoo.bioimage.weight_files import UnreadableWeights, read_onnx
+from zoo.bioimage.weight_files import UnreadableWeights
 from zoo.validators.checks.deepimagej.common import absent_weight_finding, dij, weight_path
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.deepimagej import engines

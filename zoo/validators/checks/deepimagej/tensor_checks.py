@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from zoo.bioimage.onnx_file import read_onnx
 from zoo.bioimage.rdf import spec_version
 from zoo.bioimage.rdf_tensors import TensorView, tensors
 from zoo.bioimage.rdf_weights import source_name, weights
-from zoo.bioimage.weight_files import UnreadableWeights, read_onnx, read_saved_model
+from zoo.bioimage.weight_files import UnreadableWeights, read_saved_model
 from zoo.validators.checks.deepimagej.common import TF_FORMAT, VANISHES, dij, weight_path
 from zoo.validators.context import PackageUnderTest
 from zoo.validators.registry import Finding, failed, passed
