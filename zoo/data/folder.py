@@ -1,4 +1,4 @@
-"""Load a user's folders of TIFF files for training.
+"""Load a user's folders of TIFF files for training, one layout per task.
 
 - ``load_image_mask_folder``: ``images/<name>.tif`` with ``masks/<name>.tif``, any nonzero value foreground.
 - ``load_image_label_folder``: the same layout, masks holding class labels 0..K-1.
@@ -7,22 +7,20 @@
 - ``load_class_folder``: one sub-folder of images per class.
 
 Files are single planes (``ndim=2``: singleton axes dropped, one 2D array left) or z-stacks (``ndim=3``:
-a multi-page TIFF read as (Z, Y, X)). Every problem a user can fix is a ``DataError`` naming the file(s),
-raised before any training starts; ``zoo.data.checks`` judges whether what was read fits the task (layout,
-mask values, size). A colour (RGB) file is refused, unless its R, G and B are equal everywhere: then it is a
-grey image saved as RGB and is read as one channel, with a warning. Warnings are logged and kept, in order, in
-the returned data's ``warnings`` so that a training run can report them.
+a multi-page TIFF read as (Z, Y, X)), read by ``zoo.data.tiffs``. Every problem a user can fix is a ``DataError``
+naming the file(s), raised before any training starts; ``zoo.data.checks`` judges whether what was read fits the
+task (layout, mask values, size). A colour (RGB) file is refused, unless its R, G and B are equal everywhere: then
+it is a grey image saved as RGB and is read as one channel, with a warning. Warnings are logged and kept, in order,
+in the returned data's ``warnings`` so that a training run can report them.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from zoo.bioimage.files import PartsDigest
 from zoo.data.checks import (
@@ -36,15 +34,21 @@ from zoo.data.checks import (
     check_single_images_layout,
     list_names,
 )
+from zoo.data.tiffs import (
+    TIFF_SUFFIXES,
+    check_dimensionality,
+    check_ndim,
+    grey_as_rgb_warning,
+    read_array,
+    read_bytes,
+    require_folder,
+    tiffs_by_stem,
+)
 from zoo.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-TIFF_SUFFIXES = (".tif", ".tiff")
 MAX_CLASSES = 256  # labels are stored as uint8
-COLOUR_SAMPLES = {3: "RGB", 4: "RGBA"}
-SPATIAL_AXES = {2: "one 2D plane (height, width)", 3: "one z-stack (depth, height, width)"}
-SAVE_HINTS = {2: "save a single grey-level plane per file", 3: "save each volume as a multi-page grey-level TIFF"}
 
 
 @dataclass(frozen=True)
@@ -80,121 +84,6 @@ def _warn(warnings: list[str], *messages: str) -> None:
         warnings.append(message)
 
 
-def _check_ndim(ndim: int) -> int:
-    if ndim not in SPATIAL_AXES:
-        raise DataError(f"ndim={ndim!r}, expected 2 (single planes) or 3 (z-stacks)")
-    return ndim
-
-
-def _require_folder(folder: Path, expected: str) -> Path:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(
-            f"training data folder {folder} does not exist or is not a folder; pass a folder that {expected}"
-        )
-    return folder
-
-
-def _tiffs_by_stem(directory: Path, purpose: str = "so each image pairs with exactly one mask") -> dict[str, Path]:
-    """TIFF files in ``directory`` keyed by stem; two files with one stem are an error."""
-    found: dict[str, Path] = {}
-    for path in sorted(directory.iterdir()):
-        if not (path.is_file() and path.suffix.lower() in TIFF_SUFFIXES):
-            continue
-        if path.stem in found:
-            raise DataError(
-                f"{found[path.stem]} and {path} have the same name {path.stem!r}; keep one of them {purpose}"
-            )
-        found[path.stem] = path
-    return found
-
-
-def _read_bytes(path: Path, digest: PartsDigest) -> bytes:
-    """The file's bytes, added to `digest` (their length, then the bytes)."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e}; check that the file is readable") from e
-    return digest.add_bytes(data)
-
-
-def _wrong_dimensionality(path: Path, shape: tuple[int, ...], ndim: int) -> DataError:
-    return DataError(
-        f"{path} has shape {shape}, expected {SPATIAL_AXES[ndim]} after dropping axes of length 1; {SAVE_HINTS[ndim]}"
-    )
-
-
-def _read_array(path: Path, data: bytes, ndim: int, role: str = "image") -> tuple[np.ndarray, bool]:
-    """The grey-level 2D or 3D array in a TIFF file's bytes, with singleton axes squeezed away, and whether it
-    was a grey image saved as RGB (R = G = B everywhere), read as one channel. Other colour files are refused.
-
-    Colour means samples per pixel stored last (axes ending in S, as cameras, Fiji and PIL write RGB); a
-    leading sample axis of 3 is read as 3 planes, as tifffile stores a 3-plane stack unless told otherwise."""
-    try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            axes = tif.series[0].axes
-            array = tif.asarray()
-    except Exception as e:  # tifffile raises many types for damaged files
-        raise DataError(
-            f"cannot read TIFF {path}: {type(e).__name__}: {e}; re-save it as a valid TIFF "
-            "or remove it together with its partner"
-        ) from e
-    grey_as_rgb = False
-    samples = array.shape[-1] if axes.endswith("S") and array.ndim == len(axes) else 1
-    if samples in COLOUR_SAMPLES:
-        colour = array[..., :3]
-        if not (colour == colour[..., :1]).all():
-            what = "colour-coded mask" if role == "mask" else f"colour {role}"
-            fix = (
-                "save the mask as one grey-level plane of label values"
-                if role == "mask"
-                else "save one channel (the stain the network should see) as a grey-level TIFF"
-            )
-            raise DataError(
-                f"{path} is an {COLOUR_SAMPLES[samples]} {what} (shape {array.shape}, R, G and B differ); the "
-                f"trainers take one grey-level channel and do not convert colour: {fix}"
-            )
-        array, grey_as_rgb = colour[..., 0], True
-    if "C" in axes and array.shape[axes.index("C")] > 1 and array.ndim == len(axes):
-        raise DataError(
-            f"{path} holds {array.shape[axes.index('C')]} channels (axes {axes}, shape {array.shape}); the trainers "
-            "take one grey-level channel: save the channel to train on, one per file"
-        )
-    squeezed = np.squeeze(array)
-    if squeezed.ndim not in SPATIAL_AXES:
-        raise _wrong_dimensionality(path, array.shape, ndim)
-    if squeezed.dtype.kind not in "biuf":
-        raise DataError(
-            f"{path} holds {squeezed.dtype} values, expected integers or floats; save it as a grey-level TIFF"
-        )
-    return squeezed, grey_as_rgb
-
-
-def _grey_as_rgb_warning(converted: list[Path]) -> list[str]:
-    if not converted:
-        return []
-    return [
-        f"{len(converted)} grey file(s) saved as RGB (R = G = B everywhere) were read as one grey channel: "
-        f"{list_names([str(path) for path in converted])}"
-    ]
-
-
-def _check_dimensionality(paths: list[Path], arrays: list[np.ndarray], ndim: int) -> None:
-    """Every array has ``ndim`` axes: a file of each kind when 2D and 3D files are mixed, else the odd one."""
-    first_of: dict[int, int] = {}
-    for index, array in enumerate(arrays):
-        first_of.setdefault(array.ndim, index)
-    if 2 in first_of and 3 in first_of:
-        flat, stack = first_of[2], first_of[3]
-        raise DataError(
-            f"mixed dimensionality: {paths[flat]} is 2D {arrays[flat].shape} but {paths[stack]} is 3D "
-            f"{arrays[stack].shape}; give every file the same dimensionality: all single planes or all z-stacks"
-        )
-    for path, array in zip(paths, arrays, strict=True):
-        if array.ndim != ndim:
-            raise _wrong_dimensionality(path, array.shape, ndim)
-
-
 @dataclass
 class _Pairs:
     names: list[str]
@@ -212,12 +101,12 @@ def _load_pairs(folder: Path, partner: str, noun: str, ndim: int, min_size: MinS
     The checksum covers, pair by pair, the length and bytes of the image file and then of the partner file.
     Images are finite and at least `min_size` along every axis.
     """
-    ndim = _check_ndim(ndim)
-    folder = _require_folder(folder, f"holds images/ and {partner}/")
+    ndim = check_ndim(ndim)
+    folder = require_folder(folder, f"holds images/ and {partner}/")
     check_pair_layout(folder, partner, TIFF_SUFFIXES)
     images_dir, partners_dir = folder / "images", folder / partner
-    image_paths = _tiffs_by_stem(images_dir, f"so each image pairs with exactly one {noun}")
-    partner_paths = _tiffs_by_stem(partners_dir, f"so each image pairs with exactly one {noun}")
+    image_paths = tiffs_by_stem(images_dir, f"so each image pairs with exactly one {noun}")
+    partner_paths = tiffs_by_stem(partners_dir, f"so each image pairs with exactly one {noun}")
     if not image_paths and not partner_paths:
         raise DataError(
             f"no TIFF files ({', '.join(TIFF_SUFFIXES)}) found in {images_dir} or {partners_dir}; "
@@ -245,13 +134,13 @@ def _load_pairs(folder: Path, partner: str, noun: str, ndim: int, min_size: MinS
     firsts = [image_paths[name] for name in names]
     seconds = [partner_paths[name] for name in names]
     for first, second in zip(firsts, seconds):
-        image, grey_image = _read_array(first, _read_bytes(first, digest), ndim, "image")
-        other, grey_other = _read_array(second, _read_bytes(second, digest), ndim, noun)
+        image, grey_image = read_array(first, read_bytes(first, digest), ndim, "image")
+        other, grey_other = read_array(second, read_bytes(second, digest), ndim, noun)
         images.append(image)
         partners.append(other)
         converted += [path for path, grey in ((first, grey_image), (second, grey_other)) if grey]
     # Pair by pair, so that the first file named is the first one that is wrong.
-    _check_dimensionality(
+    check_dimensionality(
         [p for pair in zip(firsts, seconds) for p in pair], [a for pair in zip(images, partners) for a in pair], ndim
     )
     for image_path, partner_path, image, other in zip(firsts, seconds, images, partners, strict=True):
@@ -264,7 +153,7 @@ def _load_pairs(folder: Path, partner: str, noun: str, ndim: int, min_size: MinS
         check_finite(path, image)
     check_min_size(firsts, images, min_size)
     warnings: list[str] = []
-    _warn(warnings, *_grey_as_rgb_warning(converted))
+    _warn(warnings, *grey_as_rgb_warning(converted))
     return _Pairs(names, images, partners, firsts, seconds, digest.hexdigest(), warnings)
 
 
@@ -340,10 +229,10 @@ def load_image_folder(folder: Path, ndim: int = 2, min_size: MinSize | None = No
 
     Images become float32; ``masks`` is empty. The checksum covers the length and bytes of each file.
     """
-    ndim = _check_ndim(ndim)
-    folder = _require_folder(folder, "holds TIFF images (directly or in images/)")
+    ndim = check_ndim(ndim)
+    folder = require_folder(folder, "holds TIFF images (directly or in images/)")
     directory = folder / "images" if (folder / "images").is_dir() else folder
-    paths_by_stem = _tiffs_by_stem(directory, "so each image is read once")
+    paths_by_stem = tiffs_by_stem(directory, "so each image is read once")
     if not paths_by_stem:
         if directory == folder:
             check_single_images_layout(folder, TIFF_SUFFIXES)
@@ -351,14 +240,14 @@ def load_image_folder(folder: Path, ndim: int = 2, min_size: MinSize | None = No
     names = sorted(paths_by_stem)
     paths = [paths_by_stem[name] for name in names]
     digest = PartsDigest()
-    read = [_read_array(path, _read_bytes(path, digest), ndim) for path in paths]
+    read = [read_array(path, read_bytes(path, digest), ndim) for path in paths]
     images = [image for image, _ in read]
-    _check_dimensionality(paths, images, ndim)
+    check_dimensionality(paths, images, ndim)
     for path, image in zip(paths, images, strict=True):
         check_finite(path, image)
     check_min_size(paths, images, min_size)
     warnings: list[str] = []
-    _warn(warnings, *_grey_as_rgb_warning([path for path, (_, grey) in zip(paths, read) if grey]))
+    _warn(warnings, *grey_as_rgb_warning([path for path, (_, grey) in zip(paths, read) if grey]))
     logger.info("loaded %d images from %s", len(names), directory)
     return FolderData(
         images=[image.astype(np.float32) for image in images],
@@ -377,7 +266,7 @@ def load_class_folder(folder: Path, min_size: MinSize | None = None) -> ClassFol
     another task's layout and refused. Sub-folders whose name starts with "." are skipped. The checksum
     covers each class name, file name, file length and file bytes in order.
     """
-    folder = _require_folder(folder, "holds one sub-folder of TIFF images per class")
+    folder = require_folder(folder, "holds one sub-folder of TIFF images per class")
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     check_class_layout(folder, [p.name for p in class_dirs])
     if len(class_dirs) < 2:
@@ -395,7 +284,7 @@ def load_class_folder(folder: Path, min_size: MinSize | None = None) -> ClassFol
         )
     files: list[tuple[int, str, Path]] = []
     for label, class_dir in enumerate(class_dirs):
-        paths_by_stem = _tiffs_by_stem(class_dir, "so each image is read once")
+        paths_by_stem = tiffs_by_stem(class_dir, "so each image is read once")
         if not paths_by_stem:
             raise DataError(
                 f"class folder {class_dir} holds no TIFF files ({', '.join(TIFF_SUFFIXES)}); "
@@ -407,12 +296,12 @@ def load_class_folder(folder: Path, min_size: MinSize | None = None) -> ClassFol
     images, converted = [], []
     for label, _, path in files:
         digest.add_text(f"{class_dirs[label].name}/{path.name}")
-        image, grey = _read_array(path, _read_bytes(path, digest), ndim=2)
+        image, grey = read_array(path, read_bytes(path, digest), ndim=2)
         images.append(image)
         if grey:
             converted.append(path)
     paths = [path for _, _, path in files]
-    _check_dimensionality(paths, images, ndim=2)
+    check_dimensionality(paths, images, ndim=2)
     for path, image in zip(paths, images, strict=True):
         if image.shape != images[0].shape:
             raise DataError(
@@ -421,7 +310,7 @@ def load_class_folder(folder: Path, min_size: MinSize | None = None) -> ClassFol
             )
         check_finite(path, image)
     check_min_size(paths, images, min_size)
-    _warn(warnings, *_grey_as_rgb_warning(converted))
+    _warn(warnings, *grey_as_rgb_warning(converted))
     class_names = [class_dir.name for class_dir in class_dirs]
     logger.info("loaded %d images in %d classes from %s", len(files), len(class_names), folder)
     return ClassFolderData(
