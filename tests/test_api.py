@@ -60,3 +60,13 @@ def test_info_describes_a_package_without_running_it(tiny_package):
     assert facts.deepimagej in ("runs", "runs with risks", "cannot judge")
     text = facts.text()
     assert "halo" in text and "pre-processing" in text
+
+
+@pytest.mark.slow
+def test_package_result_points_at_files_that_exist(tiny_checkpoint, tmp_path):
+    """The export happens in a temporary folder that is gone afterwards: the result names files in the zip."""
+    result = zoo.package(tiny_checkpoint, tmp_path / "out", name="tiny api package", license="MIT", progress=False)
+    assert result.exported.weights
+    for weights in result.exported.weights:
+        assert weights.path.exists() and weights.path.read_bytes()
+    assert result.zip_path.is_file() and result.report.status == "passed"

@@ -192,18 +192,19 @@ def validate_collection(
     scheduler: str | None = None,
     target: str = "bioimageio",
     trust: bool = False,
-    device: str = "cpu",
+    device: str = "auto",
     use_cache: bool = True,
     cache_dir: Path | None = None,
     time_limit_s: float | None = None,
     memory_limit_mb: float | None = None,
     isolate: bool = True,
-    progress: Progress | None = None,
+    progress: Progress | bool | None = None,
 ):
     """Validate every package under a folder (or listed in a text file), each on its own, sequentially, on
     `workers` local Dask processes or on the Dask cluster at `scheduler`; unchanged packages come from the
     cache. Writes summary.json, summary.md, junit.xml, reports/ and index.html into `out_dir`; returns a
     CollectionResult (entries, exit_code)."""
+    from zoo.bioimage.devices import resolve_device
     from zoo.validators.collection import validate_collection as run_collection
 
     return run_collection(
@@ -213,13 +214,13 @@ def validate_collection(
         scheduler=scheduler,
         target=target,
         trust=trust,
-        device=device,
+        device=resolve_device(device),
         use_cache=use_cache,
         cache_dir=cache_dir,
         time_limit_s=time_limit_s,
         memory_limit_mb=memory_limit_mb,
         isolate=isolate,
-        progress=progress,
+        progress=_progress(progress),
     )
 
 
@@ -364,9 +365,10 @@ def _predict_arrays(model: Path, arrays, **options):
     return next(iter(loaded.values())) if len(loaded) == 1 else loaded
 
 
-def fix_deepimagej(source: Path, out_dir: Path, *, device: str = "cpu", progress: Progress | None = None):
+def fix_deepimagej(source: Path, out_dir: Path, *, device: str = "auto", progress: Progress | bool | None = None):
     """Rewrite a third-party package for Fiji's deepImageJ (the input is never modified); returns a FixResult with
     what was fixed, what was not (rule IDs) and the fixed package's ValidationReport."""
+    from zoo.bioimage.devices import resolve_device
     from zoo.packaging.fix_deepimagej import fix_deepimagej as fix
 
-    return fix(Path(source), Path(out_dir), device=device, progress=progress)
+    return fix(Path(source), Path(out_dir), device=resolve_device(device), progress=_progress(progress))

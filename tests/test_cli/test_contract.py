@@ -106,7 +106,7 @@ def test_docs_rules_md_is_generated_from_the_registry():
 
     from zoo.validators.registry import rules_markdown
 
-    docs = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
+    docs = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
     assert docs.read_text(encoding="utf-8") == rules_markdown()
     result = runner.invoke(app, ["rules", "--markdown"])
     assert result.exit_code == 0 and result.output == rules_markdown()

@@ -96,3 +96,10 @@ def test_rules_are_concise_and_nothing_is_cut_when_piped():
 
     trainers = " ".join(run_zoo("trainers").stdout.split())
     assert all(" ".join(get_trainer(name).description.split()) in trainers for name in TRAINERS)
+
+
+def test_a_bad_licence_is_one_line_before_any_export(tiny_checkpoint, tmp_path):
+    result = run_zoo("package", str(tiny_checkpoint), "--out", str(tmp_path / "out"), "--license", "CC-BY-4")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--license CC-BY-4" in result.stderr and "CC-BY-4.0" in result.stderr
+    assert "exporting" not in result.stderr and not (tmp_path / "out").exists()

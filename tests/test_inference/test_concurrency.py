@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.test_inference.packages import batch, build_package, channel, space_in, space_out
+from tests.packages import batch, channel, space_in, space_out, write_package
 from tests.test_inference.test_predict import nuclei_like
 from zoo import api
 from zoo.inference import model as model_module
@@ -26,13 +26,15 @@ def blending_package(tmp_path_factory):
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.Sigmoid())
     example = np.random.default_rng(0).random((1, 1, 32, 32)).astype(np.float32)
-    return build_package(
+    return write_package(
         tmp_path_factory.mktemp("blend") / "package",
         module,
         example,
         [batch(), channel("raw"), space_in("y", (16, 8)), space_in("x", (16, 8))],
         [batch(), channel("a", "b"), space_out("y"), space_out("x")],
         formats=("onnx",),
+        trace=True,
+        normalize=True,
     )
 
 

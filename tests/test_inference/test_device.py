@@ -8,7 +8,7 @@ import pytest
 import tifffile
 from typer.testing import CliRunner
 
-from tests.test_inference.packages import batch, build_package, channel, space_in, space_out
+from tests.packages import batch, channel, space_in, space_out, write_package
 from zoo import api
 from zoo.bioimage import devices
 from zoo.cli import app
@@ -37,13 +37,15 @@ def package(tmp_path_factory):
     example = np.random.default_rng(0).normal(size=(1, 1, 32, 32)).astype(np.float32)
     inputs = [batch(), channel("raw"), space_in("y", (16, 4)), space_in("x", (16, 4))]
     outputs = [batch(), channel("out"), space_out("y", halo=1), space_out("x", halo=1)]
-    return build_package(
+    return write_package(
         tmp_path_factory.mktemp("device") / "smooth",
         Smooth(),
         example,
         inputs,
         outputs,
         formats=("torchscript", "onnx"),
+        trace=True,
+        normalize=True,
     )
 
 

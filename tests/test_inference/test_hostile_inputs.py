@@ -14,7 +14,7 @@ import pytest
 import tifffile
 from typer.testing import CliRunner
 
-from tests.test_inference.packages import batch, build_package, channel, space_in, space_out
+from tests.packages import batch, channel, space_in, space_out, write_package
 from tests.test_inference.test_predict import nuclei_like
 from zoo import api
 from zoo.cli import app
@@ -29,7 +29,7 @@ def per_pixel_package(folder, *, normalize: bool = True, size=(16, 8)):
     torch.manual_seed(0)
     side = size if isinstance(size, int) else 32
     example = np.random.default_rng(0).random((1, 1, side, side)).astype(np.float32)
-    return build_package(
+    return write_package(
         folder,
         torch.nn.Conv2d(1, 1, 1),
         example,
@@ -37,6 +37,7 @@ def per_pixel_package(folder, *, normalize: bool = True, size=(16, 8)):
         [batch(), channel("out"), space_out("y"), space_out("x")],
         formats=("onnx",),
         normalize=normalize,
+        trace=True,
     )
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.test_inference.packages import batch, build_package, channel, space_in, space_out
+from tests.packages import batch, channel, space_in, space_out, write_package
 from zoo import api
 from zoo.inference.calibration import PixelSize
 from zoo.inference.image_io import open_image, write_tiff
@@ -92,16 +92,18 @@ def packages(tmp_path_factory):
         ),
     }
     built = {
-        name: build_package(root / name, module, example, inputs, outputs)
+        name: write_package(root / name, module, example, inputs, outputs, trace=True, normalize=True)
         for name, (module, inputs, outputs) in cases.items()
     }
     volume = np.random.default_rng(0).normal(size=(1, 1, 8, 16, 16)).astype(np.float32)
-    built["3d"] = build_package(
+    built["3d"] = write_package(
         root / "3d",
         Same3d(),
         volume,
         [batch(), channel("raw"), space_in("z", (4, 1)), space_in("y", (8, 1)), space_in("x", (8, 1))],
         [batch(), channel("out"), *(space_out(a) for a in "zyx")],
+        trace=True,
+        normalize=True,
     )
     return built
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.test_inference.packages import batch, build_package, channel, space_in, space_out
+from tests.packages import batch, channel, space_in, space_out, write_package
 from zoo import api
 from zoo.errors import ImageError, InputError
 from zoo.inference.model import load_model
@@ -104,7 +104,19 @@ def resized(tmp_path_factory):
         "cropdown2": (CropDown2(), *yx((8, 2), scale=2.0, offset=-1, channels=("a", "b"))),
     }
     return {
-        name: (build_package(root / name, module, example, inputs, outputs, formats=("torchscript", "onnx")), module)
+        name: (
+            write_package(
+                root / name,
+                module,
+                example,
+                inputs,
+                outputs,
+                formats=("torchscript", "onnx"),
+                trace=True,
+                normalize=True,
+            ),
+            module,
+        )
         for name, (module, inputs, outputs) in cases.items()
     }
 
@@ -205,20 +217,24 @@ def classifiers(tmp_path_factory):
     example = np.random.default_rng(0).normal(size=(1, 1, 32, 32)).astype(np.float32)
     root = tmp_path_factory.mktemp("classifiers")
     outputs = [batch(), channel("background", "nucleus", "mitosis")]
-    fixed = build_package(
+    fixed = write_package(
         root / "fixed",
         module,
         example,
         [batch(), channel("raw"), space_in("y", 32), space_in("x", 32)],
         outputs,
         formats=("torchscript", "onnx"),
+        trace=True,
+        normalize=True,
     )
-    free = build_package(
+    free = write_package(
         root / "free",
         module,
         example,
         [batch(), channel("raw"), space_in("y", (16, 8)), space_in("x", (16, 8))],
         outputs,
+        trace=True,
+        normalize=True,
     )
     return fixed, free, module
 
@@ -290,7 +306,9 @@ def models_3d(tmp_path_factory):
     for name, z in (("free", (6, 2)), ("fixed", 8)):
         inputs = [batch(), channel("raw"), space_in("z", z), space_in("y", (8, 4)), space_in("x", (8, 4))]
         outputs = [batch(), channel("out"), *(space_out(a, halo=2) for a in "zyx")]
-        packages[name] = build_package(root / name, module, example, inputs, outputs, formats=("torchscript", "onnx"))
+        packages[name] = write_package(
+            root / name, module, example, inputs, outputs, formats=("torchscript", "onnx"), trace=True, normalize=True
+        )
     return packages
 
 

@@ -1,7 +1,7 @@
 """Small TorchScript packages made in the tests, for the runtime rules (SIZ, DET, TIL, OUT, GPU, PRF): models that
 are fine, and models with one deliberate flaw each (randomness at inference, a division by the image's spread,
 batch entries that leak into each other, a global mean), in 2D, 3D and as a classifier. No pre/post-processing,
-so the test output is the module's output on the test input."""
+so the test output is the module's output on the test input. Packages come from the one builder, tests.packages."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import load_rdf, save_rdf
+from tests.packages import image_axes, output_axes, write_package  # noqa: F401 (the one package builder)
 
 
 def _torch():
@@ -107,82 +108,6 @@ def classifier_model(classes: int = 3):
         torch.nn.Linear(4, classes),
         torch.nn.Softmax(dim=1),
     ).eval()
-
-
-def image_axes(spatial: str = "yx", size: dict | int | None = None, batch: bool = True) -> list[dict]:
-    size = size if size is not None else {"min": 16, "step": 1}
-    axes = [{"type": "batch"}] if batch else []
-    axes.append({"type": "channel", "channel_names": ["raw"]})
-    return axes + [{"type": "space", "id": a, "size": size} for a in spatial]
-
-
-def output_axes(
-    spatial: str = "yx", halo: int | None = None, input_id: str = "raw", batch: bool = True, offset: int = 0
-) -> list[dict]:
-    axes = [{"type": "batch"}] if batch else []
-    axes.append({"type": "channel", "channel_names": ["out"]})
-    for a in spatial:
-        axis = {"type": "space", "id": a, "size": {"tensor_id": input_id, "axis_id": a, "offset": offset}}
-        if halo is not None:
-            axis["halo"] = halo
-        axes.append(axis)
-    return axes
-
-
-def write_package(
-    folder: Path,
-    module,
-    test_input: np.ndarray,
-    in_axes: list[dict],
-    out_axes: list[dict],
-    data_range: list | None = None,
-    name: str = "runtime test model",
-) -> Path:
-    """A format 0.5 package with TorchScript weights of `module`; the test output is the module's output."""
-    torch = _torch()
-    folder.mkdir(parents=True, exist_ok=True)
-    scripted = torch.jit.script(module)
-    scripted.save(str(folder / "weights.pt"))
-    with torch.no_grad():
-        test_output = scripted(torch.from_numpy(test_input)).numpy()
-    np.save(folder / "test_input.npy", test_input.astype(np.float32))
-    np.save(folder / "test_output.npy", test_output.astype(np.float32))
-    (folder / "README.md").write_text(f"# {name}\n\nA model made by zoo's tests.\n\n## Validation\n\nzoo validate.\n")
-    output = {
-        "id": "out",
-        "description": "the model's output",
-        "axes": out_axes,
-        "test_tensor": {"source": "test_output.npy"},
-    }
-    if data_range is not None:
-        output["data"] = {"type": "float32", "range": data_range}
-    save_rdf(
-        folder,
-        {
-            "format_version": "0.5.4",
-            "type": "model",
-            "name": name,
-            "description": "a model made by zoo's tests",
-            "authors": [{"name": "zoo"}],
-            "cite": [{"text": "zoo", "url": "https://bioimage.io"}],
-            "license": "MIT",
-            "documentation": "README.md",
-            "tags": ["test"],
-            "timestamp": "2026-01-01T00:00:00",
-            "inputs": [
-                {
-                    "id": "raw",
-                    "description": "an image",
-                    "axes": in_axes,
-                    "test_tensor": {"source": "test_input.npy"},
-                    "data": {"type": "float32"},
-                }
-            ],
-            "outputs": [output],
-            "weights": {"torchscript": {"source": "weights.pt", "pytorch_version": torch.__version__.split("+")[0]}},
-        },
-    )
-    return folder
 
 
 def blob_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

@@ -93,7 +93,22 @@ def build_package(
                 "package with --target bioimageio to write it anyway"
             )
         _move_into_place(staged_zip, target, overwrite)
+        _point_into_zip(exported, folder, target)
     return PackageResult(target, exported, report, list(metadata.warnings))
+
+
+def _point_into_zip(exported, folder: Path, target: Path) -> None:
+    """The exported files were made in a temporary folder that is gone once the zip is in place: their paths
+    become paths inside the zip (zipfile.Path: `.name`, `.exists()`, `.open()`, `.read_bytes()`)."""
+    import zipfile
+
+    for weights in exported.weights:
+        weights.path = zipfile.Path(target, Path(weights.path).relative_to(folder).as_posix())
+        architecture = weights.details.get("architecture_file")
+        if architecture is not None and Path(architecture).is_relative_to(folder):
+            weights.details["architecture_file"] = zipfile.Path(
+                target, Path(architecture).relative_to(folder).as_posix()
+            )
 
 
 def _move_into_place(staged: Path, target: Path, overwrite: bool) -> None:

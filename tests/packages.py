@@ -1,0 +1,151 @@
+"""The one builder of test packages: a small torch module written as a format-0.5 bioimage.io package (TorchScript,
+optionally ONNX), its test output computed by the module itself, with the axes the test chooses (fixed or
+parameterized sizes, outputs cropped, scaled or with a halo, classifiers, 3D). The rdf is written as raw YAML,
+as a third party's would be, not with zoo's packaging; the axis helpers give its entries."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import save_rdf
+
+
+def batch() -> dict:
+    return {"type": "batch"}
+
+
+def channel(*names: str) -> dict:
+    return {"type": "channel", "channel_names": list(names)}
+
+
+def space_in(axis_id: str, size) -> dict:
+    """A spatial input axis: `size` an int (fixed) or (min, step)."""
+    if isinstance(size, tuple):
+        size = {"min": size[0], "step": size[1]}
+    return {"type": "space", "id": axis_id, "size": size}
+
+
+def space_out(axis_id: str, *, tensor: str = "raw", offset: int = 0, scale: float = 1.0, halo: int = 0) -> dict:
+    """A spatial output axis that follows the input's axis of the same id: ·(1/scale) + offset, with a halo."""
+    axis = {"type": "space", "id": axis_id, "size": {"tensor_id": tensor, "axis_id": axis_id, "offset": offset}}
+    if scale != 1.0:
+        axis["scale"] = scale
+    if halo:
+        axis["halo"] = halo
+    return axis
+
+
+def image_axes(spatial: str = "yx", size: dict | int | None = None, with_batch: bool = True) -> list[dict]:
+    size = size if size is not None else {"min": 16, "step": 1}
+    return [
+        *([batch()] if with_batch else []),
+        channel("raw"),
+        *({"type": "space", "id": a, "size": size} for a in spatial),
+    ]
+
+
+def output_axes(
+    spatial: str = "yx", halo: int | None = None, input_id: str = "raw", with_batch: bool = True, offset: int = 0
+) -> list[dict]:
+    axes = [*([batch()] if with_batch else []), channel("out")]
+    for a in spatial:
+        axis = space_out(a, tensor=input_id, offset=offset, halo=halo or 0)
+        if halo is not None:
+            axis["halo"] = halo
+        axes.append(axis)
+    return axes
+
+
+def write_package(
+    folder: Path,
+    module,
+    test_input: np.ndarray,
+    in_axes: list[dict],
+    out_axes: list[dict],
+    *,
+    formats: tuple[str, ...] = ("torchscript",),
+    trace: bool = False,
+    normalize: bool = False,
+    data_range: list | None = None,
+    name: str = "tiny test model",
+) -> Path:
+    """Write `module` (a torch.nn.Module taking and returning one tensor) as a package into `folder`. TorchScript
+    is scripted, or traced with `trace`; `normalize` adds zero-mean unit-variance pre-processing per sample (the
+    test output is then the module's output on the normalised input); `data_range` the output's declared range."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    test_input = np.asarray(test_input, dtype=np.float32)
+    tensor = torch.from_numpy(test_input)
+    scripted = torch.jit.trace(module, tensor) if trace else torch.jit.script(module)
+    scripted.save(str(folder / "weights.pt"))
+    with torch.no_grad():
+        seen = (tensor - tensor.mean()) / (tensor.std() + 1e-6) if normalize else tensor
+        test_output = module(seen).numpy()
+    np.save(folder / "test_input.npy", test_input)
+    np.save(folder / "test_output.npy", test_output.astype(np.float32))
+    (folder / "README.md").write_text(f"# {name}\n\nA model made by zoo's tests.\n\n## Validation\n\nzoo validate.\n")
+    weights = {"torchscript": {"source": "weights.pt", "pytorch_version": torch.__version__.split("+")[0]}}
+    if "onnx" in formats:
+        _write_onnx(folder / "weights.onnx", module, tensor, in_axes, out_axes)
+        weights["onnx"] = {"source": "weights.onnx", "opset_version": 17}
+    spatial = [a["id"] for a in in_axes if a["type"] == "space"]
+    inputs = {
+        "id": "raw",
+        "description": "an image",
+        "axes": in_axes,
+        "test_tensor": {"source": "test_input.npy"},
+        "data": {"type": "float32"},
+    }
+    if normalize:
+        inputs["preprocessing"] = [{"id": "zero_mean_unit_variance", "kwargs": {"axes": spatial, "eps": 1e-6}}]
+    output = {
+        "id": "out",
+        "description": "the model's output",
+        "axes": out_axes,
+        "test_tensor": {"source": "test_output.npy"},
+    }
+    if data_range is not None:
+        output["data"] = {"type": "float32", "range": data_range}
+    save_rdf(
+        folder,
+        {
+            "format_version": "0.5.4",
+            "type": "model",
+            "name": name,
+            "description": "a model made by zoo's tests",
+            "authors": [{"name": "zoo"}],
+            "cite": [{"text": "zoo", "url": "https://bioimage.io"}],
+            "license": "MIT",
+            "documentation": "README.md",
+            "tags": ["test"],
+            "timestamp": "2026-01-01T00:00:00",
+            "inputs": [inputs],
+            "outputs": [output],
+            "weights": weights,
+        },
+    )
+    return folder
+
+
+def _write_onnx(path: Path, module, tensor, in_axes: list[dict], out_axes: list[dict]) -> None:
+    import torch
+
+    dynamic = {i: f"d{i}" for i, axis in enumerate(in_axes) if axis["type"] != "channel"}
+    dynamic_out = {i: f"o{i}" for i, axis in enumerate(out_axes) if axis["type"] != "channel"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (tensor,),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["raw"],
+            output_names=["out"],
+            dynamic_axes={"raw": dynamic, "out": dynamic_out},
+        )
