@@ -123,10 +123,12 @@ def refuse_existing_outputs(jobs: list[Job]) -> None:
     """Before any work: TIFF and CSV outputs that exist are not replaced silently (a Zarr output resumes)."""
     existing = [path for job in jobs if not job.zarr for path in job.outputs.values() if path.exists()]
     if existing:
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise InputError(
-            f"{existing[0]}{more} exist already: pass --overwrite to replace them, or choose another --out folder"
+        which = (
+            f"{existing[0]} and {len(existing) - 1} more outputs exist"
+            if len(existing) > 1
+            else f"{existing[0]} exists"
         )
+        raise InputError(f"{which} already: pass --overwrite to replace them, or choose another --out folder")
 
 
 def predict_arrays(
