@@ -5,15 +5,12 @@ from scipy import ndimage
 from zoo.data.tasks import (
     MULTICLASS_NAMES,
     PHENOTYPE_NAMES,
-    ellipsoid_reach,
     make_classification,
     make_multiclass,
-    make_nuclei_3d,
     make_restoration_pairs,
-    place_centres_3d,
     psnr,
-    rotation_yx,
 )
+from zoo.data.tasks_3d import ellipsoid_reach, make_nuclei_3d, place_centres_3d, rotation_yx
 
 GENERATORS = {
     "multiclass": lambda seed: make_multiclass(3, (64, 64), seed),

@@ -52,20 +52,20 @@ class UNet3dTrainer(TorchTrainer):
                 "files_kind": "z-stack/mask TIFF pairs",
             }
         else:
-            from zoo.data.tasks import make_nuclei_3d
+            from zoo.data.tasks_3d import make_nuclei_3d
 
             warnings = []
             side = data.image_size
             volumes, masks = make_nuclei_3d(data.n_images, (side, side, side), data.seed)
             provenance = {
                 "source": "synthetic",
-                "generator": "zoo.data.tasks.make_nuclei_3d",
+                "generator": "zoo.data.tasks_3d.make_nuclei_3d",
                 "n_images": data.n_images,
                 "image_size": side,
                 "seed": data.seed,
                 "name": "zoo synthetic 3D nuclei",
                 "description": f"Synthetic fluorescence z-stacks, {data.n_images} of {side}x{side}x{side} "
-                f"voxels from zoo.data.tasks.make_nuclei_3d with seed {data.seed} "
+                f"voxels from zoo.data.tasks_3d.make_nuclei_3d with seed {data.seed} "
                 "(ellipsoid nuclei, anisotropic blur, Poisson-Gaussian noise), exact masks.",
                 "tags": ["nuclei", "fluorescence-light-microscopy", "3d"],
             }
