@@ -1,4 +1,6 @@
-"""What is said about each trainer's models whatever the run: its model card and the paper its rdf cites.
+"""Over 400 lines on purpose: declarative data, one Card and Citation per trainer, best read side by side.
+
+What is said about each trainer's models whatever the run: its model card and the paper its rdf cites.
 zoo.trainers registers each trainer with its Card and Citation from here.
 
 The run-specific facts (data, hyper-parameters, metrics, curves) come from the checkpoint; a Card holds what

@@ -1,4 +1,6 @@
-"""The validation report: findings in, one verdict out, the same in every output.
+"""Over 400 lines on purpose: the verdict and the report that carries it are one thing, with no clean seam.
+
+The validation report: findings in, one verdict out, the same in every output.
 
 `verdict(target)` is the only place that decides a package's status, its exit code, the reason and the
 finding counts; the terminal, JSON, Markdown, HTML, JUnit and the collection's summary and dashboard all

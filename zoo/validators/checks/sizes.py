@@ -1,4 +1,6 @@
-"""SIZ: the model runs on every valid input size it declares, not only the test input's, and behaves as the rdf
+"""Over 400 lines on purpose: three rules (SIZ001-003) that share one size plan and its runs, read together.
+
+SIZ: the model runs on every valid input size it declares, not only the test input's, and behaves as the rdf
 says: output shapes follow the size references (SIZ001), a smaller input's output equals the centre of a larger
 one's beyond the declared halo (SIZ002), and a batch of two equals two batches of one (SIZ003).
 
