@@ -3,13 +3,13 @@ becomes the batch or z as the model says, RGB samples become channels, and whate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from zoo.bioimage.tensors import AxisSpec, TensorSpec
 from zoo.errors import ImageError
 from zoo.inference.image_io import ImageSource
-from zoo.inference.model import TensorSpec
 
 KNOWN_LETTERS = "BTZCSYXQ"
 STACK_LETTERS = "QTZ"  # image axes that may become the model's batch
@@ -61,9 +61,27 @@ def _model_letter(axis_id: str, kind: str) -> str:
 
 
 def map_axes(image: ImageSource, spec: TensorSpec, axes: str | None = None) -> AxisMapping:
-    name = image.path.name
     shape = image.shape
-    letters = (axes or image.axes or infer_axes(shape, spec) or "").upper()
+    letters = _checked_letters(image.path.name, shape, spec, axes or image.axes or infer_axes(shape, spec) or "")
+    picking = _Picking(image.path.name, letters, shape)
+    for axis in spec.axes:
+        if axis.kind in ("space", "time"):
+            _take_spatial(picking, spec, axis)
+    _take_channel(picking, spec)
+    leftovers = _take_batch(picking, spec)
+    if leftovers:
+        raise ImageError(
+            f"{picking.name}: axes {letters} {shape}: {', '.join(f'{c} ({picking.size[c]})' for c in leftovers)} "
+            f"cannot be mapped onto model input {spec.id!r} ({', '.join(spec.axis_ids)})"
+        )
+    source = picking.source
+    letters_by_axis = {a: letters[i] for a, i in source.items() if i is not None}
+    return AxisMapping(letters, spec.axis_ids, source, letters_by_axis)
+
+
+def _checked_letters(name: str, shape: tuple[int, ...], spec: TensorSpec, given: str) -> str:
+    """The image's axis letters, upper case: one known letter per dimension, none repeated."""
+    letters = given.upper()
     if not letters:
         raise ImageError(
             f"{name}: cannot tell the axes of a {len(shape)}D array of shape {shape}: give them "
@@ -76,28 +94,45 @@ def map_axes(image: ImageSource, spec: TensorSpec, axes: str | None = None) -> A
         )
     if len(set(letters)) != len(letters):
         raise ImageError(f"{name}: axes {letters!r} repeat a letter: give each dimension its own letter")
-    size = dict(zip(letters, shape))
-    position = {letter: i for i, letter in enumerate(letters)}
-    source: dict[str, int | None] = {}
-    used: set[str] = set()
+    return letters
 
-    def take(letter: str, model_axis: str) -> None:
-        source[model_axis] = position[letter]
-        used.add(letter)
 
-    for axis in spec.axes:
-        if axis.kind in ("space", "time"):
-            letter = "T" if axis.kind == "time" else _model_letter(axis.id, axis.kind)
-            if letter in size and letter not in used:
-                take(letter, axis.id)
-            elif letter == "Z" and "Q" in size and size["Q"] > 1:
-                take("Q", axis.id)  # pages of unknown meaning, and the model wants z: read them as z
-            else:
-                raise ImageError(
-                    f"{name}: image axes {letters} {shape} have no {letter} axis, model input "
-                    f"{spec.id!r} needs ({', '.join(spec.axis_ids)}): give a "
-                    f"{'3D stack' if letter == 'Z' else 'matching image'} or --axes"
-                )
+@dataclass
+class _Picking:
+    """Image dimensions picked so far for the model axes of one input."""
+
+    name: str
+    letters: str
+    shape: tuple[int, ...]
+    source: dict[str, int | None] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.size = dict(zip(self.letters, self.shape))
+        self.position = {letter: i for i, letter in enumerate(self.letters)}
+
+    def take(self, letter: str, model_axis: str) -> None:
+        self.source[model_axis] = self.position[letter]
+        self.used.add(letter)
+
+
+def _take_spatial(picking: _Picking, spec: TensorSpec, axis: AxisSpec) -> None:
+    size = picking.size
+    letter = "T" if axis.kind == "time" else _model_letter(axis.id, axis.kind)
+    if letter in size and letter not in picking.used:
+        picking.take(letter, axis.id)
+    elif letter == "Z" and "Q" in size and size["Q"] > 1:
+        picking.take("Q", axis.id)  # pages of unknown meaning, and the model wants z: read them as z
+    else:
+        raise ImageError(
+            f"{picking.name}: image axes {picking.letters} {picking.shape} have no {letter} axis, model input "
+            f"{spec.id!r} needs ({', '.join(spec.axis_ids)}): give a "
+            f"{'3D stack' if letter == 'Z' else 'matching image'} or --axes"
+        )
+
+
+def _take_channel(picking: _Picking, spec: TensorSpec) -> None:
+    name, size = picking.name, picking.size
     channel = spec.of_kind("channel")
     image_channels = [c for c in ("C", "S") if c in size and size[c] > 1]
     if len(image_channels) > 1:
@@ -118,36 +153,35 @@ def map_axes(image: ImageSource, spec: TensorSpec, axes: str | None = None) -> A
                 f"convert the image to {wanted} channel{'s' if wanted != 1 else ''} first"
             )
         if letter:
-            take(letter, channel[0].id)
+            picking.take(letter, channel[0].id)
         else:
-            source[channel[0].id] = None
+            picking.source[channel[0].id] = None
     elif image_channels:
         raise ImageError(
             f"{name}: {size[image_channels[0]]} channels, model input {spec.id!r} has no channel "
             "axis: give a single-channel image"
         )
+
+
+def _take_batch(picking: _Picking, spec: TensorSpec) -> list[str]:
+    """Take the stack axis as the model's batch, if it has one; the image letters left over (size > 1)."""
+    size = picking.size
     batch = spec.of_kind("batch")
-    leftovers = [c for c in letters if c not in used and size[c] > 1]
+    leftovers = [c for c in picking.letters if c not in picking.used and size[c] > 1]
     if batch:
         stack = ["B"] if "B" in size else [c for c in leftovers if c in STACK_LETTERS]
         if len(stack) > 1:
             raise ImageError(
-                f"{name}: axes {letters} {shape}: both {' and '.join(stack)} would become the model's "
-                f"batch; give a stack along one axis only"
+                f"{picking.name}: axes {picking.letters} {picking.shape}: both {' and '.join(stack)} would become "
+                f"the model's batch; give a stack along one axis only"
             )
         if stack:
-            take(stack[0], batch[0].id)
+            picking.take(stack[0], batch[0].id)
             if stack[0] in leftovers:
                 leftovers.remove(stack[0])
         else:
-            source[batch[0].id] = None
-    if leftovers:
-        raise ImageError(
-            f"{name}: axes {letters} {shape}: {', '.join(f'{c} ({size[c]})' for c in leftovers)} "
-            f"cannot be mapped onto model input {spec.id!r} ({', '.join(spec.axis_ids)})"
-        )
-    letters_by_axis = {a: letters[i] for a, i in source.items() if i is not None}
-    return AxisMapping(letters, spec.axis_ids, source, letters_by_axis)
+            picking.source[batch[0].id] = None
+    return leftovers
 
 
 def _example(spec: TensorSpec) -> str:
