@@ -167,23 +167,8 @@ def plan_axis(
     single = sizes.at_least(length + context_in)
     as_is = AxisTiling(axis, length, length, length, 0) if sizes.is_valid(length) else None  # one call, no padding
     if whole:
-        if as_is is not None:
-            return as_is
-        if single is None:
-            raise InputError(
-                f"axis {axis}: the model takes exactly {sizes.min} pixels, the image needs "
-                f"{length} + {context_in} (halo): tile the image (--tile auto) instead of --tile none"
-            )
-        return AxisTiling(axis, length, single, length, halo, 0, after_field)
-    if requested is not None:
-        tile = sizes.at_least(requested)
-        if tile is None:
-            raise InputError(
-                f"axis {axis}: tile {requested} is larger than the only size the model takes "
-                f"({sizes.min}): give --tile {sizes.min} or auto"
-            )
-    else:
-        tile = sizes.at_most(max(target or 0, sizes.min))
+        return _whole_axis(axis, length, sizes, halo, context_in, after_field, single, as_is)
+    tile = _window_size(axis, sizes, requested, target)
     if as_is is not None and (length <= tile or (requested is None and length <= (target or 0) + sizes.step)):
         return as_is
     overlap = min(overlap, max(0, (tile - context_in - max(align, 1)) // 4))  # blending may not eat the tile
@@ -196,33 +181,82 @@ def plan_axis(
             + (f" and blending overlap {overlap} per side" if overlap else "")
             + f" is cut off: give a tile of at least {least}"
         )
-    if single is not None and requested is None and single <= max(tile, (target or 0) + sizes.step):
-        # one window over the whole axis when it fits the target (give or take the rounding to a valid size)
-        return AxisTiling(axis, length, single, length, halo, 0, after_field)
-    if stride >= length and single is not None:
+    # one window over the whole axis when it fits the target (give or take the rounding to a valid size), or
+    # when one stride covers it
+    fits_target = requested is None and single is not None and single <= max(tile, (target or 0) + sizes.step)
+    if fits_target or (stride >= length and single is not None):
         return AxisTiling(axis, length, single, length, halo, 0, after_field)
     if stride >= align:
         stride = stride // align * align
     count = _ceil_div(length, stride)
     # balance: the same number of tiles, each as small as it can be
     balanced = _ceil_div(_ceil_div(length, count), align) * align if stride >= align else stride
-    if count > 1:
-        overlap = min(overlap, balanced // 2)
-    overlap = overlap if count > 1 else 0
+    overlap = min(overlap, balanced // 2) if count > 1 else 0
     if as_is is not None:
-        # the image's length is one the model takes: windows stay inside the image, so its borders are seen as a
-        # single call sees them; the context before a tile is rounded up so that every window starts on the
-        # pooling grid of that call
-        before = _round_up(halo + overlap, max(align, 1)) - overlap
-        inside_tile = sizes.at_least(balanced + before + after + 2 * overlap)
-        if inside_tile is not None and inside_tile >= length:
-            return as_is
-        if inside_tile is not None and (length - inside_tile) % max(align, 1) == 0:
-            return AxisTiling(
-                axis, length, inside_tile, balanced, before, overlap, None if after == before else after, inside=True
-            )
+        inside = _inside_image(as_is, sizes, balanced, halo, after, overlap, align)
+        if inside is not None:
+            return inside
     tile = sizes.at_least(balanced + context_in + 2 * overlap) or tile
     return AxisTiling(axis, length, tile, balanced, halo, overlap, after_field)
+
+
+def _whole_axis(
+    axis: str,
+    length: int,
+    sizes: ValidSizes,
+    halo: int,
+    context_in: int,
+    after_field: int | None,
+    single: int | None,
+    as_is: AxisTiling | None,
+) -> AxisTiling:
+    """One window over the whole axis: the image as it is when the model takes its length, else padded."""
+    if as_is is not None:
+        return as_is
+    if single is None:
+        raise InputError(
+            f"axis {axis}: the model takes exactly {sizes.min} pixels, the image needs "
+            f"{length} + {context_in} (halo): tile the image (--tile auto) instead of --tile none"
+        )
+    return AxisTiling(axis, length, single, length, halo, 0, after_field)
+
+
+def _window_size(axis: str, sizes: ValidSizes, requested: int | None, target: int | None) -> int:
+    """The requested window size rounded up to a valid one, or the largest valid one up to `target`."""
+    if requested is None:
+        return sizes.at_most(max(target or 0, sizes.min))
+    tile = sizes.at_least(requested)
+    if tile is None:
+        raise InputError(
+            f"axis {axis}: tile {requested} is larger than the only size the model takes "
+            f"({sizes.min}): give --tile {sizes.min} or auto"
+        )
+    return tile
+
+
+def _inside_image(
+    as_is: AxisTiling, sizes: ValidSizes, balanced: int, halo: int, after: int, overlap: int, align: int
+) -> AxisTiling | None:
+    """For an image whose length the model takes: windows that stay inside the image, so its borders are seen as a
+    single call sees them; the context before a tile is rounded up so that every window starts on the pooling grid
+    of that call. `as_is` when one such window covers the image; None when the windows cannot stay on that grid."""
+    length = as_is.length
+    before = _round_up(halo + overlap, max(align, 1)) - overlap
+    inside_tile = sizes.at_least(balanced + before + after + 2 * overlap)
+    if inside_tile is not None and inside_tile >= length:
+        return as_is
+    if inside_tile is not None and (length - inside_tile) % max(align, 1) == 0:
+        return AxisTiling(
+            as_is.axis,
+            length,
+            inside_tile,
+            balanced,
+            before,
+            overlap,
+            None if after == before else after,
+            inside=True,
+        )
+    return None
 
 
 def _ceil_div(a: int, b: int) -> int:
