@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zoo.bioimage.tensors import AxisSpec, TensorSpec
 from zoo.errors import ImageError
 from zoo.inference.axes import MappedImage, map_axes
 from zoo.inference.image_io import ImageSource
-from zoo.inference.model import AxisSpec, TensorSpec
 from zoo.inference.tiling import ValidSizes
 
 

@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 from tests.packages import batch, channel, space_in, space_out, write_package
 from zoo import api
 from zoo.bioimage import devices
+from zoo.bioimage.devices import resolve_device
 from zoo.cli import app
 from zoo.errors import InputError, WeightsError
-from zoo.inference.model import load_model, resolve_device
+from zoo.inference.model import load_model
 from zoo.inference.planning import tiles_per_call
 from zoo.inference.predict import predict_arrays
 

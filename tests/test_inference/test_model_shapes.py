@@ -338,7 +338,8 @@ def test_2d_image_into_a_3d_model_is_refused_before_any_compute(models_3d, tmp_p
 
 
 def test_only_outputs_without_spatial_axes_count_as_non_spatial():
-    from zoo.inference.model import AxisSpec, TensorSpec, derive_geometry
+    from zoo.bioimage.tensors import AxisSpec, TensorSpec
+    from zoo.inference.geometry import derive_geometry
     from zoo.inference.tiling import ValidSizes
 
     names = ("a", "b")

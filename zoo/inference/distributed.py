@@ -81,8 +81,8 @@ def predict_distributed(
 ):
     """Like zoo.inference.predict.predict, the files or tiles spread over Dask workers: `scheduler` is an
     address, "local" or "local:N" (N local worker processes)."""
+    from zoo.bioimage.devices import resolve_device
     from zoo.inference.discovery import plan_jobs
-    from zoo.inference.model import resolve_device
     from zoo.inference.options import parse_memory, parse_tile
     from zoo.inference.predict import PredictionResult, refuse_existing_outputs
 

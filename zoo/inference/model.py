@@ -1,16 +1,15 @@
 """A package made ready to predict: its tensors and weights read faithfully from the rdf (formats 0.3-0.5,
 zoo.bioimage), the weight format chosen for the device, the runtime that executes it, and the rdf's pre/post-processing
-from bioimageio.core, which reads the description in its own format version (0.4 or 0.5), never upgraded."""
+from bioimageio.core, which reads the description in its own format version (0.4 or 0.5), never upgraded. The
+geometry that tiling needs is derived by zoo.inference.geometry."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import logging
-import math
 import os
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -23,55 +22,15 @@ from zoo.bioimage.formats import PREFERENCE as WEIGHT_PRIORITY
 from zoo.bioimage.rdf import RdfError, read_rdf
 from zoo.bioimage.rdf_weights import WeightsEntry, weight_entries
 from zoo.bioimage.source import OpenedSource, open_source, path_in_package
-from zoo.bioimage.tensors import AxisSpec, TensorSpec, ValidSizes, tensor_specs
+from zoo.bioimage.tensors import TensorSpec, tensor_specs
 from zoo.errors import PredictionError, SourceError, WeightsError
+from zoo.inference.geometry import Geometry, derive_geometry
 
 logger = logging.getLogger(__name__)
 
-TILED_KINDS = ("space", "time")
 # onnxruntime on CPU: tiles run side by side, each call on a share of the cores; this beats one call on all
 # cores when other work competes for them (pre-processing, writing, other processes) and is no slower otherwise
 ONNX_CPU_WORKERS = 2
-
-
-@dataclass(frozen=True)
-class OutputAxisMap:
-    """How an output axis follows a tiled input axis: output index = input index · ratio, and the output is
-    `offset` pixels longer (negative: shorter) than the input · ratio (bioimageio.spec's SizeReference). A window
-    starting at input index s yields output from index s · ratio on: a translation-equivariant model crops (or
-    pads) the same border from every window as from the whole image."""
-
-    output_axis: str
-    input_axis: str
-    ratio: Fraction
-    offset: int = 0
-
-    def length(self, input_length: int) -> int:
-        """The output's length for an input of `input_length` (the spec's int(size · scale ratio + offset))."""
-        return int(input_length * self.ratio + self.offset)
-
-
-@dataclass
-class Geometry:
-    """What tiling needs to know about the model, derived once from the description."""
-
-    tiled_axes: tuple[str, ...]  # input axes cut into tiles, in the first input's order
-    sizes: dict[str, ValidSizes]  # valid window sizes per tiled axis, common to all inputs
-    halo: dict[str, int]  # input pixels of context before each tile, per tiled axis
-    align: dict[str, int]  # tile strides are multiples of this (the pooling grid)
-    output_maps: dict[str, list[OutputAxisMap]]  # output id -> its axes that follow tiled axes
-    batch_fixed: bool  # the model takes exactly one batch entry
-    tileable: str | None = None  # None, or why the model cannot be tiled
-    halo_after: dict[str, int] = field(default_factory=dict)  # context after each tile (default: `halo`)
-    non_spatial_outputs: tuple[str, ...] = ()  # outputs without spatial axes (classifiers)
-
-    def after(self, axis: str) -> int:
-        return self.halo_after.get(axis, self.halo[axis])
-
-    @property
-    def resized_outputs(self) -> bool:
-        """Some output is scaled or offset relative to its input (blending needs outputs the input's size)."""
-        return any(m.ratio != 1 or m.offset for maps in self.output_maps.values() for m in maps)
 
 
 @dataclass
@@ -212,111 +171,6 @@ def _refuse_custom_code(descr, trust: bool) -> None:
                     )
 
 
-def derive_geometry(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> Geometry:
-    """Tiled axes, valid window sizes, halo and alignment; `tileable` says why tiling is impossible, if it is."""
-    first = inputs[0]
-    tiled = tuple(a.id for a in first.of_kind(*TILED_KINDS))
-    by_id = {t.id: t for t in inputs}
-    reasons = []
-    for tensor in inputs[1:]:
-        if tuple(a.id for a in tensor.of_kind(*TILED_KINDS)) != tiled:
-            reasons.append(f"inputs {first.id} and {tensor.id} have different spatial axes")
-    if any(t.of_kind("index") for t in inputs):
-        reasons.append("an input has an index axis")
-    sizes: dict[str, ValidSizes] = {}
-    for axis_id in tiled:
-        common: ValidSizes | None = None
-        for tensor in inputs:
-            axis = tensor.axis(axis_id)
-            if axis is None:
-                continue
-            own = _resolve_sizes(axis, by_id)
-            if own is None:
-                continue
-            common = own if common is None else common.intersect(own)
-            if common is None:
-                reasons.append(f"the inputs take no common size along {axis_id}")
-                break
-        sizes[axis_id] = common or ValidSizes(1, 1)
-    before = dict.fromkeys(tiled, 0)
-    after = dict.fromkeys(tiled, 0)
-    quantum = dict.fromkeys(tiled, 1)  # input pixels that make whole output pixels on every output
-    output_maps: dict[str, list[OutputAxisMap]] = {}
-    non_spatial = []
-    for tensor in outputs:
-        maps = []
-        for axis in tensor.axes:
-            if axis.kind in ("batch", "channel"):
-                continue
-            if axis.kind == "index":
-                reasons.append(f"output {tensor.id} has an index axis ({axis.id}) whose size the data decides")
-                continue
-            if axis.reference is None or axis.reference[0] not in by_id or axis.reference[1] not in tiled:
-                reasons.append(f"output {tensor.id} axis {axis.id} does not follow an input's spatial axis")
-                continue
-            reference = by_id[axis.reference[0]].axis(axis.reference[1])
-            ratio = Fraction(reference.scale).limit_denominator(1000) / Fraction(axis.scale).limit_denominator(1000)
-            input_axis = axis.reference[1]
-            maps.append(OutputAxisMap(axis.id, input_axis, ratio, axis.offset))
-            # a window [s, s + w) yields output [s·r, (s + w)·r + offset), of which `halo` is unreliable at each end
-            before[input_axis] = max(before[input_axis], math_ceil(Fraction(axis.halo) / ratio))
-            after[input_axis] = max(after[input_axis], math_ceil(Fraction(axis.halo - min(axis.offset, 0)) / ratio))
-            quantum[input_axis] = math.lcm(quantum[input_axis], ratio.denominator)
-        output_maps[tensor.id] = maps
-        missing = [a for a in tiled if maps and a not in {m.input_axis for m in maps}]
-        if missing:
-            reasons.append(f"output {tensor.id} has no axis that follows input axis {', '.join(missing)}")
-        if tiled and not tensor.of_kind(*TILED_KINDS, "index"):
-            non_spatial.append(tensor.id)
-            reasons.append(
-                f"output {tensor.id} has no axis that follows the image (e.g. a classifier's classes): "
-                "each image goes through the model whole"
-            )
-    halo = {a: _round_up(before[a], quantum[a]) for a in tiled}
-    halo_after = {a: _round_up(after[a], quantum[a]) for a in tiled}
-    align = {a: math.lcm(_alignment(sizes[a], halo[a] + halo_after[a]), quantum[a]) for a in tiled}
-    batch = first.of_kind("batch")
-    return Geometry(
-        tiled,
-        sizes,
-        halo,
-        align,
-        output_maps,
-        batch_fixed=bool(batch and batch[0].sizes is not None),
-        tileable="; ".join(dict.fromkeys(reasons)) or None,
-        halo_after={a: n for a, n in halo_after.items() if n != halo[a]},
-        non_spatial_outputs=tuple(non_spatial),
-    )
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def math_ceil(value: Fraction) -> int:
-    return -(-value.numerator // value.denominator)
-
-
-def _resolve_sizes(axis: AxisSpec, inputs: dict[str, TensorSpec], depth: int = 0) -> ValidSizes | None:
-    if axis.sizes is not None or axis.reference is None or depth > 8:
-        return axis.sizes
-    tensor = inputs.get(axis.reference[0])
-    target = tensor.axis(axis.reference[1]) if tensor else None
-    return _resolve_sizes(target, inputs, depth + 1) if target is not None else None
-
-
-def _alignment(sizes: ValidSizes, context: int) -> int:
-    """Tile strides are multiples of this: the size step (a U-Net's pooling factor), or for fixed sizes the
-    largest power of two up to 64 that leaves room for the halo (`context`: before and after together)."""
-    if sizes.step:
-        return sizes.step
-    room = sizes.min - context
-    power = 64
-    while power > 1 and room < power:
-        power //= 2
-    return power
-
-
 def _weight_path(entry: WeightsEntry, opened: OpenedSource) -> Path | None:
     """The weight file inside the package; None for a URL or a path that leads outside it (never opened)."""
     if entry.source is None or is_url(entry.source):
@@ -353,6 +207,11 @@ def _load_weights(
 
 
 def _unusable(weight_format: str, entry: WeightsEntry, opened: OpenedSource, device: str, trust: bool) -> str | None:
+    """Why these weights are not loaded here, or None: the runtime first, then the file."""
+    return _runtime_problem(weight_format, device, trust) or _file_problem(weight_format, entry, opened, trust)
+
+
+def _runtime_problem(weight_format: str, device: str, trust: bool) -> str | None:
     if weight_format in CODE_EXECUTING_FORMATS and not trust:
         return "loading it runs code shipped in the package: pass --trust to allow it"
     runtime = RUNTIMES.get(weight_format)
@@ -365,6 +224,10 @@ def _unusable(weight_format: str, entry: WeightsEntry, opened: OpenedSource, dev
 
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             return "onnxruntime has no CUDA provider here (install onnxruntime-gpu)"
+    return None
+
+
+def _file_problem(weight_format: str, entry: WeightsEntry, opened: OpenedSource, trust: bool) -> str | None:
     if entry.source is None:
         return "the rdf names no weight file"
     if is_url(entry.source):
@@ -378,14 +241,19 @@ def _unusable(weight_format: str, entry: WeightsEntry, opened: OpenedSource, dev
     if expected is not None and path.is_file() and sha256_of(path) != str(expected):
         return f"{path.name} does not match its sha256 in the rdf (the file was changed): run `zoo validate`"
     if not trust:
-        from zoo.bioimage.weight_scan import UnreadableWeights, acting_ops
+        return _acting_ops_problem(weight_format, path, opened)
+    return None
 
-        try:
-            acting = acting_ops(weight_format, path, opened.root)
-        except UnreadableWeights as e:
-            return f"{path.name} cannot be read as {weight_format} ({e})"
-        if acting:
-            return f"its graph calls {', '.join(sorted({a.op for a in acting}))}: pass --trust to run it anyway"
+
+def _acting_ops_problem(weight_format: str, path: Path, opened: OpenedSource) -> str | None:
+    from zoo.bioimage.weight_scan import UnreadableWeights, acting_ops
+
+    try:
+        acting = acting_ops(weight_format, path, opened.root)
+    except UnreadableWeights as e:
+        return f"{path.name} cannot be read as {weight_format} ({e})"
+    if acting:
+        return f"its graph calls {', '.join(sorted({a.op for a in acting}))}: pass --trust to run it anyway"
     return None
 
 
@@ -434,4 +302,4 @@ def _split_post(post_ops: list) -> tuple[list, list]:
     return post_ops, []
 
 
-__all__ = ["AxisSpec", "Geometry", "PredictionModel", "TensorSpec", "derive_geometry", "load_model", "resolve_device"]
+__all__ = ["PredictionModel", "load_model"]
