@@ -24,6 +24,7 @@ import numpy as np
 
 from zoo.bioimage.files import PartsDigest
 from zoo.data.checks import (
+    MAX_CLASSES,
     MinSize,
     check_binary_masks,
     check_class_labels,
@@ -47,8 +48,6 @@ from zoo.data.tiffs import (
 from zoo.errors import DataError
 
 logger = logging.getLogger(__name__)
-
-MAX_CLASSES = 256  # labels are stored as uint8
 
 
 @dataclass(frozen=True)
