@@ -88,7 +88,7 @@ def _child(job: RuntimeJob, connection) -> None:
     try:
         from zoo.validators import run_isolated_checks
 
-        run_isolated_checks(job, lambda kind, payload: connection.send((kind, payload)))
+        run_isolated_checks(job, lambda kind, payload: connection.send((kind, payload)), own_process=True)
     except BaseException as e:  # everything must reach the parent as a message
         try:
             connection.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"))

@@ -10,6 +10,7 @@ the weight file run here (no package code, no external data), on the CPU."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -47,12 +48,16 @@ def serve(weight_format: str, workers: int, connection, confined: tuple | None =
     # TorchScript is the slower runtime of the two here: it gets every core, onnxruntime its share, so that the
     # TorchScript runs (the last to finish) use the cores onnxruntime leaves idle once its runs are done
     threads = (os.cpu_count() or 1) if weight_format == "torchscript" else _threads(workers)
+    gc.disable()  # while the runtime imports (torch's: a tenth less CPU), see zoo.validators._garbage_collection_paused
     try:
         runtime = __import__(WORKER_FORMATS[weight_format])
         if weight_format == "torchscript":
             runtime.set_num_threads(threads)
     except BaseException:  # the load request reports it
         pass
+    finally:
+        gc.freeze()  # this process ends with the validation: the collector need not scan the runtime's objects again
+        gc.enable()
     backend = None
     while True:
         try:
