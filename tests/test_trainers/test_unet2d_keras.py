@@ -41,9 +41,9 @@ def test_keras_package_validates_in_every_format(tiny_keras_package):
     assert reproduced == {"weights.keras_v3", "weights.tensorflow_saved_model_bundle", "weights.onnx"}
 
 
-@pytest.mark.slow
 def test_keras_run_resumes_after_an_interruption(tmp_path):
-    """Interrupted in epoch 2 of 2, resumed: the history continues from the saved epoch and holds both epochs."""
+    """Interrupted in epoch 2 of 2, resumed: the history continues from the saved epoch and holds both epochs;
+    the result exports to Keras v3 and a TF SavedModel, each proven (the fast lane's one Keras test)."""
     from tests.test_trainers.test_zoo_trainers import StopAtEpoch
     from zoo import api
 
@@ -57,6 +57,10 @@ def test_keras_run_resumes_after_an_interruption(tmp_path):
     assert [h["epoch"] for h in resumed.history] == [1, 2]
     assert seen.epochs == {2}, "epoch 1 was trained again: the saved state was ignored"
     assert resumed.history[0] == saved["history"][0]  # epoch 1 comes from the state, not from a new run
+
+    exported = api.export(resumed.checkpoint, tmp_path / "weights", "tensorflow", progress=False)
+    assert {w.weight_format for w in exported.weights} == {"keras_v3", "tensorflow_saved_model_bundle"}
+    assert all(w.agreement.passed and w.path.is_file() for w in exported.weights)
 
 
 class EpochsSeen(SilentProgress):
