@@ -199,7 +199,7 @@ def _skip_field_docstrings() -> None:
     except ImportError:
         return
 
-    def no_docstrings(cls, use_inspect: bool = False) -> dict[str, str]:
+    def no_docstrings(*args, **kwargs) -> dict[str, str]:  # whatever pydantic passes
         return {}
 
     for module in (_docs_extraction, _fields, _generate_schema):
