@@ -294,26 +294,6 @@ def predict(
     package is refused (InputError): the package is never changed."""
     import numpy as np
 
-    if isinstance(inputs, np.ndarray) or (
-        isinstance(inputs, dict) and inputs and all(isinstance(v, np.ndarray) for v in inputs.values())
-    ):
-        return _predict_arrays(
-            model,
-            inputs,
-            weights=weights,
-            device=device,
-            tile=tile,
-            batch_size=batch_size,
-            memory_limit=memory_limit,
-            trust=trust,
-            axes=axes,
-            blend=blend,
-        )
-    if out_dir is None:
-        raise InputError("give an output folder (out_dir) for file inputs; numpy arrays are returned instead")
-    from zoo.bioimage.source import refuse_output_inside
-
-    refuse_output_inside("--out", Path(out_dir), Path(model))
     options = dict(
         weights=weights,
         device=device,
@@ -323,9 +303,17 @@ def predict(
         trust=trust,
         axes=axes,
         blend=blend,
-        overwrite=overwrite,
-        progress=_progress(progress),
     )
+    if isinstance(inputs, np.ndarray) or (
+        isinstance(inputs, dict) and inputs and all(isinstance(v, np.ndarray) for v in inputs.values())
+    ):
+        return _predict_arrays(model, inputs, **options)
+    if out_dir is None:
+        raise InputError("give an output folder (out_dir) for file inputs; numpy arrays are returned instead")
+    from zoo.bioimage.source import refuse_output_inside
+
+    refuse_output_inside("--out", Path(out_dir), Path(model))
+    options.update(overwrite=overwrite, progress=_progress(progress))
     if scheduler or workers:
         from zoo.inference.distributed import predict_distributed
 
