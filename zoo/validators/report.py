@@ -102,7 +102,12 @@ def count_findings(findings: list[Finding], target: str = "bioimageio") -> dict[
 def counts_text(counts: dict[str, int]) -> str:
     """ "3 failed, 2 warnings, 80 passed, 4 skipped" (and the deepImageJ-only failures when there are any)."""
     shown = [key for key in COUNT_KEYS if key != "failed_other_target" or counts.get(key)]
-    return ", ".join(f"{counts.get(key, 0)} {COUNT_LABELS[key]}" for key in shown)
+    return ", ".join(f"{counts.get(key, 0)} {_label(key, counts.get(key, 0))}" for key in shown)
+
+
+def _label(key: str, count: int) -> str:
+    """"1 warning", "2 warnings" (the other labels read the same for one and many)."""
+    return COUNT_LABELS[key].removesuffix("s") if key == "warning" and count == 1 else COUNT_LABELS[key]
 
 
 @dataclass(frozen=True)
