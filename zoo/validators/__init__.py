@@ -11,40 +11,10 @@ from pathlib import Path
 from zoo.bioimage.source import ExtractionTimeout, UnsafeArchive, open_source
 from zoo.progress import Progress, SilentProgress
 from zoo.validators.context import PackageUnderTest
-from zoo.validators.registry import CHECKS, RULES, Finding, failed, skipped
+from zoo.validators.registry import CHECKS, RULES, RUNTIME_STAGES, STAGES, Finding, failed, skipped
 from zoo.validators.report import ValidationReport
 
 logger = logging.getLogger(__name__)
-
-STAGES = (
-    "safety",
-    "format",
-    "files",
-    "tensors",
-    "quality",
-    "reproduction",
-    "cross-format",
-    "sizes",
-    "determinism",
-    "tiling",
-    "outputs",
-    "devices",
-    "performance",
-    "deepimagej",
-    "deepimagej-emulation",
-)
-# checks that execute the model: run isolated
-RUNTIME_STAGES = (
-    "reproduction",
-    "cross-format",
-    "sizes",
-    "determinism",
-    "tiling",
-    "outputs",
-    "devices",
-    "performance",
-    "deepimagej-emulation",
-)
 
 
 def validate_source(
@@ -309,13 +279,6 @@ def _garbage_collection_paused(freeze: bool = False):
             gc.freeze()
         if collecting:
             gc.enable()
-
-
-def run_runtime_checks(job) -> list[Finding]:
-    """The model-running checks of `job.rule_ids` on a package (in this process)."""
-    found: dict[str, list[Finding]] = {}
-    run_isolated_checks(job, found.__setitem__)
-    return found["runtime"]
 
 
 def load_package(pkg: PackageUnderTest) -> None:

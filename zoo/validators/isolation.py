@@ -9,7 +9,10 @@ the child parses. The child answers in steps, the package's facts, the static fi
 the runtime findings, so that a model that hangs, explodes or crashes loses only the latter; once the rules that
 decide what may run are done, the other static rules run in a process forked from the child (single-threaded
 then, before any runtime is loaded) and answer on their own connection, while the child runs the model. A
-watchdog thread in the parent enforces the limits on all of them together from the moment they start."""
+watchdog thread in the parent enforces the limits on all of them together from the moment they start.
+
+Over 400 lines on purpose: both sides of one isolated run (what the child does, how the parent starts, watches,
+limits and cleans up it and the workers) share their pipes, messages and limits and are read together."""
 
 from __future__ import annotations
 
@@ -32,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from zoo.validators.model_worker import serve, tree_pids, worker_formats
-from zoo.validators.registry import Finding
 
 logger = logging.getLogger(__name__)
 
@@ -453,17 +455,3 @@ class RuntimeChild:
         self._connection.close()
         self._static_connection.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
-
-
-def run_isolated(
-    job: RuntimeJob, time_limit_s: float = DEFAULT_TIME_LIMIT_S, memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB
-) -> list[Finding] | IsolationFailure:
-    """The runtime findings from a fresh child process, or why the child had to be stopped."""
-    child = RuntimeChild(job, time_limit_s, memory_limit_mb)
-    try:
-        answers = dict(child.messages())
-    finally:
-        child.stop()
-    if "runtime" in answers:
-        return answers["runtime"]
-    return answers.get("stopped") or IsolationFailure("crash", "the model run was stopped before it answered")

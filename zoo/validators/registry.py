@@ -13,6 +13,37 @@ from typing import Literal
 Severity = Literal["error", "warning", "info", "wrong", "risk"]
 Target = Literal["bioimageio", "deepimagej"]
 FAILING_SEVERITIES = ("error", "wrong")
+# the order in which checks run and reports group them; a rule's stage is one of these
+STAGES = (
+    "safety",
+    "format",
+    "files",
+    "tensors",
+    "quality",
+    "reproduction",
+    "cross-format",
+    "sizes",
+    "determinism",
+    "tiling",
+    "outputs",
+    "devices",
+    "performance",
+    "deepimagej",
+    "deepimagej-emulation",
+)
+# stages whose checks execute the model: they run isolated
+RUNTIME_STAGES = (
+    "reproduction",
+    "cross-format",
+    "sizes",
+    "determinism",
+    "tiling",
+    "outputs",
+    "devices",
+    "performance",
+    "deepimagej-emulation",
+)
+NEEDS = ("nothing", "rdf", "descr")  # what a check needs: nothing, the raw yaml, a valid description
 
 
 @dataclass(frozen=True)
@@ -60,6 +91,11 @@ def rule(
     def register(check: Check) -> Check:
         if rule_id in RULES:
             raise RuntimeError(f"rule ID {rule_id} registered twice ({CHECKS[rule_id].__name__}, {check.__name__})")
+        if stage not in STAGES or needs not in NEEDS:
+            raise RuntimeError(
+                f"rule {rule_id}: stage {stage!r} (one of {', '.join(STAGES)}) and needs {needs!r} (one of "
+                f"{', '.join(NEEDS)})"
+            )
         RULES[rule_id] = Rule(rule_id, severity, title, fix, stage, needs, target)
         CHECKS[rule_id] = check
         check.rule = RULES[rule_id]

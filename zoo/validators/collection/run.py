@@ -78,7 +78,7 @@ def validate_package(job: PackageJob) -> PackageOutcome:
 def _allow_child_processes() -> None:
     """Dask's nanny starts workers as daemonic processes, and multiprocessing refuses children to those; the
     isolated model runs need one. Lifting the flag here is safe: the child is itself daemonic and
-    `run_isolated` kills it when done."""
+    the RuntimeChild that starts it kills it when done."""
     process = multiprocessing.current_process()
     if process.daemon:
         process._config["daemon"] = False

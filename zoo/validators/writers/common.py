@@ -18,7 +18,7 @@ def counts(report: ValidationReport, target: str = "bioimageio") -> dict[str, in
 
 def by_stage(findings: Iterable[Finding]) -> list[tuple[str, list[Finding]]]:
     """Findings grouped by their rule's stage, in the order the validator runs the stages."""
-    from zoo.validators import STAGES
+    from zoo.validators.registry import STAGES
 
     groups: dict[str, list[Finding]] = {}
     for finding in findings:
