@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -166,10 +167,30 @@ def _describe(checkpoint, exported, files, config, metadata, folder: Path):
     from bioimageio.spec import ValidationContext
 
     try:
-        with ValidationContext(root=folder, perform_io_checks=True):
+        with ValidationContext(root=folder, perform_io_checks=True), _github_users_taken_as_given(config):
             return build_model_descr(checkpoint, exported, files, config, folder, metadata)
     except Exception as e:  # pydantic's ValidationError lists every field
         raise PackageError(f"the rdf could not be built from this model: {e}") from e
+
+
+@contextmanager
+def _github_users_taken_as_given(config):
+    """bioimageio.spec asks api.github.com whether each author's github_user exists while it checks the files
+    (perform_io_checks), and fails without a network; packaging works offline, so the user's own names are taken
+    as given here (bioimage.io checks them when the package is uploaded)."""
+    try:
+        from bioimageio.spec._internal import field_validation
+
+        known = field_validation.KNOWN_GITHUB_USERS
+    except (ImportError, AttributeError):  # another spec version: its own rules apply
+        yield
+        return
+    given = {a.github_user.lower() for a in config.authors or [] if a.github_user} - set(known)
+    known.update(given)
+    try:
+        yield
+    finally:
+        known.difference_update(given)
 
 
 def _write_zip(descr, folder: Path, zip_path: Path) -> None:
