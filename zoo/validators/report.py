@@ -106,7 +106,7 @@ def counts_text(counts: dict[str, int]) -> str:
 
 
 def _label(key: str, count: int) -> str:
-    """"1 warning", "2 warnings" (the other labels read the same for one and many)."""
+    """ "1 warning", "2 warnings" (the other labels read the same for one and many)."""
     return COUNT_LABELS[key].removesuffix("s") if key == "warning" and count == 1 else COUNT_LABELS[key]
 
 
