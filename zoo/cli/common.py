@@ -113,10 +113,10 @@ def plural(count: int, word: str, words: str | None = None) -> str:
 
 # ---- option values: checked here, one line each, before any work ----
 
-DEVICES = ("auto", "cpu", "cuda")
-
 
 def check_device(value: str) -> str:
+    from zoo.bioimage.devices import DEVICES
+
     if value not in DEVICES:
         gpu = re.fullmatch(r"(cuda|gpu):?\d*", value)
         hint = " (one GPU is used: choose which with CUDA_VISIBLE_DEVICES)" if gpu else ""
@@ -146,10 +146,9 @@ def check_positive(value: Optional[float]) -> Optional[float]:
     return value
 
 
-TARGETS = ("bioimageio", "deepimagej")
-
-
 def check_target(value: str) -> str:
+    from zoo.validators.report import TARGETS
+
     if value not in TARGETS:
         raise typer.BadParameter(f"{value!r}: choose bioimageio or deepimagej")
     return value
@@ -187,10 +186,3 @@ Overwrite = Annotated[
     bool, typer.Option(help="Replace existing output files; without it an existing file is refused and kept.")
 ]
 Out = Annotated[Path, typer.Option(help="Output folder.")]
-
-
-def settings_error(e) -> str:
-    """One line from a pydantic ValidationError of a config (zoo.config.base.describe_validation_error)."""
-    from zoo.config.base import describe_validation_error
-
-    return describe_validation_error(e)

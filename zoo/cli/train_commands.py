@@ -10,7 +10,7 @@ from rich.table import Table
 
 from zoo.cli import common, show
 from zoo.cli.app import app
-from zoo.cli.common import Device, Overwrite, Verbose, check_positive, run_api, settings_error, setup_logging
+from zoo.cli.common import Device, Overwrite, Verbose, check_positive, run_api, setup_logging
 
 TrainerName = Annotated[str, typer.Option(help="Trainer to run (`zoo trainers` lists them).")]
 Quick = Annotated[bool, typer.Option(help="A small, fast run of the whole chain: a smoke test, not a model to use.")]
@@ -93,24 +93,13 @@ def train(
     out = out if out is not None else Path("runs") / trainer
 
     def configure():
-        from pydantic import ValidationError
-
-        from zoo.errors import InputError
-        from zoo.trainers import default_config
         from zoo.trainers.runs import resumed_config
 
         given = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr).items() if v is not None}
-        try:
-            if resume:
-                recorded = resumed_config(out, **given)
-                if recorded is not None:
-                    return recorded
-            data_values = {"seed": seed, **({"folder": data} if data is not None else {})}
-            return default_config(
-                trainer, quick, seed=seed, device=device, resume=resume, data=data_values, out=out, **given
-            )
-        except ValidationError as e:
-            raise InputError(f"invalid training settings: {settings_error(e)}") from e
+        recorded = resumed_config(out, **given) if resume else None
+        return recorded or api.training_config(
+            trainer, data=data, quick=quick, seed=seed, device=device, resume=resume, out=out, **given
+        )
 
     result = run_api(
         lambda: api.train(configure(), common.progress(), overwrite=overwrite),

@@ -44,7 +44,14 @@ def resumed_config(out: Path, **changes) -> TrainConfig | None:
     if recorded is None:
         return None
     recorded.update(changes, resume=True, out=str(out))
-    return TrainConfig(**recorded)
+    from pydantic import ValidationError
+
+    from zoo.config.base import describe_validation_error
+
+    try:
+        return TrainConfig(**recorded)
+    except ValidationError as e:
+        raise InputError(f"cannot resume the run in {out}: {describe_validation_error(e)}") from e
 
 
 def comparable(settings: dict[str, Any]) -> dict[str, Any]:
