@@ -128,7 +128,7 @@ def _weights_descr(exported: ExportResult, v0_5):
     shipped = {w.weight_format for w in exported.weights}
     for weights in exported.weights:
         common = dict(source=Path(weights.path.name), comment=weights.agreement.summary() if weights.agreement else "")
-        if weights.parent:
+        if weights.parent and weights is not exported.weights[0]:  # the first is the source's own: no parent
             # a copy converted through a format that is not shipped descends from the original weights
             common["parent"] = weights.parent if weights.parent in shipped else exported.weights[0].weight_format
         if weights.weight_format == "pytorch_state_dict":

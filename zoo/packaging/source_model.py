@@ -13,10 +13,14 @@ from zoo.trainers.task import Task
 
 @dataclass
 class SourceModel:
+    """`framework` picks the exporter table (zoo.packaging.exporters.EXPORTERS): "pytorch" and "keras" for live
+    modules, "torchscript" for a ScriptModule and "onnx" for an ONNX file (then `model` is its path)."""
+
     framework: str
     layout: str  # axis order of the input tensor: "bcyx", "bczyx" (PyTorch) or "byxc" (Keras)
     model: Any
     task: Task = field(default_factory=Task)
+    _session: Any = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> SourceModel:
@@ -35,6 +39,12 @@ class SourceModel:
         """Run the model on one array in its layout (no pre- or post-processing)."""
         if self.framework == "keras":
             return np.asarray(self.model(x, training=False))
+        if self.framework == "onnx":
+            if self._session is None:
+                from zoo.bioimage.runtimes.onnx_backend import OnnxBackend
+
+                self._session = OnnxBackend(self.model)
+            return self._session.predict(np.ascontiguousarray(x, dtype=np.float32))[0]
         import torch
 
         with torch.no_grad():

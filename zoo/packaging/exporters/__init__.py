@@ -26,6 +26,16 @@ EXPORTERS: dict[str, dict[str, str]] = {
         "tensorflow_saved_model_bundle": "zoo.packaging.exporters.keras_tensorflow:export_tensorflow_from_keras",
         "onnx": "zoo.packaging.exporters.keras_tensorflow:export_onnx_from_keras",
     },
+    # models someone else made, opened from their file (zoo.packaging.sources)
+    "torchscript": {
+        "torchscript": "zoo.packaging.exporters.torchscript:save_torchscript",
+        "onnx": "zoo.packaging.exporters.onnx:export_onnx",
+        "tensorflow_saved_model_bundle": "zoo.packaging.exporters.tensorflow:export_tensorflow_from_pytorch",
+    },
+    "onnx": {
+        "onnx": "zoo.packaging.exporters.onnx_source:copy_onnx",
+        "tensorflow_saved_model_bundle": "zoo.packaging.exporters.onnx_source:export_tensorflow_from_onnx",
+    },
 }
 FORMAT_ALIASES = ALIASES  # the CLI's short names ("tensorflow", "state_dict", "keras")
 # weight format -> the file its exporter writes (a pytorch_state_dict also writes its architecture's source file)

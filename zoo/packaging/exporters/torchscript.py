@@ -15,3 +15,13 @@ def export_torchscript(model, example, workdir: Path, context: ExportContext) ->
         traced = torch.jit.trace(model, torch.from_numpy(example), check_trace=False)
     traced.save(str(path))
     return ExportedWeights("torchscript", path, "pytorch", torch.__version__.split("+")[0], parent="pytorch_state_dict")
+
+
+def save_torchscript(model, example, workdir: Path, context: ExportContext) -> ExportedWeights:
+    """A TorchScript module someone else made, saved as it is (scripted code stays scripted: no re-trace that could
+    freeze a data-dependent branch)."""
+    import torch
+
+    path = workdir / WEIGHT_FILES["torchscript"]
+    model.save(str(path))
+    return ExportedWeights("torchscript", path, "pytorch", torch.__version__.split("+")[0])
