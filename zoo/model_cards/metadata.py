@@ -94,35 +94,8 @@ def package_metadata(checkpoint: Checkpoint, config: PackageConfig) -> PackageMe
             )
     tags = list(dict.fromkeys([*user_tags, *trainer_tags]))
 
-    if config.license:
-        license_id = config.license
-        license_note = "chosen by the authors when the package was built"
-    else:
-        license_id = DEFAULT_LICENSE
-        license_note = "zoo's default, as no licence was given when the package was built (--license); " + (
-            "zoo does not know the licence of the training data, so check that it allows this one"
-            if user_data
-            else "the synthetic training data is zoo's own (CC0-1.0)"
-        )
-        warnings.append(
-            f"no --license given: the package is licensed {DEFAULT_LICENSE} (zoo's default)"
-            + (
-                "; the model was trained on your own data, whose licence zoo does not know: pass --license with a "
-                "licence that the data allows"
-                if user_data
-                else "; pass --license to choose another"
-            )
-        )
-
-    authors = list(config.authors or [])
-    if not authors:
-        authors = [AuthorConfig(name=DEFAULT_AUTHOR)]
-        warnings.append(
-            f"no --author given: the package names {DEFAULT_AUTHOR!r} as its author (bioimage.io needs one); pass "
-            f"--author with your name, and {MAINTAINER_HINT}"
-        )
-    elif not any(a.github_user for a in authors):
-        warnings.append(f"no author has a GitHub user name: {MAINTAINER_HINT}")
+    license_id, license_note = _license(config, user_data, warnings)
+    authors = _authors(config, warnings)
 
     if config.data_license and not user_data:
         warnings.append(
@@ -146,6 +119,80 @@ def package_metadata(checkpoint: Checkpoint, config: PackageConfig) -> PackageMe
         user_data=user_data,
         warnings=tuple(warnings),
     )
+
+
+def foreign_metadata(config: PackageConfig, source_name: str, summary: str) -> PackageMetadata:
+    """What a package of a model zoo did not train says: the user's words, else a name from the model's file and a
+    description that says what zoo measured (`summary`) and that training was not recorded; licence and authors as
+    for the user's own data (defaults never silent)."""
+    warnings: list[str] = []
+    stem = NAME_CHARACTERS.sub("-", Path(source_name).stem).strip("- ") or "model"
+    name = config.name if given(config.name) else stem[:NAME_LENGTH]
+    description = (
+        config.description
+        if given(config.description)
+        else (f"{summary} Packaged with zoo from the file {source_name}; how it was trained was not recorded.")
+    )
+    if not given(config.description) and config.documentation is None:
+        warnings.append(
+            f"zoo does not know what {source_name} was trained for: pass --description and --tags to say what the "
+            "model does and on which images"
+        )
+    license_id, license_note = _license(config, True, warnings)
+    authors = _authors(config, warnings)
+    documentation = _read_documentation(config.documentation, warnings)
+    return PackageMetadata(
+        name=name,
+        description=description,
+        tags=list(dict.fromkeys([*(config.tags if given(config.tags) else []), "zoo"])),
+        authors=authors,
+        license=license_id,
+        license_note=license_note,
+        authors_given=bool(config.authors),
+        cite=[c.model_dump(exclude_none=True) for c in config.cite],
+        documentation=documentation,
+        data_license=config.data_license or "unknown",
+        data_license_note="given by the authors" if config.data_license else "not recorded",
+        user_data=True,
+        warnings=tuple(warnings),
+    )
+
+
+def _license(config: PackageConfig, user_data: bool, warnings: list[str]) -> tuple[str, str]:
+    if config.license:
+        license_id = config.license
+        license_note = "chosen by the authors when the package was built"
+    else:
+        license_id = DEFAULT_LICENSE
+        license_note = "zoo's default, as no licence was given when the package was built (--license); " + (
+            "zoo does not know the licence of the training data, so check that it allows this one"
+            if user_data
+            else "the synthetic training data is zoo's own (CC0-1.0)"
+        )
+        warnings.append(
+            f"no --license given: the package is licensed {DEFAULT_LICENSE} (zoo's default)"
+            + (
+                "; the model was trained on your own data, whose licence zoo does not know: pass --license with a "
+                "licence that the data allows"
+                if user_data
+                else "; pass --license to choose another"
+            )
+        )
+
+    return license_id, license_note
+
+
+def _authors(config: PackageConfig, warnings: list[str]) -> list[AuthorConfig]:
+    authors = list(config.authors or [])
+    if not authors:
+        authors = [AuthorConfig(name=DEFAULT_AUTHOR)]
+        warnings.append(
+            f"no --author given: the package names {DEFAULT_AUTHOR!r} as its author (bioimage.io needs one); pass "
+            f"--author with your name, and {MAINTAINER_HINT}"
+        )
+    elif not any(a.github_user for a in authors):
+        warnings.append(f"no author has a GitHub user name: {MAINTAINER_HINT}")
+    return authors
 
 
 def _trainer_defaults(trainer: str) -> dict[str, Any]:

@@ -139,12 +139,28 @@ def export_checkpoint(
         layout=source.layout,
         output_layout=source.output_layout if source.output_layout != source.layout else None,
     )
+    result = export_model(source, formats, workdir, test_input, geometry, context, progress)
+    result.test_image = test_image
+    return result
+
+
+def export_model(
+    source: SourceModel,
+    formats: list[str],
+    workdir: Path,
+    test_input: np.ndarray,
+    geometry: Geometry,
+    context: ExportContext,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Write each format (EXPORTERS[source.framework]) into `workdir`, run it on `test_input` (a batch of one in
+    the model's layout, as the model takes it) and on random inputs of other valid sizes, and keep it only when it
+    agrees with the source model. Failures are collected, not raised, unless nothing at all could be exported."""
+    progress = progress or SilentProgress()
     inputs = agreement_inputs(test_input, geometry.min_size, geometry.step, source.layout)
     model, reference = source.model, source.predict
 
-    result = ExportResult(
-        weights=[], geometry=geometry, layout=source.layout, test_image=test_image, output_layout=source.output_layout
-    )
+    result = ExportResult(weights=[], geometry=geometry, layout=source.layout, output_layout=source.output_layout)
     progress.start("exporting", len(formats))
     for weight_format in formats:
         progress.advance(0, format=f"{weight_format} (running)")  # the bar names the format being exported

@@ -35,6 +35,7 @@ class PackageResult:
     report: object  # zoo.validators.report.ValidationReport
     # what the caller should show: defaults used because nothing was given (licence, author), unshipped links, ...
     warnings: list[str] = field(default_factory=list)
+    probe: object = None  # zoo.packaging.probe.Probe: what running a model zoo did not train showed
 
 
 def package_name(metadata: PackageMetadata) -> str:
@@ -60,8 +61,6 @@ def build_package(
     Before any export work: the user's words are checked (check_package_config: one InputError line, e.g. for a
     licence that is not an SPDX id) and an existing zip of the same name is refused (InputError) unless
     `overwrite`; it is then replaced in one atomic step, and left untouched whenever the build fails."""
-    from zoo.validators import validate_source
-
     progress = progress or SilentProgress()
     config = check_package_config(config)
     metadata = package_metadata(checkpoint, config)
@@ -78,27 +77,38 @@ def build_package(
         exported = export_checkpoint(checkpoint, formats, folder, checkpoint.sample["image"], progress, source)
         files = _write_tensors_and_card(checkpoint, source, exported, config, metadata, folder, exported.test_image)
 
-        descr = _describe(checkpoint, exported, files, config, metadata, folder)
+        descr = describe_in(
+            folder, config, lambda: build_model_descr(checkpoint, exported, files, config, folder, metadata)
+        )
         staged_zip = Path(tmp) / target.name
-        _write_zip(descr, folder, staged_zip)
+        write_package_zip(descr, folder, staged_zip)
 
-        report = validate_source(staged_zip, trust=True, isolate=False, progress=progress)  # our own package
-        if report.status != "passed":
-            failed = "; ".join(f"{f.id}: {f.message}" for f in report.failed())
-            raise PackageError(f"the package for {target.name} failed validation and was not written: {failed}")
-        if config.target == "deepimagej" and report.exit_code_for("deepimagej"):
-            rules = ", ".join(f"{f.id}: {f.message}" for f in report.failed("deepimagej"))
-            raise PackageError(
-                f"the package for {target.name} would not run as validated in Fiji "
-                f"({report.deepimagej_verdict}) and was not written: {rules}; "
-                "package with --target bioimageio to write it anyway"
-            )
-        _move_into_place(staged_zip, target, overwrite)
-        _point_into_zip(exported, folder, target)
+        report = validate_staged(staged_zip, target, config, trust=True, progress=progress)  # our own package
+        move_into_place(staged_zip, target, overwrite)
+        point_into_zip(exported, folder, target)
     return PackageResult(target, exported, report, list(metadata.warnings))
 
 
-def _point_into_zip(exported, folder: Path, target: Path) -> None:
+def validate_staged(staged_zip: Path, target: Path, config: PackageConfig, *, trust: bool, progress: Progress):
+    """The staged package's ValidationReport, or a PackageError naming the failed rules (nothing is written): it
+    must pass, and with --target deepimagej also run in Fiji."""
+    from zoo.validators import validate_source
+
+    report = validate_source(staged_zip, trust=trust, isolate=False, progress=progress)
+    if report.status != "passed":
+        failed = "; ".join(f"{f.id}: {f.message}" for f in report.failed())
+        raise PackageError(f"the package for {target.name} failed validation and was not written: {failed}")
+    if config.target == "deepimagej" and report.exit_code_for("deepimagej"):
+        rules = ", ".join(f"{f.id}: {f.message}" for f in report.failed("deepimagej"))
+        raise PackageError(
+            f"the package for {target.name} would not run as validated in Fiji "
+            f"({report.deepimagej_verdict}) and was not written: {rules}; "
+            "package with --target bioimageio to write it anyway"
+        )
+    return report
+
+
+def point_into_zip(exported, folder: Path, target: Path) -> None:
     """The exported files were made in a temporary folder that is gone once the zip is in place: their paths
     become paths inside the zip (zipfile.Path: `.name`, `.exists()`, `.open()`, `.read_bytes()`)."""
     import zipfile
@@ -112,7 +122,7 @@ def _point_into_zip(exported, folder: Path, target: Path) -> None:
             )
 
 
-def _move_into_place(staged: Path, target: Path, overwrite: bool) -> None:
+def move_into_place(staged: Path, target: Path, overwrite: bool) -> None:
     """Atomically: replace `target` when `overwrite`, else link the new file in only if `target` still does not
     exist (a zip written there meanwhile is refused, not replaced)."""
     if overwrite:
@@ -163,12 +173,14 @@ def _write_tensors_and_card(
     return replace(files, attachments=tuple(shown))
 
 
-def _describe(checkpoint, exported, files, config, metadata, folder: Path):
+def describe_in(folder: Path, config: PackageConfig, build):
+    """`build()`'s ModelDescr, made with the package folder as root (its files are checked and hashed), or one
+    PackageError line."""
     from bioimageio.spec import ValidationContext
 
     try:
         with ValidationContext(root=folder, perform_io_checks=True), _github_users_taken_as_given(config):
-            return build_model_descr(checkpoint, exported, files, config, folder, metadata)
+            return build()
     except Exception as e:  # pydantic's ValidationError lists every field
         raise PackageError(f"the rdf could not be built from this model: {e}") from e
 
@@ -193,7 +205,7 @@ def _github_users_taken_as_given(config):
         known.difference_update(given)
 
 
-def _write_zip(descr, folder: Path, zip_path: Path) -> None:
+def write_package_zip(descr, folder: Path, zip_path: Path) -> None:
     """Zip with `rdf.yaml` at the root and every axis id written out (deepImageJ needs explicit ids)."""
     from bioimageio.spec import save_bioimageio_package_as_folder
 

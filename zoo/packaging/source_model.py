@@ -20,6 +20,7 @@ class SourceModel:
     layout: str  # axis order of the input tensor: "bcyx", "bczyx" (PyTorch) or "byxc" (Keras)
     model: Any
     task: Task = field(default_factory=Task)
+    outputs: str | None = None  # the output's axes when the task's rule does not give them (models zoo probed)
     _session: Any = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -29,7 +30,7 @@ class SourceModel:
 
     @property
     def output_layout(self) -> str:
-        return self.task.output_layout(self.framework)
+        return self.outputs or self.task.output_layout(self.framework)
 
     @property
     def spatial(self) -> str:

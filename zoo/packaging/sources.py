@@ -38,8 +38,8 @@ class ModelSource:
     architecture: tuple[Path, str, dict[str, Any]] | None = None  # (file.py, ClassName, kwargs) for state dicts
     notes: list[str] = field(default_factory=list)
 
-    def source_model(self, layout: str, task: Task) -> SourceModel:
-        return SourceModel(self.framework, layout, self.model, task)
+    def source_model(self, layout: str, task: Task, output_layout: str | None = None) -> SourceModel:
+        return SourceModel(self.framework, layout, self.model, task, outputs=output_layout)
 
     def describe(self) -> str:
         what = {
