@@ -149,3 +149,82 @@ def _write_onnx(path: Path, module, tensor, in_axes: list[dict], out_axes: list[
             output_names=["out"],
             dynamic_axes={"raw": dynamic, "out": dynamic_out},
         )
+
+
+def write_state_dict_package(
+    folder: Path,
+    architecture_source: str,
+    callable_name: str,
+    kwargs: dict,
+    test_input: np.ndarray,
+    in_axes: list[dict],
+    out_axes: list[dict],
+    *,
+    normalize: bool = True,
+    seed: int = 0,
+    name: str = "tiny state dict model",
+) -> Path:
+    """Like a CAREamics export: only `pytorch_state_dict` weights, with the architecture's Python file in the package
+    (`architecture_source`, its class `callable_name` built with `kwargs`, initialised from `seed`). The rest as
+    `write_package` writes it (test output from the module, zero-mean unit-variance pre-processing by default)."""
+    import importlib.util
+
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    architecture = folder / "architecture.py"
+    architecture.write_text(architecture_source)
+    spec = importlib.util.spec_from_file_location(f"zoo_test_architecture_{abs(hash(str(folder)))}", architecture)
+    module_code = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module_code)
+    torch.manual_seed(seed)
+    module = getattr(module_code, callable_name)(**kwargs).eval()
+    write_package(folder, module, test_input, in_axes, out_axes, trace=True, normalize=normalize, name=name)
+    (folder / "weights.pt").unlink()
+    torch.save(module.state_dict(), folder / "weights_state_dict.pt")
+    rdf = _load(folder)
+    rdf["weights"] = {
+        "pytorch_state_dict": {
+            "source": "weights_state_dict.pt",
+            "architecture": {"source": "architecture.py", "callable": callable_name, "kwargs": dict(kwargs)},
+            "pytorch_version": torch.__version__.split("+")[0],
+        }
+    }
+    save_rdf(folder, rdf)
+    return folder
+
+
+def write_onnx_package(
+    folder: Path,
+    module,
+    test_input: np.ndarray,
+    in_axes: list[dict],
+    out_axes: list[dict],
+    *,
+    opset: int = 20,
+    ir_version: int = 9,
+    normalize: bool = False,
+    name: str = "tiny onnx model",
+) -> Path:
+    """Only `onnx` weights, converted to `opset` (and stamped with `ir_version`) as a newer exporter writes them;
+    the rest as `write_package` writes it."""
+    import onnx
+    from onnx import version_converter
+
+    write_package(folder, module, test_input, in_axes, out_axes, formats=("onnx",), normalize=normalize, name=name)
+    (folder / "weights.pt").unlink()
+    proto = onnx.load(str(folder / "weights.onnx"))
+    if opset != 17:
+        proto = version_converter.convert_version(proto, opset)
+    proto.ir_version = ir_version
+    onnx.save(proto, str(folder / "weights.onnx"))
+    rdf = _load(folder)
+    rdf["weights"] = {"onnx": {"source": "weights.onnx", "opset_version": opset}}
+    save_rdf(folder, rdf)
+    return folder
+
+
+def _load(folder: Path) -> dict:
+    from ruyaml import YAML
+
+    return YAML(typ="safe").load((folder / "rdf.yaml").read_text())

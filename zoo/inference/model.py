@@ -79,7 +79,7 @@ def load_model(
     opened = open_source(Path(source))
     try:
         rdf = _read_rdf(opened)
-        descr = _load_description(opened)
+        descr = load_description(opened)
         _refuse_custom_code(descr, trust)
         inputs, outputs = tensor_specs(rdf)
         geometry = derive_geometry(inputs, outputs)
@@ -94,7 +94,7 @@ def load_model(
             device = "cpu"
             weight_format, backend, not_used, workers = _load_weights(descr, rdf, opened, weights, device, trust)
             not_used["cuda"] = str(e)
-        pre_ops, post_ops, measures = _processing(descr)
+        pre_ops, post_ops, measures = processing_ops(descr)
         tile_post, deferred = _split_post(post_ops)
         return PredictionModel(
             opened=opened,
@@ -125,13 +125,14 @@ def _read_rdf(opened: OpenedSource) -> dict:
         raise SourceError(f"{opened.source}: {e}: run `zoo validate` on it") from e
 
 
-def _load_description(opened: OpenedSource):
+def load_description(opened: OpenedSource):
     """The description bioimageio.core runs (processing, its model adapters), in the package's own format version:
     an upgrade to 0.5 rejects valid 0.4 packages (a halo on a fixed-size output, an invalid `cite` URL)."""
-    from bioimageio.spec import InvalidDescr, load_description
+    from bioimageio.spec import InvalidDescr
+    from bioimageio.spec import load_description as load_spec_description
 
     try:
-        descr = load_description(opened.rdf_path, perform_io_checks=False, format_version="discover")
+        descr = load_spec_description(opened.rdf_path, perform_io_checks=False, format_version="discover")
     except Exception as e:
         raise SourceError(
             f"bioimageio.spec cannot read {opened.source} ({type(e).__name__}: {e}): run `zoo validate` on it"
@@ -191,7 +192,7 @@ def _load_weights(
     not_used: dict[str, str] = {}
     for weight_format in order:
         entry = present[weight_format]
-        reason = _unusable(weight_format, entry, opened, device, trust)
+        reason = weights_problem(weight_format, entry, opened, device, trust)
         if reason is None:
             workers = _workers(weight_format, device)
             try:
@@ -206,7 +207,9 @@ def _load_weights(
     raise WeightsError(f"no usable weights in {opened.source} for {device} ({details})")
 
 
-def _unusable(weight_format: str, entry: WeightsEntry, opened: OpenedSource, device: str, trust: bool) -> str | None:
+def weights_problem(
+    weight_format: str, entry: WeightsEntry, opened: OpenedSource, device: str, trust: bool
+) -> str | None:
     """Why these weights are not loaded here, or None: the runtime first, then the file."""
     return _runtime_problem(weight_format, device, trust) or _file_problem(weight_format, entry, opened, trust)
 
@@ -280,7 +283,7 @@ def _backend(weight_format: str, entry: WeightsEntry, opened: OpenedSource, desc
     return BioimageioCoreBackend(_weight_path(entry, opened), device, descr=descr, weight_format=weight_format)
 
 
-def _processing(descr) -> tuple[list, list, set]:
+def processing_ops(descr) -> tuple[list, list, set]:
     """bioimageio.core's operators for the rdf's pre/post-processing, without its statistics steps: zoo computes
     the statistics once over the whole image and hands them to every tile."""
     from bioimageio.core.proc_ops import AddKnownDatasetStats, UpdateStats
@@ -302,4 +305,4 @@ def _split_post(post_ops: list) -> tuple[list, list]:
     return post_ops, []
 
 
-__all__ = ["PredictionModel", "load_model"]
+__all__ = ["PredictionModel", "load_description", "load_model", "processing_ops", "weights_problem"]
