@@ -112,25 +112,42 @@ def package_settings(metadata: Path | str | None = None, **options):
 
 
 def package(
-    checkpoint: Path,
+    checkpoint: Path | str,
     out_dir: Path,
     formats: str | list[str] | None = None,
     config: PackageConfig | dict | None = None,
     progress: Progress | bool | None = None,
     *,
     overwrite: bool = False,
+    sample: Path | None = None,
+    weights: Path | None = None,
+    kwargs: dict | None = None,
+    axes: str | None = None,
+    preprocessing: str = "none",
+    trust: bool = False,
     **words,
 ):
     """Export, describe, zip and validate; the zip appears in `out_dir` only if it validates. `config`: a
     PackageConfig, or settings to put over the trainer's defaults; or the same as keywords (`name=`,
     `description=`, `tags=`, `authors=`, `license=`, `cite=`, `documentation=`). An existing zip of the same name
-    is refused before any work unless `overwrite`."""
+    is refused before any work unless `overwrite`.
+
+    `checkpoint` may also be a model zoo did not train: a TorchScript, ONNX or Keras file, or "FILE.py:ClassName"
+    with `weights` (a state dict) and `kwargs`; then `sample` (an image the model takes) is required, the model is
+    probed by running it (axes, valid sizes, halo; `axes` such as "cyx" settles what probing cannot) and
+    `preprocessing` ("none", "zero_mean_unit_variance", "scale_range") is what the model expects of its input.
+    Code from the model's authors runs only with `trust`."""
     from zoo.config import PackageConfig
     from zoo.packaging.export import parse_formats
     from zoo.packaging.package import build_package
     from zoo.trainers import default_package_config
     from zoo.trainers.checkpoint import load_checkpoint
 
+    if sample is not None or not _is_checkpoint(checkpoint):
+        return _package_foreign(
+            checkpoint, out_dir, formats, config, progress, words, overwrite=overwrite, sample=sample,
+            weights=weights, kwargs=kwargs, axes=axes, preprocessing=preprocessing, trust=trust,
+        )  # fmt: skip
     loaded = load_checkpoint(Path(checkpoint))
     if not isinstance(config, PackageConfig):
         settings = {**(config or {}), **{k: v for k, v in words.items() if v is not None}}
@@ -147,6 +164,35 @@ def package(
         _progress(progress),
         overwrite=overwrite,
     )
+
+
+def _is_checkpoint(source: Path | str) -> bool:
+    """A zoo run folder or checkpoint.pt (what `zoo train` writes); anything else is a model zoo did not train."""
+    from zoo.packaging.sources import is_zoo_checkpoint
+
+    path = Path(str(source))
+    if not path.exists():
+        return ".py:" not in str(source)  # a missing checkpoint is reported as one
+    if path.is_dir():
+        return (path / "checkpoint.pt").is_file() or not (path / "rdf.yaml").exists()
+    return path.name == "checkpoint.pt" or is_zoo_checkpoint(path)
+
+
+def _package_foreign(source, out_dir, formats, config, progress, words, *, sample, **options):
+    from zoo.config import PackageConfig
+    from zoo.packaging.foreign import package_model
+
+    if sample is None:
+        raise InputError(
+            f"{source} is not a zoo checkpoint: to package a model zoo did not train, give --sample IMAGE (an image "
+            "it takes; it becomes the test input and the cover)"
+        )
+    if not isinstance(config, PackageConfig):
+        settings = {**(config or {}), **{k: v for k, v in words.items() if v is not None}}
+        config = PackageConfig.from_settings(settings)
+    elif words:
+        raise InputError("give a PackageConfig or keywords, not both")
+    return package_model(source, Path(sample), Path(out_dir), formats, config, _progress(progress), **options)
 
 
 def validate(

@@ -114,6 +114,25 @@ def plural(count: int, word: str, words: str | None = None) -> str:
 # ---- option values: checked here, one line each, before any work ----
 
 
+def parse_json_object(text: str | None, option: str) -> dict | None:
+    """A JSON object given on the command line, or an InputError line naming the option."""
+    import json
+
+    from zoo.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(
+            f"{option} {text}: not JSON ({e.msg} at character {e.pos}); write e.g. '{{\"depth\": 4}}'"
+        ) from e
+    if not isinstance(value, dict):
+        raise InputError(f"{option} {text}: expected a JSON object of keyword arguments, e.g. '{{\"depth\": 4}}'")
+    return value
+
+
 def check_device(value: str) -> str:
     from zoo.bioimage.devices import DEVICES
 

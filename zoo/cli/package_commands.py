@@ -9,7 +9,7 @@ import typer
 
 from zoo.cli import common, show
 from zoo.cli.app import app
-from zoo.cli.common import EXIT_FINDINGS, EXIT_PASSED, Overwrite, Target, Verbose, run_api, setup_logging
+from zoo.cli.common import EXIT_FINDINGS, EXIT_PASSED, Overwrite, Target, Trust, Verbose, run_api, setup_logging
 
 Checkpoint = Annotated[Path, typer.Argument(help="checkpoint.pt written by `zoo train` (or `zoo demo`).")]
 
@@ -36,7 +36,14 @@ def export(
 
 @app.command()
 def package(
-    checkpoint: Checkpoint,
+    checkpoint: Annotated[
+        str,
+        typer.Argument(
+            metavar="SOURCE",
+            help="checkpoint.pt written by `zoo train`; or a model zoo did not train (needs --sample): a TorchScript, "
+            "ONNX or Keras (.keras, .h5) file, or FILE.py:ClassName with --weights.",
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Folder for the package zip.")] = Path("packages"),
     formats: Annotated[
         Optional[str], typer.Option(help="Comma-separated weight formats. [default: every format]")
@@ -62,11 +69,33 @@ def package(
         Optional[Path],
         typer.Option(help="YAML file with any of name, description, tags, authors, license, cite, documentation."),
     ] = None,
+    sample: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="An image the model takes (TIFF, PNG, .npy): the test input and cover of a model zoo did not train."
+        ),
+    ] = None,
+    weights: Annotated[
+        Optional[Path], typer.Option(help="State dict of the PyTorch architecture given as FILE.py:ClassName.")
+    ] = None,
+    model_kwargs: Annotated[
+        Optional[str], typer.Option("--kwargs", help="JSON keyword arguments of ClassName, e.g. '{\"depth\": 4}'.")
+    ] = None,
+    axes: Annotated[
+        Optional[str],
+        typer.Option(help="The model's input axes without batch, e.g. cyx, yxc, czyx. [default: found by probing]"),
+    ] = None,
+    preprocessing: Annotated[
+        str,
+        typer.Option(help="What the model expects done to its input: none, zero_mean_unit_variance or scale_range."),
+    ] = "none",
+    trust: Trust = False,
     target: Target = "bioimageio",
     overwrite: Overwrite = False,
     verbose: Verbose = False,
 ) -> None:
-    """Export, describe and zip a checkpoint as a validated bioimage.io package for Fiji and Python."""
+    """Export, describe and zip a model as a validated bioimage.io package for Fiji and Python: a zoo checkpoint,
+    or a model trained elsewhere (probed by running it on --sample)."""
     setup_logging(verbose)
     from zoo import api
 
@@ -80,10 +109,20 @@ def package(
         "documentation": documentation,
     }
     settings = run_api(lambda: api.package_settings(metadata, target=target, **words))
+    foreign = {
+        "sample": sample,
+        "weights": weights,
+        "kwargs": run_api(lambda: common.parse_json_object(model_kwargs, "--kwargs")),
+        "axes": axes,
+        "preprocessing": preprocessing,
+        "trust": trust,
+    }
     result = run_api(
-        lambda: api.package(checkpoint, out, formats, settings, common.progress(), overwrite=overwrite),
+        lambda: api.package(checkpoint, out, formats, settings, common.progress(), overwrite=overwrite, **foreign),
         interrupted=f"nothing was written to {out}",
     )
+    if result.probe is not None:
+        show.print_probe(result.probe)
     show.print_exported(result.exported)
     for warning in getattr(result, "warnings", None) or []:
         common.console.print(f"[yellow]warning[/yellow]: {warning}", highlight=False)

@@ -43,6 +43,16 @@ def print_training(result, trainer: str, quick: bool) -> None:
         common.console.print("[yellow]--quick[/yellow]: a smoke test of the chain; the model is not meant to be used")
 
 
+def print_probe(probe) -> None:
+    """What running the model showed (zoo.packaging.probe.Probe.rows)."""
+    table = Table(title=f"probed by running the model ({probe.calls} runs, {probe.seconds:.1f} s)")
+    table.add_column("property")
+    table.add_column("found")
+    for name, value in probe.rows():
+        table.add_row(escape(name), escape(value))
+    common.console.print(table)
+
+
 def print_exported(result) -> None:
     table = Table("weights", "file", "max |Δ| to source", "max rel", "over 1e-4", title="exported")
     for weights in result.weights:

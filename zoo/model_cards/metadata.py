@@ -140,6 +140,8 @@ def foreign_metadata(config: PackageConfig, source_name: str, summary: str) -> P
         )
     license_id, license_note = _license(config, True, warnings)
     authors = _authors(config, warnings)
+    if not config.cite:
+        warnings.append("no --cite given: bioimage.io asks for the paper or DOI of the model; pass --cite")
     documentation = _read_documentation(config.documentation, warnings)
     return PackageMetadata(
         name=name,
@@ -172,7 +174,7 @@ def _license(config: PackageConfig, user_data: bool, warnings: list[str]) -> tup
         warnings.append(
             f"no --license given: the package is licensed {DEFAULT_LICENSE} (zoo's default)"
             + (
-                "; the model was trained on your own data, whose licence zoo does not know: pass --license with a "
+                "; zoo does not know the licence of the data the model was trained on: pass --license with a "
                 "licence that the data allows"
                 if user_data
                 else "; pass --license to choose another"

@@ -76,6 +76,51 @@ def render_readme(
     return path
 
 
+def render_foreign_readme(
+    path: Path,
+    metadata: PackageMetadata,
+    exported: ExportSummary,
+    *,
+    source: str,
+    measured: list[tuple[str, str]],
+    preprocessing: str,
+) -> Path:
+    """The README of a model zoo did not train: what its file is (`source`), what probing measured by running it
+    (`measured`: rows of a table), the pre-processing the user stated, and "not recorded" for everything about its
+    training, then usage, licence and the proof of every weight format."""
+    path = Path(path)
+    if metadata.documentation is not None:
+        title, text = _split_title(metadata.documentation, metadata.name)
+        head = [f"# {title}", "", text, ""]
+    else:
+        head = [f"# {metadata.name}", "", metadata.description, ""]
+    output_layout = getattr(exported, "output_layout", None) or exported.layout
+    lines = [
+        *head,
+        "## Origin",
+        f"- Model: {source}, packaged with zoo; zoo did not train it.",
+        "- Training: not recorded (data, epochs, loss and test metrics are unknown to zoo).",
+        "- Intended use, limitations and failure modes: not recorded; ask the authors.",
+        "",
+        "## What zoo measured by running the model",
+        "| property | found |",
+        "|---|---|",
+        *[f"| {_cell(name)} | {_cell(value)} |" for name, value in measured],
+        "",
+        "## Usage",
+        f"- Input `input`: axes {', '.join(exported.layout)}; {_sizes(exported.geometry)}. Pre-processing (in the "
+        f"rdf): {preprocessing.replace('_', ' ')}.",
+        f"- Output `output`: axes {', '.join(output_layout)}.",
+        "- Run it with `zoo predict <package>.zip <images> --out <folder>`, in Fiji with deepImageJ, or with "
+        "bioimageio.core.",
+        "",
+        *_licence_section(metadata),
+        *_validation_section(exported, "the model file it came from"),
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
 def _split_title(text: str, name: str) -> tuple[str, str]:
     """(title, rest) of the user's Markdown: its first line when that is a `# ` heading, else the package name."""
     first, _, rest = text.partition("\n")
@@ -230,11 +275,11 @@ def _sizes(geometry) -> str:
     return text + (f"; tiles must overlap by the halo of {halo} px" if halo else "")
 
 
-def _validation_section(exported: ExportSummary) -> list[str]:
+def _validation_section(exported: ExportSummary, origin: str = "the trained model it was exported from") -> list[str]:
     lines = [
         "## Validation",
         "Every weight format was run on the test input and on random inputs of other valid sizes and "
-        "compared with the trained model it was exported from:",
+        f"compared with {origin}:",
         "",
         "| weights | max abs difference | max relative difference | elements over tolerance |",
         "|---|---|---|---|",

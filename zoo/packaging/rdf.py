@@ -110,7 +110,7 @@ def build_model_descr(
         **({"attachments": [v0_5.FileDescr(source=a) for a in files.attachments]} if files.attachments else {}),
         inputs=[input_tensor],
         outputs=[output_tensor],
-        weights=_weights_descr(exported, v0_5),
+        weights=weights_descr(exported, v0_5),
         timestamp=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
         config=v0_5.Config(**_config(checkpoint, exported, metadata)),
     )
@@ -123,7 +123,7 @@ def model_id(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
 
 
-def _weights_descr(exported: ExportResult, v0_5):
+def weights_descr(exported: ExportResult, v0_5):
     entries: dict[str, Any] = {}
     shipped = {w.weight_format for w in exported.weights}
     for weights in exported.weights:
@@ -160,7 +160,7 @@ def _weights_descr(exported: ExportResult, v0_5):
     return v0_5.WeightsDescr(**entries)
 
 
-def _halo_proof(geometry) -> dict[str, Any]:
+def halo_proof(geometry) -> dict[str, Any]:
     measured = geometry.halo_measurement
     if measured is None:
         return {}
@@ -186,7 +186,7 @@ def _config(checkpoint: Checkpoint, exported: ExportResult, metadata: PackageMet
             "min": geometry.min_size,
             "step": geometry.step,
             "halo": geometry.halo,
-            **_halo_proof(geometry),
+            **halo_proof(geometry),
         }
     values = {
         "zoo": {
