@@ -211,7 +211,9 @@ def write_onnx_package(
     import onnx
     from onnx import version_converter
 
-    write_package(folder, module, test_input, in_axes, out_axes, formats=("onnx",), normalize=normalize, name=name)
+    write_package(
+        folder, module, test_input, in_axes, out_axes, formats=("onnx",), trace=True, normalize=normalize, name=name
+    )
     (folder / "weights.pt").unlink()
     proto = onnx.load(str(folder / "weights.onnx"))
     if opset != 17:

@@ -4,11 +4,12 @@ is copied into a temporary folder, fixed there, zipped, validated, and only then
 
 Fixes: the descriptor renamed to `rdf.yaml` at the root (DIJ01); explicit axis ids (DIJ17); quoted versions (DIJ02,
 DIJ08); `documentation` as a string at format 0.5.4 (DIJ03); an `id` when missing; ONNX re-exported from the
-package's TorchScript at opset 17 / IR 8 when it is missing or too new (DIJ13), proven against the TorchScript on the
-test input; `scale_linear` lists of identical values written as a scalar (DIJ30).
+package's TorchScript at opset 17 / IR 8 when it is missing or too new (DIJ13), by zoo convert's re-export
+(zoo.packaging.convert.reexport: proven against the TorchScript on the pre-processed test input and on random inputs
+of other valid sizes); `scale_linear` lists of identical values written as a scalar (DIJ30).
 
-TorchScript is loaded with torch.jit.load without --trust: an archive is run by the TorchScript interpreter, not
-unpickled as Python code (validators.context.CODE_EXECUTING_FORMATS does not list it either)."""
+TorchScript is loaded without --trust (an archive is run by the TorchScript interpreter, not unpickled as Python
+code), after a scan for operations that act outside the model: a TorchScript with such operations is not re-exported."""
 
 from __future__ import annotations
 
@@ -21,15 +22,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from zoo.bioimage.source import open_source
-from zoo.errors import ExportError
+from zoo.errors import ExportError, ZooError
 
 logger = logging.getLogger(__name__)
 
 ONNX_OPSET, ONNX_MAX_IR_VERSION = 17, 8  # deepImageJ's installable ONNX engine (DIJ13)
-ONNX_MAX_ABS_DIFFERENCE = 1e-4
 SPACE_AXIS_DEFAULT_ID = "x"  # bioimageio.spec's default id of a space axis, dropped when it writes yaml
 VERSION_LINE = re.compile(
     r"^(\s*(?:format_version|pytorch_version|tensorflow_version|version|opset_version_str):"
@@ -137,6 +135,8 @@ def _edit_rdf(rdf_path: Path, work: Path) -> list[Fix]:
     documentation = rdf.get("documentation")
     if isinstance(documentation, dict):
         fixes.append(Fix("DIJ03", f"documentation written as the path {documentation.get('source')!r}"))
+    with rdf_path.open("w", encoding="utf-8") as f:
+        yaml.dump(rdf, f)
     try:
         fixes += _reexport_onnx(rdf, work)
     except ExportError as e:  # the re-validation reports DIJ13 as not fixed
@@ -179,11 +179,16 @@ def _simplify_processing(kind: str, t_index: int, tensor: dict) -> list[Fix]:
 
 
 def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
-    """Export ONNX at opset 17 / IR 8 from the package's TorchScript when the ONNX is missing or too new."""
+    """Export ONNX at opset 17 / IR 8 from the package's TorchScript when the ONNX is missing or too new, proven
+    against the TorchScript by zoo convert's re-export (zoo.packaging.convert: the test input after its
+    pre-processing and random inputs of other valid sizes). `work` holds the package with its rdf written."""
     from zoo.bioimage.onnx_file import read_onnx
+    from zoo.bioimage.source import OpenedSource
+    from zoo.packaging.convert import open_parent, reexport
 
     weights = rdf.get("weights") or {}
-    script_entry = weights.get("torchscript") or weights.get("pytorch_script")
+    script_key = "torchscript" if "torchscript" in weights else "pytorch_script"
+    script_entry = weights.get(script_key)
     if not isinstance(script_entry, dict) or not (work / str(script_entry.get("source", ""))).is_file():
         return []
     onnx_entry = weights.get("onnx")
@@ -195,111 +200,32 @@ def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
         target = work / str(onnx_entry["source"])
     else:
         why, target, onnx_entry = "missing", work / "weights.onnx", None
-    from zoo.bioimage.rdf_tensors import tensors
-    from zoo.validators.deepimagej.emulation import NotEmulated, apply_processing
-
-    try:  # the model sees pre-processed data: compare there, not on raw intensities
-        inputs = [
-            apply_processing(view, np.load(work / _test_source(rdf, i, t)).astype(np.float32))
-            for i, (view, t) in enumerate(zip(tensors(rdf, "inputs"), rdf.get("inputs") or []))
-        ]
-    except NotEmulated as e:
-        raise ExportError(f"onnx: the test input cannot be pre-processed to prove a re-export ({e})") from e
-    input_ids = [str(t.get("id", t.get("name"))) for t in rdf.get("inputs") or []]
-    output_ids = [str(t.get("id", t.get("name"))) for t in rdf.get("outputs") or []]
-    written = target.with_name(f".{target.name}")
-    try:
-        difference = export_onnx_from_torchscript(
-            work / str(script_entry["source"]), written, inputs, input_ids, output_ids
-        )
-    except ExportError:
-        written.unlink(missing_ok=True)
-        raise
-    os.replace(written, target)
+    with tempfile.TemporaryDirectory(dir=work.parent, prefix=".zoo-onnx-") as tmp:
+        try:
+            parent = open_parent(OpenedSource(work, work, work / "rdf.yaml"), "torchscript")
+            exported = reexport(parent, "onnx", Path(tmp))
+        except ZooError as e:
+            raise ExportError(f"onnx: not re-exported from the TorchScript: {e}") from e
+        os.replace(exported.path, target)
     from ruyaml.comments import CommentedMap
 
     entry = onnx_entry if onnx_entry is not None else CommentedMap()
     for key in ("parent", "comment", "opset_version"):
         entry.pop(key, None)
-    entry["source"] = target.name
+    entry["source"] = target.relative_to(work).as_posix()
     entry["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
-    entry["parent"] = "torchscript" if "torchscript" in weights else "pytorch_script"
-    entry["opset_version"] = ONNX_OPSET
-    entry["comment"] = (
-        f"re-exported from the TorchScript at opset {ONNX_OPSET} by zoo fix-deepimagej; max |Δ| "
-        f"{difference:.2e} on the test input"
-    )
+    entry["parent"] = script_key
+    entry["opset_version"] = exported.details["opset_version"]
+    entry["comment"] = f"re-exported from the TorchScript by zoo fix-deepimagej; {exported.agreement.summary()}"
     weights["onnx"] = entry
+    cases = len(exported.agreement.cases)
     return [
         Fix(
             "DIJ13",
-            f"re-exported weights.onnx from the TorchScript at opset {ONNX_OPSET}, IR "
-            f"≤ {ONNX_MAX_IR_VERSION} (was {why}); max |Δ| {difference:.2e} on the test input",
+            f"re-exported {target.name} from the TorchScript at opset {exported.details['opset_version']}, IR "
+            f"{exported.details['ir_version']} (was {why}); max |Δ| {exported.agreement.max_abs:.2e} on {cases} inputs",
         )
     ]
-
-
-def _test_source(rdf: dict, index: int, tensor: dict) -> str:
-    """The input's test file: format 0.5 `test_tensor`, 0.3/0.4 `test_inputs[index]`."""
-    entry = tensor.get("test_tensor")
-    if isinstance(entry, dict) and entry.get("source"):
-        return str(entry["source"])
-    listed = rdf.get("test_inputs")
-    if isinstance(listed, list) and index < len(listed) and isinstance(listed[index], str):
-        return listed[index]
-    name = tensor.get("id", tensor.get("name"))
-    raise ExportError(f"tensor {name!r} has no test tensor to prove a re-exported ONNX against")
-
-
-def export_onnx_from_torchscript(
-    script_path: Path, onnx_path: Path, inputs: list[np.ndarray], input_ids: list[str], output_ids: list[str]
-) -> float:
-    """Write the TorchScript as ONNX (opset 17, IR ≤ 8, dynamic axes but channels), and return the largest |Δ|
-    between the two on `inputs`; raises ExportError when they disagree by more than 1e-4."""
-    import warnings
-
-    import onnx
-    import torch
-
-    from zoo.bioimage.runtimes.onnx_backend import OnnxBackend
-
-    module = torch.jit.load(str(script_path), map_location="cpu").eval()
-    tensors = tuple(torch.from_numpy(x) for x in inputs)
-    with torch.no_grad():
-        expected = module(*tensors)
-    expected = [e.numpy() for e in (expected if isinstance(expected, (list, tuple)) else [expected])]
-    dynamic = {name: {i: f"{name}_{i}" for i in range(x.ndim) if i != 1} for name, x in zip(input_ids, inputs)}
-    dynamic.update({name: {i: f"{name}_{i}" for i in range(e.ndim) if i != 1} for name, e in zip(output_ids, expected)})
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                tensors,
-                str(onnx_path),
-                dynamo=False,
-                opset_version=ONNX_OPSET,
-                input_names=input_ids,
-                output_names=output_ids,
-                dynamic_axes=dynamic,
-            )
-        proto = onnx.load(str(onnx_path))
-        if proto.ir_version > ONNX_MAX_IR_VERSION:
-            proto.ir_version = ONNX_MAX_IR_VERSION
-            onnx.save(proto, str(onnx_path))
-        onnx.checker.check_model(proto)
-        actual = OnnxBackend(onnx_path).predict(*inputs)
-    except Exception as e:
-        raise ExportError(
-            f"onnx: re-export of {script_path.name} at opset {ONNX_OPSET} failed ({type(e).__name__}: {e})"
-        ) from e
-    difference = max(float(np.max(np.abs(a.astype(np.float64) - e))) for a, e in zip(actual, expected))
-    if difference > ONNX_MAX_ABS_DIFFERENCE:
-        raise ExportError(
-            f"onnx: the re-exported {onnx_path.name} differs from {script_path.name} by {difference:.2e} "
-            f"on the test input, more than {ONNX_MAX_ABS_DIFFERENCE:g}"
-        )
-    return difference
 
 
 def _package_name(rdf_path: Path) -> str:

@@ -1,0 +1,659 @@
+"""`zoo convert`: add weight formats to a bioimage.io package someone already made (folder, rdf or zip; formats 0.4
+and 0.5), e.g. TorchScript, ONNX and TF for a package that has only `pytorch_state_dict` weights, which Fiji cannot
+run, or ONNX at opset 17 for a package whose ONNX is too new for deepImageJ.
+
+The package's best loadable weights are the parent (PARENT_ORDER; code-running formats only with trust); each new
+copy is made from it by the exporter table (zoo.packaging.exporters) and proven against it through the runtime that
+`zoo predict` and `zoo validate` use, on the package's test input after its pre-processing and on random inputs of
+other valid sizes. The rdf is written at format 0.5 by bioimageio.spec with the original weights kept, each new
+entry with its `parent` and the agreement in its comment, hashes recomputed. The package is built in a temporary
+folder inside the output folder, validated, and only then moved into place; the input is never modified.
+
+`open_parent` + `reexport` are the one place that re-exports a format from another with proof: `zoo
+fix-deepimagej` uses them for its ONNX."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.bioimage.formats import ALIASES, WEIGHT_FORMATS
+from zoo.bioimage.onnx_file import read_onnx
+from zoo.bioimage.rdf import RdfError, read_rdf
+from zoo.bioimage.rdf_weights import WeightsEntry, referenced_files, weight_entries
+from zoo.bioimage.source import OpenedSource, open_source, path_in_package, refuse_output_inside
+from zoo.bioimage.tensors import TensorSpec, tensor_specs
+from zoo.errors import ExportError, InputError, PackageError, ZooError
+from zoo.packaging.agreement import AGREEMENT_ATOL, agreement_inputs
+from zoo.packaging.exporters import EXPORTERS, ExportContext, ExportedWeights, get_exporter
+from zoo.progress import Progress, SilentProgress
+
+logger = logging.getLogger(__name__)
+
+# the weights a copy is made from, best first: the original training weights, then formats that hold the graph
+PARENT_ORDER = ("pytorch_state_dict", "torchscript", "keras_v3", "keras_hdf5", "onnx")
+# what `formats=None` asks for: the formats deepImageJ runs without Python
+DEFAULT_FORMATS = ("torchscript", "onnx", "tensorflow_saved_model_bundle")
+ONNX_OPSET, ONNX_MAX_IR_VERSION = 17, 8  # deepImageJ's installable ONNX engine (RULES.md DIJ13)
+AXIS_LETTERS = {"batch": "b", "channel": "c"}
+SPACE_IDS = ("z", "y", "x")
+STATISTICS_BUDGET = 512 * 1024**2
+
+
+@dataclass
+class ParentModel:
+    """The package's weights a copy is made from, loaded live, with what exporters and the proof need.
+
+    `model` is what the exporters start from (a module, or the path of an ONNX file); `reference` runs the parent
+    as the package ships it (the proof compares every copy with it); `example` is the package's test input after
+    its pre-processing, in the tensor's own axis order."""
+
+    weight_format: str
+    framework: str  # EXPORTERS' key: "pytorch", "torchscript", "keras", "onnx"
+    model: Any
+    reference: Any  # callable: array -> array
+    example: np.ndarray
+    inputs: dict[str, np.ndarray]  # the proof: the example and random inputs of other valid sizes
+    context: ExportContext
+    entry: WeightsEntry
+
+    def can_make(self, weight_format: str) -> bool:
+        return weight_format in EXPORTERS[self.framework]
+
+
+@dataclass(frozen=True)
+class Parent:
+    """Which format the copies are made from, and why that one."""
+
+    weight_format: str
+    why: str
+    passed_over: dict[str, str] = field(default_factory=dict)  # better formats the package has, and why not them
+
+
+@dataclass
+class FormatOutcome:
+    """What happened to one requested format."""
+
+    weight_format: str
+    status: str  # "kept" (in the package already), "added", "re-written" (replaced by a proven copy), "not made"
+    made_from: str | None  # the format it was made from; None when kept as it was or nothing was tried
+    why: str  # why kept, why that parent, or why it was not made
+    weights: ExportedWeights | None = None  # the new copy, with its agreement
+
+    @property
+    def max_abs(self) -> float | None:
+        agreement = self.weights.agreement if self.weights is not None else None
+        return agreement.max_abs if agreement is not None else None
+
+
+@dataclass
+class ConvertResult:
+    source: Path
+    parent: Parent
+    outcomes: list[FormatOutcome]
+    zip_path: Path | None = None  # None: nothing was written (see not_written)
+    report: Any = None  # zoo.validators.report.ValidationReport of the new package
+    not_written: str | None = None
+
+    @property
+    def added(self) -> list[ExportedWeights]:
+        return [o.weights for o in self.outcomes if o.weights is not None and o.status in ("added", "re-written")]
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {o.weight_format: o.why for o in self.outcomes if o.status == "not made"}
+
+    @property
+    def kept(self) -> list[str]:
+        return [o.weight_format for o in self.outcomes if o.status == "kept"]
+
+    @property
+    def made_from(self) -> dict[str, str]:
+        return {o.weight_format: o.made_from for o in self.outcomes if o.made_from is not None}
+
+    @property
+    def exit_code(self) -> int:
+        """0: every requested format is in the written package; 1: a format was not made or nothing was written."""
+        return 0 if self.zip_path is not None and not self.failures else 1
+
+
+def parse_convert_formats(formats: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """`torchscript,onnx,tensorflow` -> rdf weight format names (CLI aliases allowed); None: DEFAULT_FORMATS."""
+    if formats is None:
+        return list(DEFAULT_FORMATS)
+    names = [f.strip() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    names = list(dict.fromkeys(ALIASES.get(n, n) for n in names))
+    unknown = [n for n in names if n not in WEIGHT_FORMATS]
+    if unknown or not names:
+        raise InputError(
+            f"--formats {','.join(unknown) or '(empty)'}: not a weight format; choose from "
+            f"{', '.join(DEFAULT_FORMATS)} (tensorflow for short)"
+        )
+    return names
+
+
+def convert_package(
+    source: Path,
+    out_dir: Path,
+    formats: list[str],
+    *,
+    trust: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> ConvertResult:
+    """Add `formats` to the package at `source`; the zip lands in `out_dir` only once it validates. Raises InputError
+    before any work for what the user must change (no weights to convert from without --trust, an existing output
+    without `overwrite`, more than one input); formats that cannot be made or do not agree are in the result."""
+    from zoo.packaging.rdf import model_id
+
+    progress = progress or SilentProgress()
+    source, out_dir = Path(source), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file, not a folder: give a new or existing folder")
+    refuse_output_inside("--out", out_dir, source)
+    with open_source(source) as opened:
+        rdf = _read(opened)
+        parent = choose_parent(opened, rdf, trust)
+        target = out_dir / f"{model_id(str(rdf.get('id') or rdf.get('name') or 'model'))}.zip"
+        if target.resolve() == source.resolve():
+            raise InputError(
+                f"--out {out_dir} would replace the input {source}, which is never changed: choose another"
+            )
+        if target.exists() and not overwrite:
+            raise InputError(f"{target} exists already: pass --overwrite to replace it")
+        plan = _plan(rdf, opened, formats, parent)
+        loaded = open_parent(opened, parent.weight_format, trust=trust)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".zoo-convert-") as tmp:
+            work = Path(tmp) / "package"
+            shutil.copytree(opened.root, work)
+            outcomes = _make(loaded, plan, opened, Path(tmp) / "made", trust, progress)
+            result = ConvertResult(source, parent, outcomes)
+            if not [o for o in outcomes if o.status in ("added", "re-written", "kept")]:
+                result.not_written = "no requested format could be made; nothing was written"
+                return result
+            staged = Path(tmp) / target.name
+            _write(opened, work, outcomes, staged)
+            report = _validate(staged, trust, progress)
+            report.source = str(target)
+            result.report = report
+            if report.status != "passed":
+                failed = sorted({f.id for f in report.failed()})
+                result.not_written = (
+                    f"the converted package failed validation ({report.status}: {', '.join(failed) or 'no rule'})"
+                    f" and was not written"
+                )
+                return result
+            from zoo.packaging.export import ExportResult
+            from zoo.packaging.package import move_into_place, point_into_zip
+
+            move_into_place(staged, target, overwrite)
+            point_into_zip(ExportResult(weights=result.added), work, target)
+            result.zip_path = target
+    return result
+
+
+# ------------------------------------------------------------------------------------------- the parent
+
+
+def choose_parent(opened: OpenedSource, rdf: dict, trust: bool) -> Parent:
+    """The first format of PARENT_ORDER that the package has and that can be loaded here (the same reasons as `zoo
+    predict` gives: code needs trust, a missing runtime, a changed file, operations that act outside the model), or
+    one InputError line naming what each format lacks (e.g. `pass --trust`)."""
+    from zoo.inference.model import weights_problem
+
+    present = weight_entries(rdf)
+    passed_over: dict[str, str] = {}
+    for weight_format in PARENT_ORDER:
+        if weight_format not in present:
+            continue
+        problem = weights_problem(weight_format, present[weight_format], opened, "cpu", trust)
+        if problem is None and weight_format == "pytorch_state_dict":
+            problem = _architecture_problem(present[weight_format])
+        if problem is None:
+            better = "; ".join(f"not {f}: {why}" for f, why in passed_over.items())
+            why = "the package's original weights" if not passed_over else f"the best weights that load here ({better})"
+            return Parent(weight_format, why, passed_over)
+        passed_over[weight_format] = problem
+    others = [f for f in present if f not in PARENT_ORDER]
+    reasons = [f"{f}: {why}" for f, why in passed_over.items()]
+    reasons += [f"{f}: zoo converts from {', '.join(PARENT_ORDER)} only" for f in others]
+    raise InputError(
+        f"{opened.source}: no weights to convert from ({'; '.join(reasons) or 'the package lists no weights'})"
+    )
+
+
+def _architecture_problem(entry: WeightsEntry) -> str | None:
+    import importlib.util
+
+    architecture = entry.architecture
+    if architecture is None or architecture.problem:
+        return f"its architecture {architecture.problem if architecture else 'is missing'}"
+    if (
+        architecture.import_from is not None
+        and importlib.util.find_spec(architecture.import_from.split(".")[0]) is None
+    ):
+        return f"its architecture comes from the Python package {architecture.import_from!r}: install it"
+    return None
+
+
+def open_parent(opened: OpenedSource, weight_format: str, *, trust: bool = False) -> ParentModel:
+    """Load the package's `weight_format` weights live (zoo.packaging.sources: weights-only formats are scanned and
+    refused when they act outside the model, unless `trust`) with the example and proof inputs. InputError when the
+    package cannot be converted (more than one input or output, axes other than batch/channel/z/y/x, no test
+    input); ExportError when the weights fail to load."""
+    from zoo.inference.model import weights_problem
+
+    rdf = _read(opened)
+    entry = weight_entries(rdf).get(weight_format)
+    if entry is None:
+        raise InputError(f"{opened.source} has no {weight_format} weights")
+    problem = weights_problem(weight_format, entry, opened, "cpu", trust) or (
+        _architecture_problem(entry) if weight_format == "pytorch_state_dict" else None
+    )
+    if problem is not None:
+        raise InputError(f"{opened.source}: {weight_format}: {problem}")
+    inputs, outputs = tensor_specs(rdf)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise InputError(
+            f"{opened.source} has {len(inputs)} inputs and {len(outputs)} outputs: zoo converts models with one input "
+            "and one output"
+        )
+    layout, output_layout = _layout(inputs[0], "input"), _layout(outputs[0], "output")
+    if "c" not in layout or not {"y", "x"} <= set(layout):
+        raise InputError(f"input {inputs[0].id} has axes {layout}: zoo converts images with channel, y and x axes")
+    live = _load_live(opened, entry, trust)
+    example = preprocessed_test_input(opened, rdf, inputs[0])
+    expected = tuple(1 if a == "b" else None for a in layout)
+    if example.ndim != len(layout) or any(e is not None and s != e for s, e in zip(example.shape, expected)):
+        raise InputError(f"the test input of {inputs[0].id} has shape {example.shape}, expected axes {layout}")
+    from zoo.trainers.task import Task
+
+    task = Task(
+        kind="restoration" if any(a in output_layout for a in SPACE_IDS) else "classification",
+        spatial="zyx" if "z" in layout else "yx",
+        input_id=inputs[0].id,
+        output_id=outputs[0].id,
+    )
+    source_model = live.source_model(layout, task, output_layout)
+    context = ExportContext(
+        architecture_file=live.architecture[0] if live.architecture else Path(),
+        architecture_callable=live.architecture[1] if live.architecture else "",
+        architecture_kwargs=live.architecture[2] if live.architecture else {},
+        input_id=inputs[0].id,
+        output_id=outputs[0].id,
+        layout=layout,
+        output_layout=output_layout if output_layout != layout else None,
+    )
+    return ParentModel(
+        weight_format,
+        live.framework,
+        live.model,
+        source_model.predict,
+        example,
+        proof_inputs(example, inputs[0], layout),
+        context,
+        entry,
+    )
+
+
+def _load_live(opened: OpenedSource, entry: WeightsEntry, trust: bool):
+    """A zoo.packaging.sources.ModelSource for the entry's file (and architecture, for a state dict)."""
+    from zoo.packaging.sources import open_model_source
+
+    path, _ = path_in_package(opened.root, entry.source or "")
+    architecture = entry.architecture
+    if entry.format == "pytorch_state_dict" and architecture is not None and architecture.import_from is not None:
+        return _open_library_architecture(path, architecture, entry, trust)
+    try:
+        if entry.format == "pytorch_state_dict":
+            file, _ = path_in_package(opened.root, architecture.source)
+            if file is None:
+                raise InputError(f"the architecture {architecture.source} of {entry.format} is not in the package")
+            kwargs = (entry.raw.get("architecture") or {}).get("kwargs") if isinstance(entry.raw, dict) else None
+            kwargs = kwargs or entry.raw.get("kwargs") or {}
+            return open_model_source(f"{file}:{architecture.callable}", weights=path, kwargs=dict(kwargs), trust=trust)
+        return open_model_source(path, trust=trust)
+    except InputError:
+        raise
+    except Exception as e:  # a runtime that cannot load the file
+        raise ExportError(f"{entry.format}: {path.name} could not be loaded ({type(e).__name__}: {e})") from e
+
+
+def _open_library_architecture(path: Path, architecture, entry: WeightsEntry, trust: bool):
+    """A state dict whose architecture is imported from an installed Python package (e.g. CAREamics)."""
+    import importlib
+
+    import torch
+
+    from zoo.bioimage.files import sha256_of
+    from zoo.packaging.sources import ModelSource
+
+    if not trust:
+        raise InputError(f"{entry.format} runs code from {architecture.import_from}: pass --trust only if you trust it")
+    kwargs = dict((entry.raw.get("architecture") or {}).get("kwargs") or {})
+    try:
+        module = importlib.import_module(architecture.import_from)
+        model = getattr(module, architecture.callable)(**kwargs)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as e:
+        raise InputError(
+            f"{entry.format}: {architecture.import_from}.{architecture.callable} could not be built with these weights "
+            f"({type(e).__name__}: {e})"
+        ) from e
+    model.eval()
+    return ModelSource(
+        "python",
+        path,
+        sha256_of(path),
+        "pytorch",
+        "pytorch_state_dict",
+        model,
+        architecture=(Path(module.__file__ or ""), architecture.callable, kwargs),
+    )
+
+
+def _layout(spec: TensorSpec, what: str) -> str:
+    """The tensor's axes as letters ("bcyx"), or InputError for axes other than batch, channel, z, y, x."""
+    letters = []
+    for axis in spec.axes:
+        letter = AXIS_LETTERS.get(axis.kind) or (axis.id if axis.kind == "space" and axis.id in SPACE_IDS else None)
+        if letter is None or letter in letters:
+            raise InputError(
+                f"{what} {spec.id} has axes {', '.join(spec.axis_ids)}: zoo converts tensors whose axes are among "
+                "batch, channel, z, y and x"
+            )
+        letters.append(letter)
+    return "".join(letters)
+
+
+def preprocessed_test_input(opened: OpenedSource, rdf: dict, spec: TensorSpec) -> np.ndarray:
+    """The package's test input after the rdf's pre-processing, through the code `zoo predict` runs: bioimageio.core's
+    operators (zoo.inference.model.processing_ops) with the statistics computed over the whole test input
+    (zoo.inference.stats), as float32 in the tensor's own axis order."""
+    from bioimageio.core import Sample, Tensor
+    from bioimageio.core.axis import AxisId
+    from bioimageio.core.common import MemberId
+
+    from zoo.inference.axes import ArrayImage
+    from zoo.inference.model import load_description, processing_ops
+    from zoo.inference.stats import compute_statistics
+
+    raw = np.load(_test_input_path(opened, rdf), allow_pickle=False)
+    try:
+        descr = load_description(opened)
+        pre_ops, _, measures = processing_ops(descr)
+    except ZooError:
+        raise
+    except Exception as e:  # bioimageio.core cannot set up this package's processing
+        raise InputError(f"the pre-processing of {opened.source} cannot be set up ({type(e).__name__}: {e})") from e
+    wanted = {m for m in measures if str(m.member_id) == spec.id}
+    stats = compute_statistics(wanted, {spec.id: [ArrayImage(raw, spec.axis_ids)]}, STATISTICS_BUDGET)
+    dims = [AxisId(a) for a in spec.axis_ids]
+    sample = Sample(
+        members={MemberId(spec.id): Tensor.from_numpy(raw, dims=dims)},
+        stat={m: value.window({}, {}) for m, value in stats.items()},
+        id=None,
+    )
+    for op in pre_ops:
+        op(sample)
+    processed = sample.members[MemberId(spec.id)].transpose(dims).data.to_numpy()
+    return np.ascontiguousarray(processed, dtype=np.float32)
+
+
+def _test_input_path(opened: OpenedSource, rdf: dict) -> Path:
+    for ref in referenced_files(rdf):
+        if ref.role == "test_tensor" and ref.location in ("inputs.0.test_tensor", "test_inputs.0"):
+            path, refused = path_in_package(opened.root, ref.source)
+            if refused is not None or path is None or not path.is_file():
+                raise InputError(f"{opened.source}: the test input {ref.source} {refused or 'is missing'}")
+            return path
+    raise InputError(f"{opened.source} has no test input to prove the converted weights on")
+
+
+def proof_inputs(example: np.ndarray, spec: TensorSpec, layout: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """The example and random inputs of other sizes the rdf allows (agreement_inputs, when every spatial axis takes
+    the same sizes; else the example's size with batch 1 and 2); a batch fixed at 1 keeps batch 1."""
+    sizes = {axis.sizes for axis in spec.of_kind("space")}
+    if len(sizes) == 1 and None not in sizes:
+        valid = sizes.pop()
+        inputs = agreement_inputs(example, valid.min, valid.step, layout, seed=seed)
+    else:
+        rng = np.random.default_rng(seed)
+        inputs = {"test input": example, "random": rng.standard_normal(example.shape).astype(np.float32)}
+        if "b" in layout:
+            shape = list(example.shape)
+            shape[layout.index("b")] = 2
+            inputs["random, batch 2"] = rng.standard_normal(shape).astype(np.float32)
+    batch = spec.of_kind("batch")
+    if "b" in layout and batch and batch[0].sizes is not None and batch[0].sizes.step == 0:
+        inputs = {k: x for k, x in inputs.items() if x.shape[layout.index("b")] == batch[0].sizes.min}
+    return inputs
+
+
+# ------------------------------------------------------------------------------------------ making copies
+
+
+def reexport(parent: ParentModel, weight_format: str, workdir: Path, *, model: Any = None) -> ExportedWeights:
+    """`weight_format` made from the parent (or from `model`, e.g. a re-written ONNX file of the same graph) by the
+    exporter table, its `parent` set to the parent's format, and proven against the parent as the package ships it.
+    ExportError when it cannot be made from this parent or differs by more than AGREEMENT_ATOL."""
+    from zoo.packaging.export import prove_agreement
+
+    if not parent.can_make(weight_format):
+        raise ExportError(why_not(weight_format, parent.weight_format))
+    workdir = Path(workdir) / weight_format
+    workdir.mkdir(parents=True, exist_ok=True)
+    exporter = get_exporter(parent.framework, weight_format)
+    exported = exporter(parent.model if model is None else model, parent.example, workdir, parent.context)
+    exported.parent = parent.weight_format
+    exported.agreement = prove_agreement(exported, parent.reference, parent.inputs)
+    if not exported.agreement.passed:
+        worst = max(exported.agreement.cases, key=lambda c: c.max_abs)
+        raise ExportError(
+            f"{weight_format}: not shipped, max |Δ| {exported.agreement.max_abs:.2e} to the {parent.weight_format} "
+            f"weights (case {worst.case!r}, shape {worst.shape}, at {worst.worst_index}), expected ≤ {AGREEMENT_ATOL:g}"
+        )
+    return exported
+
+
+def why_not(weight_format: str, parent: str) -> str:
+    """One line: why `weight_format` cannot be made from `parent` weights, and what would work."""
+    makers = [p for p in PARENT_ORDER if weight_format in EXPORTERS[_FRAMEWORKS[p]] and p != weight_format]
+    alternative = f"a package with {' or '.join(makers)} weights would work" if makers else "no zoo exporter writes it"
+    return f"{weight_format}: zoo has no converter from {parent} to {weight_format}; {alternative}"
+
+
+_FRAMEWORKS = {  # the exporter table a parent's live model goes through (zoo.packaging.sources)
+    "pytorch_state_dict": "pytorch",
+    "torchscript": "torchscript",
+    "keras_v3": "keras",
+    "keras_hdf5": "keras",
+    "onnx": "onnx",
+}
+
+
+@dataclass(frozen=True)
+class _Step:
+    weight_format: str
+    action: str  # "keep", "make", "rewrite", "refuse"
+    why: str
+
+
+def _plan(rdf: dict, opened: OpenedSource, formats: list[str], parent: Parent) -> list[_Step]:
+    present = weight_entries(rdf)
+    steps = []
+    for weight_format in formats:
+        if weight_format in present:
+            too_new = _onnx_too_new(present[weight_format], opened) if weight_format == "onnx" else None
+            if too_new:
+                steps.append(_Step(weight_format, "rewrite", too_new))
+            else:
+                steps.append(_Step(weight_format, "keep", "in the package already"))
+        elif weight_format in EXPORTERS[_FRAMEWORKS[parent.weight_format]]:
+            steps.append(_Step(weight_format, "make", parent.why))
+        else:
+            steps.append(_Step(weight_format, "refuse", why_not(weight_format, parent.weight_format)))
+    # TF from an ONNX parent is made from the re-written graph: the re-write goes first
+    steps.sort(key=lambda s: s.action != "rewrite")
+    return steps
+
+
+def _onnx_too_new(entry: WeightsEntry, opened: OpenedSource) -> str | None:
+    """Why deepImageJ cannot read the package's ONNX file (opset > 17 or IR > 8), else None."""
+    path, _ = path_in_package(opened.root, entry.source or "")
+    if path is None or not path.is_file():
+        return None
+    content = read_onnx(path)
+    if content.opset is not None and content.opset <= ONNX_OPSET and (content.ir_version or 0) <= ONNX_MAX_IR_VERSION:
+        return None
+    return (
+        f"its own graph, at opset {content.opset}, IR {content.ir_version}: deepImageJ reads opset ≤ {ONNX_OPSET}, "
+        f"IR ≤ {ONNX_MAX_IR_VERSION}, so it was re-written at opset {ONNX_OPSET}"
+    )
+
+
+def _make(
+    parent: ParentModel, plan: list[_Step], opened: OpenedSource, workdir: Path, trust: bool, progress: Progress
+) -> list[FormatOutcome]:
+    outcomes: dict[str, FormatOutcome] = {}
+    to_make = [s for s in plan if s.action in ("make", "rewrite")]
+    progress.start("converting", len(to_make))
+    for step in plan:
+        if step.action == "keep":
+            outcomes[step.weight_format] = FormatOutcome(step.weight_format, "kept", None, step.why)
+        elif step.action == "refuse":
+            outcomes[step.weight_format] = FormatOutcome(step.weight_format, "not made", None, step.why)
+    for step in to_make:
+        progress.advance(0, format=f"{step.weight_format} (running)")
+        made_from = "onnx" if step.action == "rewrite" else parent.weight_format
+        try:
+            if step.action == "rewrite":
+                own = parent if parent.weight_format == "onnx" else open_parent(opened, "onnx", trust=trust)
+                weights = reexport(own, "onnx", workdir)
+                weights.parent = own.entry.raw.get("parent") if isinstance(own.entry.raw.get("parent"), str) else None
+                if own is parent:  # later copies start from the graph deepImageJ reads, proven against the original
+                    parent = replace(parent, model=weights.path)
+            else:
+                weights = reexport(parent, step.weight_format, workdir)
+        except ZooError as e:
+            outcomes[step.weight_format] = FormatOutcome(step.weight_format, "not made", made_from, str(e))
+        except Exception as e:  # an exporter's unexpected failure must not hide the other formats
+            logger.debug("conversion to %s failed", step.weight_format, exc_info=True)
+            why = f"{step.weight_format}: export failed ({type(e).__name__}: {e})"
+            outcomes[step.weight_format] = FormatOutcome(step.weight_format, "not made", made_from, why)
+        else:
+            status = "re-written" if step.action == "rewrite" else "added"
+            outcomes[step.weight_format] = FormatOutcome(step.weight_format, status, made_from, step.why, weights)
+        done = "done" if outcomes[step.weight_format].status != "not made" else "failed"
+        progress.advance(1, format=f"{step.weight_format} {done}")
+    progress.finish()
+    return [outcomes[s.weight_format] for s in plan if s.weight_format in outcomes]
+
+
+# ------------------------------------------------------------------------------------------ the package
+
+
+def _write(opened: OpenedSource, work: Path, outcomes: list[FormatOutcome], staged_zip: Path) -> None:
+    """The rdf at format 0.5 (bioimageio.spec's upgrade), the new weights beside the original ones, zipped."""
+    from bioimageio.spec import ValidationContext, load_model_description
+
+    from zoo.packaging.package import write_package_zip
+
+    rdf_path = work / opened.rdf_path.relative_to(opened.root)
+    try:
+        descr = load_model_description(rdf_path, format_version="latest", perform_io_checks=True)
+    except Exception as e:
+        raise PackageError(
+            f"bioimageio.spec cannot describe {opened.source} at format 0.5 ({type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}): run `zoo validate` on it"
+        ) from e
+    entries: dict[str, Any] = {}
+    with ValidationContext(root=work, perform_io_checks=True):
+        for outcome in outcomes:
+            if outcome.weights is None:
+                continue
+            weights = outcome.weights
+            replaced = getattr(descr.weights, weights.weight_format, None) if outcome.status == "re-written" else None
+            name = _replaced_source(replaced) or _free_name(work, weights.path.name)
+            os.replace(weights.path, work / name)
+            weights.path = work / name
+            entries[weights.weight_format] = _weights_entry(weights, outcome, name)
+        descr = descr.model_copy(update={"weights": descr.weights.model_copy(update=entries)})
+    write_package_zip(descr, work, staged_zip)
+
+
+def _replaced_source(entry) -> str | None:
+    """The package-relative path of the weights a re-written copy replaces (None for a URL)."""
+    source = str(entry.source) if entry is not None else ""
+    return source if source and "://" not in source and not Path(source).is_absolute() else None
+
+
+def _free_name(folder: Path, name: str) -> str:
+    """`name`, or `name` with a number when the package has a file of that name already."""
+    stem, suffix = name.split(".", 1) if "." in name else (name, "")
+    candidate, n = name, 1
+    while (folder / candidate).exists():
+        n += 1
+        candidate = f"{stem}_{n}.{suffix}" if suffix else f"{stem}_{n}"
+    return candidate
+
+
+def _weights_entry(weights: ExportedWeights, outcome: FormatOutcome, source: str):
+    from bioimageio.spec.model import v0_5
+
+    how = "re-written from its own graph" if outcome.status == "re-written" else f"made from {outcome.made_from}"
+    common: dict[str, Any] = dict(source=Path(source), comment=f"{how} by zoo convert; {weights.agreement.summary()}")
+    if weights.parent is not None:
+        common["parent"] = weights.parent
+    if weights.weight_format == "torchscript":
+        return v0_5.TorchscriptWeightsDescr(**common, pytorch_version=v0_5.Version(weights.framework_version))
+    if weights.weight_format == "onnx":
+        return v0_5.OnnxWeightsDescr(**common, opset_version=weights.details["opset_version"])
+    if weights.weight_format == "tensorflow_saved_model_bundle":
+        return v0_5.TensorflowSavedModelBundleWeightsDescr(
+            **common, tensorflow_version=v0_5.Version(weights.framework_version)
+        )
+    if weights.weight_format == "keras_v3":
+        return v0_5.KerasV3WeightsDescr(
+            **common,
+            keras_version=v0_5.Version(weights.framework_version),
+            backend=(weights.details["backend"], v0_5.Version(weights.details["backend_version"])),
+        )
+    raise PackageError(f"{weights.weight_format}: zoo convert does not describe this format")
+
+
+def _validate(staged_zip: Path, trust: bool, progress: Progress):
+    from zoo.validators import validate_source
+
+    return validate_source(staged_zip, trust=trust, device="cpu", progress=progress)
+
+
+def _read(opened: OpenedSource) -> dict:
+    try:
+        return read_rdf(opened.rdf_path)
+    except (RdfError, OSError) as e:
+        raise InputError(f"{opened.source}: {e}: run `zoo validate` on it") from e
+
+
+__all__ = [
+    "ConvertResult",
+    "FormatOutcome",
+    "Parent",
+    "ParentModel",
+    "choose_parent",
+    "convert_package",
+    "open_parent",
+    "parse_convert_formats",
+    "preprocessed_test_input",
+    "proof_inputs",
+    "reexport",
+    "why_not",
+]
