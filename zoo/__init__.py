@@ -15,7 +15,18 @@ import os
 
 from zoo.version import __version__ as __version__
 
-API = ("train", "export", "package", "validate", "validate_collection", "predict", "info", "demo", "fix_deepimagej")
+API = (
+    "train",
+    "export",
+    "package",
+    "validate",
+    "validate_collection",
+    "predict",
+    "info",
+    "demo",
+    "fix_deepimagej",
+    "convert",
+)
 
 
 def quiet_frameworks() -> None:

@@ -406,3 +406,29 @@ def fix_deepimagej(source: Path, out_dir: Path, *, device: str = "auto", progres
     from zoo.packaging.fix_deepimagej import fix_deepimagej as fix
 
     return fix(Path(source), Path(out_dir), device=resolve_device(device), progress=_progress(progress))
+
+
+def convert(
+    package: Path,
+    out_dir: Path,
+    formats: str | list[str] | None = None,
+    *,
+    trust: bool = False,
+    overwrite: bool = False,
+    progress: Progress | bool | None = None,
+):
+    """Add weight formats (default: torchscript, onnx, tensorflow_saved_model_bundle) to a bioimage.io package
+    (folder, rdf or zip; the input is never modified). Each copy is made from the package's best loadable weights
+    and proven against them; the rdf is written at format 0.5 and the zip lands in `out_dir` only once it validates.
+    Returns a ConvertResult (zip_path, outcome per format, failures, the ValidationReport). Weights that run package
+    code (pytorch_state_dict, Keras) are used only with `trust`; an existing zip is refused unless `overwrite`."""
+    from zoo.packaging.convert import convert_package, parse_convert_formats
+
+    return convert_package(
+        Path(package),
+        Path(out_dir),
+        parse_convert_formats(formats),
+        trust=trust,
+        overwrite=overwrite,
+        progress=_progress(progress),
+    )
