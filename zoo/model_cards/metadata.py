@@ -27,6 +27,7 @@ from zoo.trainers.checkpoint import Checkpoint
 
 NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_+\- ()]+")  # bioimage.io allows letters, digits, _+- () and spaces
 NAME_LENGTH = 64  # bioimage.io advises names of at most 64 characters
+NAME_MIN_LENGTH = 5  # and refuses names shorter than 5
 MAINTAINER_HINT = (
     "bioimage.io accepts an upload only with a maintainer known by a GitHub user name (bioimageio.spec warns "
     "without one): give github_user for an author in a --metadata file"
@@ -121,13 +122,22 @@ def package_metadata(checkpoint: Checkpoint, config: PackageConfig) -> PackageMe
     )
 
 
+def foreign_name(config: PackageConfig, source_name: str) -> str:
+    """The user's name, else one made from the model's file or class name (at least bioimage.io's 5 characters)."""
+    if given(config.name):
+        return config.name
+    stem = NAME_CHARACTERS.sub("-", Path(source_name).stem).strip("- ") or "model"
+    if len(stem) < NAME_MIN_LENGTH:
+        stem = f"{stem} model"
+    return stem[:NAME_LENGTH]
+
+
 def foreign_metadata(config: PackageConfig, source_name: str, summary: str) -> PackageMetadata:
     """What a package of a model zoo did not train says: the user's words, else a name from the model's file and a
     description that says what zoo measured (`summary`) and that training was not recorded; licence and authors as
     for the user's own data (defaults never silent)."""
     warnings: list[str] = []
-    stem = NAME_CHARACTERS.sub("-", Path(source_name).stem).strip("- ") or "model"
-    name = config.name if given(config.name) else stem[:NAME_LENGTH]
+    name = foreign_name(config, source_name)
     description = (
         config.description
         if given(config.description)

@@ -51,9 +51,16 @@ class ForeignModel:
     output: np.ndarray  # the model's output on it (batch of one)
 
 
+def source_name(source: str | Path) -> str:
+    """What names the model before the user does: its file, or the class of a Python architecture."""
+    head, sep, name = str(source).rpartition(":")
+    return name if sep and head.endswith(".py") else Path(str(source)).name
+
+
 def target_path(source: str | Path, out_dir: Path, config: PackageConfig) -> Path:
-    name = config.name or Path(str(source).split(":")[0]).stem
-    return Path(out_dir) / f"{model_id(name)}.zip"
+    from zoo.model_cards.metadata import foreign_name
+
+    return Path(out_dir) / f"{model_id(foreign_name(config, source_name(source)))}.zip"
 
 
 def package_model(
@@ -86,8 +93,7 @@ def package_model(
     image = read_sample(Path(sample))
     opened = open_model_source(source, weights=weights, kwargs=kwargs, trust=trust)
     model = probe_source(opened, image, layout, preprocessing, progress)
-    name = opened.architecture[1] if opened.architecture else opened.path.name
-    metadata = foreign_metadata(config, name, summary(model))
+    metadata = foreign_metadata(config, source_name(source), summary(model))
     formats = parse_formats(formats, opened.framework)
 
     out_dir = Path(out_dir)
@@ -145,11 +151,12 @@ def read_sample(path: Path) -> np.ndarray:
 
 
 def preprocess(x: np.ndarray, layout: str, method: str) -> np.ndarray:
-    """The rdf's pre-processing, per sample and channel over the spatial axes (as bioimageio.core computes it)."""
+    """The rdf's pre-processing per sample, over its channels and spatial axes together (as bioimageio.core computes
+    it; joint over channels also because deepImageJ computes it so whatever the rdf says, DIJ30)."""
     x = x.astype(np.float32)
     if method == "none":
         return x
-    axes = tuple(i for i, a in enumerate(layout) if a in "zyx")
+    axes = tuple(i for i, a in enumerate(layout) if a != "b")
     if method == "zero_mean_unit_variance":
         mean, std = x.mean(axis=axes, keepdims=True), x.std(axis=axes, keepdims=True)
         return ((x - mean) / (std + EPSILON)).astype(np.float32)

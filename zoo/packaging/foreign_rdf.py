@@ -5,6 +5,7 @@ ModelDescr whose axes, sizes and halo are the probe's."""
 from __future__ import annotations
 
 import datetime
+import math
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,8 @@ def build_foreign_descr(
     inputs = {"b": v0_5.BatchAxis(), "c": channel(task.input_channels)}
     inputs.update({a: v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=size) for a in spatial})
     outputs = {"b": v0_5.BatchAxis(), "c": channel(task.output_channels)}
-    outputs.update({a: _output_axis(v0_5, input_id, a, probe, geometry.halo) for a in spatial})
+    halo = math.ceil(geometry.halo * probe.scale) if probe.relation == "scaled" else geometry.halo  # output px
+    outputs.update({a: _output_axis(v0_5, input_id, a, probe, halo) for a in spatial})
     input_tensor = v0_5.InputTensorDescr(
         id=input_id,
         description=task.input_description,
@@ -80,7 +82,9 @@ def build_foreign_descr(
         test_tensor=v0_5.FileDescr(source=files.test_input),
         sample_tensor=v0_5.FileDescr(source=files.sample_input),
         data=v0_5.IntervalOrRatioDataDescr(type="float32"),
-        preprocessing=_preprocessing(v0_5, model.preprocessing, spatial),
+        preprocessing=_preprocessing(
+            v0_5, model.preprocessing, [a if a != "c" else "channel" for a in probe.layout[1:]]
+        ),
     )
     output_tensor = v0_5.OutputTensorDescr(
         id=v0_5.TensorId(OUTPUT_ID),
@@ -122,8 +126,8 @@ def _output_axis(v0_5, input_id, letter: str, probe, halo: int):
     return v0_5.SpaceOutputAxis(id=axis_id, size=size, scale=scale)
 
 
-def _preprocessing(v0_5, method: str, spatial: list[str]) -> list:
-    axes = [v0_5.AxisId(a) for a in spatial]
+def _preprocessing(v0_5, method: str, reduced: list[str]) -> list:
+    axes = [v0_5.AxisId(a) for a in reduced]
     if method == "zero_mean_unit_variance":
         return [v0_5.ZeroMeanUnitVarianceDescr(kwargs=v0_5.ZeroMeanUnitVarianceKwargs(axes=axes, eps=EPSILON))]
     if method == "scale_range":

@@ -177,12 +177,18 @@ def describe_in(folder: Path, config: PackageConfig, build):
     """`build()`'s ModelDescr, made with the package folder as root (its files are checked and hashed), or one
     PackageError line."""
     from bioimageio.spec import ValidationContext
+    from pydantic import ValidationError
+
+    from zoo.config.packaging import one_line
 
     try:
         with ValidationContext(root=folder, perform_io_checks=True), _github_users_taken_as_given(config):
             return build()
-    except Exception as e:  # pydantic's ValidationError lists every field
-        raise PackageError(f"the rdf could not be built from this model: {e}") from e
+    except ValidationError as e:  # one line: the first field bioimageio.spec refused, not pydantic's dump
+        raise PackageError(f"the rdf could not be built from this model: {one_line(e)}") from e
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise PackageError(f"the rdf could not be built from this model: {first}") from e
 
 
 @contextmanager

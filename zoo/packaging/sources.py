@@ -286,8 +286,9 @@ def _open_python(
     except TypeError as e:
         raise InputError(f"{file}:{class_name}({_kwargs_text(kwargs)}) failed: {_first_line(e)}; pass --kwargs") from e
     except RuntimeError as e:  # load_state_dict: missing or unexpected keys, wrong shapes
+        details = " ".join(line.strip() for line in str(e).splitlines() if line.strip())[:300]
         raise InputError(
-            f"--weights {weights} do not fit {class_name}({_kwargs_text(kwargs)}): {_first_line(e)}; check --kwargs"
+            f"--weights {weights} do not fit {class_name}({_kwargs_text(kwargs)}): {details}; check --kwargs"
         ) from e
     return ModelSource(
         "python",
