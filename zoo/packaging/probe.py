@@ -544,7 +544,9 @@ def _mapped_tile_difference(
     return float(np.abs(tile[tuple(inner)] - whole[tuple(target)]).max())
 
 
-def _measure_mapped_halo(predict, image, layout, output_layout, relation, step, bound, core) -> HaloMeasurement | None:
+def _measure_mapped_halo(
+    predict, image, layout, output_layout, relation, step, bound, core, atol: float = HALO_ATOL
+) -> HaloMeasurement | None:
     """Like measure_halo for outputs whose size is scaled or offset from the input's, searching from halo 0."""
     whole = predict(image)
     checked, previous = [], None
@@ -553,7 +555,7 @@ def _measure_mapped_halo(predict, image, layout, output_layout, relation, step, 
         if difference is None:
             return None
         checked.append(halo)
-        if difference <= HALO_ATOL:
+        if difference <= atol:
             return HaloMeasurement(halo, difference, previous, checked)
         previous = difference
     return HaloMeasurement(bound, previous if previous is not None else float("nan"), None, checked)
@@ -584,23 +586,28 @@ def _measure(
     size = core + 2 * (bound + 2 * align) - relation.offset
     noise = reading.noise(np.random.default_rng(0), _cube(size, dims))
     content = _fit_to(sample_input, reading.layout, dict.fromkeys(reading.spatial, size))
-    measurements = []
+    measurements, over = [], []
     for image in (noise, content):
         try:
+            # float32 noise grows with the output's magnitude (an unnormalised input gives outputs in the 1000s)
+            atol = HALO_ATOL * max(1.0, float(np.abs(runs(image)).max()))
             if relation.kind == "same":
                 found = measure_halo(
-                    runs, reading.layout, step, bound, HALO_ATOL, core=core, image=image, output_layout=output_layout
+                    runs, reading.layout, step, bound, atol, core=core, image=image, output_layout=output_layout
                 )
             else:
-                found = _measure_mapped_halo(runs, image, reading.layout, output_layout, relation, align, bound, core)
+                found = _measure_mapped_halo(
+                    runs, image, reading.layout, output_layout, relation, align, bound, core, atol
+                )
         except Exception as e:  # e.g. out of memory at the largest window
             return None, f"measuring it failed at {size} px: {_first_line(e)}"
         if found is None:
             return None, f"output windows of a model scaling by {relation.scale} do not fall on whole pixels"
         measurements.append(found)
+        over.append(not found.max_abs <= atol)
     measurement = max(measurements, key=lambda m: m.halo)
     worst = max(m.max_abs for m in measurements)
-    if not worst <= HALO_ATOL:
+    if any(over):
         return measurement, (
             f"tiles differ from the whole image by {worst:.2g} even with a halo of {bound} px: the model is not "
             "local (it may normalise over the whole image); predict whole images"
