@@ -5,6 +5,7 @@ as a third party's would be, not with zoo's packaging; the axis helpers give its
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -230,3 +231,48 @@ def _load(folder: Path) -> dict:
     from ruyaml import YAML
 
     return YAML(typ="safe").load((folder / "rdf.yaml").read_text())
+
+
+def to_format_0_4(folder: Path) -> Path:
+    """Rewrite a package written by this module at format 0.4.10, as older exporters wrote it: axes as letters,
+    shapes as min/step lists (outputs as a reference to the input), `test_inputs`/`test_outputs` lists, no axis ids."""
+    rdf = _load(folder)
+    inputs, outputs = rdf["inputs"], rdf["outputs"]
+    letters = {"batch": "b", "channel": "c"}
+
+    def axes(tensor: dict) -> str:
+        return "".join(letters.get(a["type"], a.get("id", "x")) for a in tensor["axes"])
+
+    def input_shape(tensor: dict) -> dict:
+        minimum, step = [], []
+        for axis in tensor["axes"]:
+            size = axis.get("size")
+            size = len(axis["channel_names"]) if axis["type"] == "channel" else (1 if size is None else size)
+            minimum.append(size["min"] if isinstance(size, dict) else size)
+            step.append(size["step"] if isinstance(size, dict) else 0)
+        return {"min": minimum, "step": step}
+
+    def converted(tensor: dict, shape: dict, processing: str) -> dict:
+        out = {"name": tensor["id"], "axes": axes(tensor), "data_type": "float32", "shape": shape}
+        if tensor.get(processing):
+            kwargs = dict(tensor[processing][0]["kwargs"])
+            kwargs["axes"] = "".join(kwargs.get("axes", ["y", "x"]))
+            out[processing] = [{"name": tensor[processing][0]["id"], "kwargs": {"mode": "per_sample", **kwargs}}]
+        return out
+
+    for entry in rdf["weights"].values():
+        architecture = entry.pop("architecture", None)
+        if architecture is not None:  # 0.4: `file.py:Callable`, its sha256 and the kwargs beside it
+            entry["architecture"] = f"{architecture['source']}:{architecture['callable']}"
+            entry["architecture_sha256"] = hashlib.sha256((folder / architecture["source"]).read_bytes()).hexdigest()
+            entry["kwargs"] = architecture.get("kwargs", {})
+    n = len(outputs[0]["axes"])
+    rdf.update(
+        format_version="0.4.10",
+        inputs=[converted(inputs[0], input_shape(inputs[0]), "preprocessing")],
+        outputs=[converted(outputs[0], {"reference_tensor": inputs[0]["id"], "scale": [1] * n, "offset": [0] * n}, "")],
+        test_inputs=[inputs[0]["test_tensor"]["source"]],
+        test_outputs=[outputs[0]["test_tensor"]["source"]],
+    )
+    save_rdf(folder, rdf)
+    return folder

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,10 @@ def convert_package(
             )
         if target.exists() and not overwrite:
             raise InputError(f"{target} exists already: pass --overwrite to replace it")
+        convertible_tensors(opened, rdf)
         plan = _plan(rdf, opened, formats, parent)
-        loaded = open_parent(opened, parent.weight_format, trust=trust)
+        work_to_do = any(step.action in ("make", "rewrite") for step in plan)
+        loaded = open_parent(opened, parent.weight_format, trust=trust) if work_to_do else None
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out_dir, prefix=".zoo-convert-") as tmp:
             work = Path(tmp) / "package"
@@ -218,8 +221,8 @@ def choose_parent(opened: OpenedSource, rdf: dict, trust: bool) -> Parent:
         if problem is None and weight_format == "pytorch_state_dict":
             problem = _architecture_problem(present[weight_format])
         if problem is None:
-            better = "; ".join(f"not {f}: {why}" for f, why in passed_over.items())
-            why = "the package's original weights" if not passed_over else f"the best weights that load here ({better})"
+            why = f"the package's best weights to convert from ({' > '.join(PARENT_ORDER)})"
+            why += "".join(f"; not {f}: {problem}" for f, problem in passed_over.items())
             return Parent(weight_format, why, passed_over)
         passed_over[weight_format] = problem
     others = [f for f in present if f not in PARENT_ORDER]
@@ -260,15 +263,7 @@ def open_parent(opened: OpenedSource, weight_format: str, *, trust: bool = False
     )
     if problem is not None:
         raise InputError(f"{opened.source}: {weight_format}: {problem}")
-    inputs, outputs = tensor_specs(rdf)
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise InputError(
-            f"{opened.source} has {len(inputs)} inputs and {len(outputs)} outputs: zoo converts models with one input "
-            "and one output"
-        )
-    layout, output_layout = _layout(inputs[0], "input"), _layout(outputs[0], "output")
-    if "c" not in layout or not {"y", "x"} <= set(layout):
-        raise InputError(f"input {inputs[0].id} has axes {layout}: zoo converts images with channel, y and x axes")
+    inputs, outputs, layout, output_layout = convertible_tensors(opened, rdf)
     live = _load_live(opened, entry, trust)
     example = preprocessed_test_input(opened, rdf, inputs[0])
     expected = tuple(1 if a == "b" else None for a in layout)
@@ -304,6 +299,21 @@ def open_parent(opened: OpenedSource, weight_format: str, *, trust: bool = False
     )
 
 
+def convertible_tensors(opened: OpenedSource, rdf: dict) -> tuple[list[TensorSpec], list[TensorSpec], str, str]:
+    """(inputs, outputs, input layout, output layout) of a package zoo converts: one input with channel, y and x
+    axes, one output, every axis among batch, channel, z, y, x; else one InputError line."""
+    inputs, outputs = tensor_specs(rdf)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise InputError(
+            f"{opened.source} has {len(inputs)} inputs and {len(outputs)} outputs: zoo converts models with one input "
+            "and one output"
+        )
+    layout, output_layout = _layout(inputs[0], "input"), _layout(outputs[0], "output")
+    if "c" not in layout or not {"y", "x"} <= set(layout):
+        raise InputError(f"input {inputs[0].id} has axes {layout}: zoo converts images with channel, y and x axes")
+    return inputs, outputs, layout, output_layout
+
+
 def _load_live(opened: OpenedSource, entry: WeightsEntry, trust: bool):
     """A zoo.packaging.sources.ModelSource for the entry's file (and architecture, for a state dict)."""
     from zoo.packaging.sources import open_model_source
@@ -317,14 +327,20 @@ def _load_live(opened: OpenedSource, entry: WeightsEntry, trust: bool):
             file, _ = path_in_package(opened.root, architecture.source)
             if file is None:
                 raise InputError(f"the architecture {architecture.source} of {entry.format} is not in the package")
-            kwargs = (entry.raw.get("architecture") or {}).get("kwargs") if isinstance(entry.raw, dict) else None
-            kwargs = kwargs or entry.raw.get("kwargs") or {}
+            kwargs = _architecture_kwargs(entry)
             return open_model_source(f"{file}:{architecture.callable}", weights=path, kwargs=dict(kwargs), trust=trust)
         return open_model_source(path, trust=trust)
     except InputError:
         raise
     except Exception as e:  # a runtime that cannot load the file
         raise ExportError(f"{entry.format}: {path.name} could not be loaded ({type(e).__name__}: {e})") from e
+
+
+def _architecture_kwargs(entry: WeightsEntry) -> dict[str, Any]:
+    """The keywords the architecture is built with: 0.5 `architecture.kwargs`, 0.3/0.4 `kwargs` beside it."""
+    architecture = entry.raw.get("architecture")
+    kwargs = architecture.get("kwargs") if isinstance(architecture, dict) else entry.raw.get("kwargs")
+    return dict(kwargs) if isinstance(kwargs, dict) else {}
 
 
 def _open_library_architecture(path: Path, architecture, entry: WeightsEntry, trust: bool):
@@ -338,7 +354,7 @@ def _open_library_architecture(path: Path, architecture, entry: WeightsEntry, tr
 
     if not trust:
         raise InputError(f"{entry.format} runs code from {architecture.import_from}: pass --trust only if you trust it")
-    kwargs = dict((entry.raw.get("architecture") or {}).get("kwargs") or {})
+    kwargs = _architecture_kwargs(entry)
     try:
         module = importlib.import_module(architecture.import_from)
         model = getattr(module, architecture.callable)(**kwargs)
@@ -521,7 +537,7 @@ def _onnx_too_new(entry: WeightsEntry, opened: OpenedSource) -> str | None:
 
 
 def _make(
-    parent: ParentModel, plan: list[_Step], opened: OpenedSource, workdir: Path, trust: bool, progress: Progress
+    parent: ParentModel | None, plan: list[_Step], opened: OpenedSource, workdir: Path, trust: bool, progress: Progress
 ) -> list[FormatOutcome]:
     outcomes: dict[str, FormatOutcome] = {}
     to_make = [s for s in plan if s.action in ("make", "rewrite")]
@@ -569,7 +585,11 @@ def _write(opened: OpenedSource, work: Path, outcomes: list[FormatOutcome], stag
 
     rdf_path = work / opened.rdf_path.relative_to(opened.root)
     try:
-        descr = load_model_description(rdf_path, format_version="latest", perform_io_checks=True)
+        with warnings.catch_warnings(record=True) as caught:  # the upgrade's doubts: the validation below decides
+            warnings.simplefilter("always")
+            descr = load_model_description(rdf_path, format_version="latest", perform_io_checks=True)
+        for warning in caught:
+            logger.info("bioimageio.spec upgrading %s to format 0.5: %s", opened.source, warning.message)
     except Exception as e:
         raise PackageError(
             f"bioimageio.spec cannot describe {opened.source} at format 0.5 ({type(e).__name__}: "
@@ -587,7 +607,38 @@ def _write(opened: OpenedSource, work: Path, outcomes: list[FormatOutcome], stag
             weights.path = work / name
             entries[weights.weight_format] = _weights_entry(weights, outcome, name)
         descr = descr.model_copy(update={"weights": descr.weights.model_copy(update=entries)})
-    write_package_zip(descr, work, staged_zip)
+    if descr.id is None:  # deepImageJ drops a model without an id from its list when it has a config (DIJ03)
+        from bioimageio.spec.model.v0_5 import ModelId
+
+        from zoo.packaging.rdf import model_id
+
+        descr = descr.model_copy(update={"id": ModelId(model_id(str(descr.name)))})
+    write_package_zip(_without_nulls(_explicit_axis_ids(descr), work), work, staged_zip)
+
+
+def _without_nulls(descr, work: Path):
+    """The description built again from what was given, less the nulls that bioimageio.spec's 0.4 → 0.5 upgrade
+    writes for every absent field (`torchscript: null` among the weights, which a reader may take for an entry)."""
+    from bioimageio.spec import InvalidDescr, ValidationContext, build_description
+
+    content = descr.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    with ValidationContext(root=work, perform_io_checks=True):
+        rebuilt = build_description(content)
+    if isinstance(rebuilt, InvalidDescr):
+        raise PackageError(f"the converted rdf is not valid: {rebuilt.validation_summary.format()}")
+    return rebuilt
+
+
+def _explicit_axis_ids(descr):
+    """Every axis id marked as given, so that bioimageio.spec writes ids equal to their default too (a space axis
+    `x`): deepImageJ cannot name an axis without one (RULES.md DIJ17)."""
+
+    def tensor(t):
+        return t.model_copy(update={"axes": [a.model_copy(update={"id": a.id}) for a in t.axes]})
+
+    return descr.model_copy(
+        update={"inputs": [tensor(t) for t in descr.inputs], "outputs": [tensor(t) for t in descr.outputs]}
+    )
 
 
 def _replaced_source(entry) -> str | None:
@@ -650,6 +701,7 @@ __all__ = [
     "ParentModel",
     "choose_parent",
     "convert_package",
+    "convertible_tensors",
     "open_parent",
     "parse_convert_formats",
     "preprocessed_test_input",
