@@ -44,7 +44,7 @@ class SourceModel:
             if self._session is None:
                 from zoo.bioimage.runtimes.onnx_backend import OnnxBackend
 
-                self._session = OnnxBackend(self.model)
+                self._session = OnnxBackend(self.model, quiet=True)  # the caller reports failures in one line
             return self._session.predict(np.ascontiguousarray(x, dtype=np.float32))[0]
         import torch
 
