@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import save_rdf
+from tests.conftest import load_rdf, save_rdf
 
 
 def batch() -> dict:
@@ -183,7 +183,7 @@ def write_state_dict_package(
     write_package(folder, module, test_input, in_axes, out_axes, trace=True, normalize=normalize, name=name)
     (folder / "weights.pt").unlink()
     torch.save(module.state_dict(), folder / "weights_state_dict.pt")
-    rdf = _load(folder)
+    rdf = load_rdf(folder)
     rdf["weights"] = {
         "pytorch_state_dict": {
             "source": "weights_state_dict.pt",
@@ -221,22 +221,16 @@ def write_onnx_package(
         proto = version_converter.convert_version(proto, opset)
     proto.ir_version = ir_version
     onnx.save(proto, str(folder / "weights.onnx"))
-    rdf = _load(folder)
+    rdf = load_rdf(folder)
     rdf["weights"] = {"onnx": {"source": "weights.onnx", "opset_version": opset}}
     save_rdf(folder, rdf)
     return folder
 
 
-def _load(folder: Path) -> dict:
-    from ruyaml import YAML
-
-    return YAML(typ="safe").load((folder / "rdf.yaml").read_text())
-
-
 def to_format_0_4(folder: Path) -> Path:
     """Rewrite a package written by this module at format 0.4.10, as older exporters wrote it: axes as letters,
     shapes as min/step lists (outputs as a reference to the input), `test_inputs`/`test_outputs` lists, no axis ids."""
-    rdf = _load(folder)
+    rdf = load_rdf(folder)
     inputs, outputs = rdf["inputs"], rdf["outputs"]
     letters = {"batch": "b", "channel": "c"}
 

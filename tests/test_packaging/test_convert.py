@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests import packages as rp
+from tests.conftest import load_rdf, save_rdf
 from zoo import api
 from zoo.cli import app
 from zoo.errors import InputError
@@ -150,13 +151,13 @@ def test_the_parent_is_the_best_format_that_loads_here(tmp_path):
     )
     (folder / "architecture.py").write_text(UNET)
     torch.save(tiny_unet().state_dict(), folder / "weights_state_dict.pt")
-    rdf = rp._load(folder)
+    rdf = load_rdf(folder)
     rdf["weights"]["pytorch_state_dict"] = {
         "source": "weights_state_dict.pt",
         "architecture": {"source": "architecture.py", "callable": "TinyUNet", "kwargs": {"base": 4}},
         "pytorch_version": "2.4.0",
     }
-    rp.save_rdf(folder, rdf)
+    save_rdf(folder, rdf)
     with open_source(folder) as opened:
         untrusted = choose_parent(opened, read_rdf(opened.rdf_path), trust=False)
         trusted = choose_parent(opened, read_rdf(opened.rdf_path), trust=True)
