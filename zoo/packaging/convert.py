@@ -222,7 +222,7 @@ def choose_parent(opened: OpenedSource, rdf: dict, trust: bool) -> Parent:
             problem = _architecture_problem(present[weight_format])
         if problem is None:
             why = f"the package's best weights to convert from ({' > '.join(PARENT_ORDER)})"
-            why += "".join(f"; not {f}: {problem}" for f, problem in passed_over.items())
+            why += "".join(f"; not {f}: {reason}" for f, reason in passed_over.items())
             return Parent(weight_format, why, passed_over)
         passed_over[weight_format] = problem
     others = [f for f in present if f not in PARENT_ORDER]
