@@ -3,8 +3,9 @@
 Why not onnx2tf: it pins numpy 1.26, onnx 1.19, protobuf 4 and tensorflow 2.19 (which breaks the
 bioimageio/tensorflow-cpu 2.21 stack), fails on ONNX files with dynamic spatial axes, and writes NHWC
 outputs where the rdf describes NCHW. This translator covers the ops of the zoo's networks (2D and 3D U-Nets,
-image classifiers, and most plain CNNs); any other op stops the conversion with its name, so the caller can say
-what to try.
+image classifiers, and most plain CNNs) and the upsampling (Resize) of U-Nets made elsewhere; any other op, or a
+case of one that the translation cannot reproduce (LIMITS), stops the conversion with its name, so the caller can
+say what to try.
 
 Layout: 4-D (NCHW) and 5-D (NCDHW) activations run channels last inside (NHWC, NDHWC: TensorFlow's CPU kernels
 want channels last); every other tensor (a classifier's (N, C) scores, shape vectors) keeps the ONNX layout. The
@@ -24,11 +25,15 @@ import numpy as np
 from zoo.errors import ExportError
 from zoo.packaging.onnx_to_tf_ops import OPS
 from zoo.packaging.onnx_to_tf_values import (
+    NEAREST_MODES,
+    RESIZE_MODES,
+    RESIZE_TRANSFORMS,
     SPATIAL_RANKS,
     Constant,
     UnsupportedOp,
     Value,
     node_attributes,
+    text_attribute,
     to_channels_first,
     to_channels_last,
 )
@@ -202,6 +207,54 @@ def _reshape_limit(node, attributes: dict, constants: dict[str, np.ndarray]) -> 
     return None
 
 
+def _resize_limit(node, attributes: dict, constants: dict[str, np.ndarray]) -> str | None:
+    """Resize at opsets 11-17 (X, roi, scales[, sizes]) on the spatial axes: nearest in every coordinate and rounding
+    mode, linear with integer scales or with sizes (what TensorFlow's ResizeBilinear computes alike)."""
+    if len(node.input) < 3:
+        return "in its opset-10 form (inputs X and scales only) is not supported"
+    mode = text_attribute(attributes, "mode", "nearest")
+    if mode not in RESIZE_MODES:
+        return f"with mode={mode!r} is not supported ({' and '.join(map(repr, RESIZE_MODES))} are)"
+    transform = text_attribute(attributes, "coordinate_transformation_mode", "half_pixel")
+    if transform not in RESIZE_TRANSFORMS:
+        return (
+            f"with coordinate_transformation_mode={transform!r} is not supported "
+            f"({', '.join(map(repr, RESIZE_TRANSFORMS))} are)"
+        )
+    rounding = text_attribute(attributes, "nearest_mode", "round_prefer_floor")
+    if mode == "nearest" and rounding not in NEAREST_MODES:
+        return f"with nearest_mode={rounding!r} is not supported"
+    for name in ("antialias", "exclude_outside"):
+        if attributes.get(name, 0):
+            return f"with {name}={attributes[name]} is not supported"
+    if "axes" in attributes:
+        return f"with axes={list(attributes['axes'])} is not supported (scales or sizes for every axis are)"
+    policy = text_attribute(attributes, "keep_aspect_ratio_policy", "stretch")
+    if policy != "stretch":
+        return f"with keep_aspect_ratio_policy={policy!r} is not supported"
+    scales_name, sizes_name = node.input[2], node.input[3] if len(node.input) > 3 else ""
+    if scales_name and scales_name not in constants:
+        return "with computed scales is not supported (constant scales are)"
+    scales = constants[scales_name].astype(np.float64) if scales_name else np.zeros(0)
+    if scales.size:
+        if scales.ndim != 1 or scales.size < 3 or (scales[:2] != 1).any() or (scales <= 0).any():
+            return f"with scales {scales.tolist()} is not supported (positive scales on the spatial axes only are)"
+        if mode == "linear" and (scales != np.round(scales)).any():
+            # ResizeBilinear takes its coordinate scale from the sizes, ONNX from scales: alike only for integers
+            return f"with mode='linear' and non-integer scales {scales.tolist()} is not supported (integer scales are)"
+        return None
+    if not sizes_name:
+        return "without scales or sizes is not supported"
+    sizes = constants.get(sizes_name)
+    if mode == "linear" and transform == "pytorch_half_pixel" and (sizes is None or (sizes[2:] <= 1).any()):
+        # pytorch_half_pixel samples position 0 for an output of length 1, ResizeBilinear the middle
+        return (
+            "with mode='linear', coordinate_transformation_mode='pytorch_half_pixel' and sizes that may be 1 "
+            "is not supported (constant sizes above 1 are)"
+        )
+    return None
+
+
 LIMITS: dict[str, Callable] = {
     "Conv": _convolution_limit,
     "ConvTranspose": _convolution_limit,
@@ -209,6 +262,7 @@ LIMITS: dict[str, Callable] = {
     "AveragePool": _pool_limit,
     "BatchNormalization": _batch_norm_limit,
     "Reshape": _reshape_limit,
+    "Resize": _resize_limit,
 }
 
 

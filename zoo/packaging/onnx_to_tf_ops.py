@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from zoo.packaging.onnx_to_tf_values import (
+    SPATIAL_RANKS,
     Constant,
     UnsupportedOp,
     Value,
     constant_input,
     rank_of,
     spatial_padding,
+    text_attribute,
     to_channels_first,
     to_channels_last,
 )
@@ -279,6 +281,153 @@ def _leaky_relu(t: Translator, node, attributes, operands):
     return [Value(t.tf.nn.leaky_relu(x.tensor, alpha=attributes.get("alpha", 0.01)), x.channels_last)]
 
 
+def _slice(t: Translator, node, attributes, operands):
+    """Constant starts, ends, axes and steps (inputs at opset 10+, attributes before); ends past the axis clamp, as
+    in Python."""
+    x = operands[0]
+    rank = rank_of(x)
+    if len(operands) > 1:
+        starts, ends = (constant_input(node, o, what) for o, what in zip(operands[1:3], ("starts", "ends")))
+        axes = constant_input(node, operands[3], "axes") if len(operands) > 3 and operands[3] is not None else None
+        steps = constant_input(node, operands[4], "steps") if len(operands) > 4 and operands[4] is not None else None
+    else:
+        starts, ends, axes, steps = attributes["starts"], attributes["ends"], attributes.get("axes"), None
+    axes = range(len(starts)) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    channels_last = isinstance(x, Value) and x.channels_last
+    tensor = x.tensor if channels_last else t.channels_first(x)
+    limit = np.iinfo(np.int32).max  # INT64_MAX/MIN ("to the end") as an index TensorFlow takes
+    index = [slice(None)] * rank
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis = int(axis) % rank
+        if channels_last:
+            axis = to_channels_last(rank).index(axis)
+        index[axis] = slice(*(int(np.clip(v, -limit, limit)) for v in (start, end, step)))
+    return [Value(tensor[tuple(index)], channels_last)]
+
+
+def _cast(t: Translator, node, attributes, operands):
+    import onnx
+
+    try:
+        dtype = t.tf.as_dtype(onnx.helper.tensor_dtype_to_np_dtype(attributes["to"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise UnsupportedOp(node.op_type, node.name, f"to ONNX type {attributes['to']} is not supported") from e
+    x = operands[0]
+    if isinstance(x, Constant):
+        x = Value(t.channels_first(x), False)
+    return [Value(t.tf.cast(x.tensor, dtype), x.channels_last)]
+
+
+def _resize(t: Translator, node, attributes, operands):
+    """Resize of the spatial axes (the cases the limits in zoo.packaging.onnx_to_tf let through). Nearest picks input
+    elements per axis by ONNX's own coordinate and rounding formulas (tf.gather: the same elements, so exact); linear
+    is TensorFlow's ResizeBilinear, whose coordinates are ONNX's for these cases (3-D: y and x, then z, which is
+    the same trilinear interpolation)."""
+    tf = t.tf
+    rank = rank_of(operands[0])
+    if rank not in SPATIAL_RANKS:
+        raise UnsupportedOp(node.op_type, node.name, f"on a {rank}-D tensor is not supported (4-D and 5-D are)")
+    x = t.channels_last(operands[0])
+    shape = tf.shape(x)
+    lengths = [shape[axis] for axis in range(1, rank - 1)]
+    scales = operands[2] if len(operands) > 2 and isinstance(operands[2], Constant) else None
+    if scales is not None and scales.value.size:
+        if scales.value.size != rank:
+            raise UnsupportedOp(node.op_type, node.name, f"with {scales.value.size} scales on a {rank}-D tensor")
+        factors = [float(f) for f in scales.value[2:]]
+        # ONNX: output length = floor(length · scale), in float32 as onnxruntime computes it
+        sizes = [tf.cast(tf.floor(tf.cast(n, tf.float32) * f), tf.int32) for n, f in zip(lengths, factors)]
+    else:
+        sizes = _resize_sizes(t, node, operands[3], x, rank)
+        factors = [None] * (rank - 2)
+    if text_attribute(attributes, "mode", "nearest") == "linear":
+        y = _bilinear(tf, x, sizes, text_attribute(attributes, "coordinate_transformation_mode", "half_pixel"))
+        return [Value(y if y.dtype == x.dtype else tf.cast(y, x.dtype), True)]
+    for axis, (length, size, factor) in enumerate(zip(lengths, sizes, factors), start=1):
+        if factor != 1.0:  # a scale of 1 maps every position onto itself in every mode
+            x = tf.gather(x, _nearest_indices(tf, attributes, length, size, factor), axis=axis)
+    return [Value(x, True)]
+
+
+def _resize_sizes(t: Translator, node, operand, x, rank: int) -> list:
+    """The spatial output lengths from Resize's sizes input (constant or computed, in the ONNX layout). Its batch and
+    channel entries must be the input's: constant ones are checked against the lengths the tensor knows (its
+    channels, and its batch on the run that creates the variables); computed ones are taken from the input's own
+    shape by the exporters that write them (PyTorch: Shape, Slice, Concat)."""
+    tf = t.tf
+    if isinstance(operand, Constant):
+        sizes = operand.value
+        if sizes.size != rank:
+            raise UnsupportedOp(node.op_type, node.name, f"with {sizes.size} sizes on a {rank}-D tensor")
+        kept = (x.shape[0], x.shape[-1])
+        if any(known is not None and known != int(size) for known, size in zip(kept, sizes[:2])):
+            raise UnsupportedOp(
+                node.op_type,
+                node.name,
+                f"with sizes {sizes.tolist()} that change the batch or channel axis {kept} is not supported",
+            )
+        return [tf.constant(int(size), tf.int32) for size in sizes[2:]]
+    sizes = tf.cast(t.channels_first(operand), tf.int32)
+    return [sizes[i] for i in range(2, rank)]
+
+
+def _nearest_indices(tf, attributes, length, size, factor: float | None):
+    """The input position each of `size` outputs takes along an axis of `length`, by onnxruntime's float32 formulas:
+    the coordinate transformation (with `factor`, or size/length where sizes are given), then nearest_mode, then
+    clamped into the axis."""
+    transform = text_attribute(attributes, "coordinate_transformation_mode", "half_pixel")
+    rounding = text_attribute(attributes, "nearest_mode", "round_prefer_floor")
+    # DivNoNan, not RealDiv: TensorFlow's graph optimizer turns x / constant into x · (1 / constant), which rounds
+    # differently and so picks other elements where a coordinate lands on a whole number
+    divide = tf.math.divide_no_nan
+    position = tf.cast(tf.range(size), tf.float32)
+    n, m = tf.cast(length, tf.float32), tf.cast(size, tf.float32)
+    scale = tf.constant(factor, tf.float32) if factor is not None else divide(m, n)
+    if transform == "asymmetric":
+        coordinate = divide(position, scale)
+    elif transform == "align_corners":
+        coordinate = divide(position * (n - 1.0), m - 1.0)  # an output of length 1 divides by 0: coordinate 0
+    else:
+        coordinate = divide(position + 0.5, scale) - 0.5
+        if transform == "pytorch_half_pixel":
+            coordinate = tf.where(size > 1, coordinate, 0.0)
+    if rounding == "floor":
+        index = tf.floor(coordinate)
+    elif rounding == "ceil":
+        index = -tf.floor(-coordinate)  # Ceil is not among the ops deepImageJ's TensorFlow is known to have
+    elif rounding == "round_prefer_ceil":
+        index = tf.floor(coordinate + 0.5)
+    else:  # round_prefer_floor: ceil(c - 0.5)
+        index = -tf.floor(0.5 - coordinate)
+    return tf.clip_by_value(tf.cast(index, tf.int32), 0, length - 1)
+
+
+def _bilinear(tf, x, sizes: list, transform: str):
+    """ResizeBilinear in ONNX's coordinates: half_pixel (and pytorch_half_pixel for outputs longer than 1) is
+    half_pixel_centers, align_corners is align_corners, asymmetric neither; a 5-D tensor is resized in y and x, then
+    in z (with y·x as one axis, which a scale of 1 leaves exactly as it is)."""
+
+    def resize(images, size):
+        return tf.raw_ops.ResizeBilinear(
+            images=images,
+            size=tf.stack(size),
+            align_corners=transform == "align_corners",
+            half_pixel_centers=transform in ("half_pixel", "pytorch_half_pixel"),
+        )
+
+    if len(sizes) == 2:
+        return resize(x, sizes)
+    shape = tf.shape(x)
+    batch, depth, height, width = (shape[i] for i in range(4))
+    channels = x.shape[-1] if x.shape[-1] is not None else shape[4]
+    out_depth, out_height, out_width = sizes
+    planes = resize(tf.reshape(x, tf.stack([batch * depth, height, width, channels])), [out_height, out_width])
+    planes = tf.reshape(planes, tf.stack([batch, depth, out_height * out_width, channels]))
+    volume = resize(planes, [out_depth, out_height * out_width])
+    return tf.reshape(volume, tf.stack([batch, out_depth, out_height, out_width, channels]))
+
+
 def _identity(t: Translator, node, attributes, operands):
     return [operands[0]]
 
@@ -329,6 +478,9 @@ OPS: dict[str, Callable] = {
     "Mul": _binary("multiply"),
     "Div": _binary("divide"),
     "Concat": _concat,
+    "Slice": _slice,
+    "Cast": _cast,
+    "Resize": _resize,
     "Softmax": _softmax,
     "Identity": _identity,
     "BatchNormalization": _batch_norm,

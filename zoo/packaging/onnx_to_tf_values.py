@@ -12,6 +12,11 @@ from zoo.errors import ExportError
 
 SPATIAL_RANKS = (4, 5)  # NCHW and NCDHW run channels last inside
 
+# what the translation of ONNX Resize reproduces (the op in onnx_to_tf_ops, its limits in onnx_to_tf)
+RESIZE_MODES = ("nearest", "linear")
+RESIZE_TRANSFORMS = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric")
+NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
 
 def to_channels_last(rank: int) -> tuple[int, ...]:
     """The permutation NC… → N…C: (0, 2, 3, 1) for rank 4, (0, 2, 3, 4, 1) for rank 5."""
@@ -51,6 +56,12 @@ def node_attributes(node) -> dict:
     import onnx
 
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def text_attribute(attributes: dict, name: str, default: str) -> str:
+    """A string attribute as str (onnx gives bytes)."""
+    value = attributes.get(name, default)
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def spatial_padding(pads: list[int]) -> list[list[int]]:
