@@ -184,7 +184,8 @@ def _reexport_onnx(rdf: dict, work: Path) -> list[Fix]:
     pre-processing and random inputs of other valid sizes). `work` holds the package with its rdf written."""
     from zoo.bioimage.onnx_file import read_onnx
     from zoo.bioimage.source import OpenedSource
-    from zoo.packaging.convert import open_parent, reexport
+    from zoo.packaging.convert import reexport
+    from zoo.packaging.parent import open_parent
 
     weights = rdf.get("weights") or {}
     script_key = "torchscript" if "torchscript" in weights else "pytorch_script"
