@@ -299,3 +299,17 @@ def test_python_architecture_with_state_dict_and_trust(tmp_path):
     assert rdf["weights"]["pytorch_state_dict"]["architecture"]["callable"] == "_UNet"
     assert rdf["weights"]["torchscript"]["parent"] == "pytorch_state_dict"
     reference_test(result.zip_path)
+
+
+@pytest.mark.slow
+def test_keras_lambda_layer_needs_trust_before_any_work(tmp_path):
+    import keras
+
+    inputs = keras.Input((None, None, 1))
+    outputs = keras.layers.Lambda(lambda x: x * 2.0)(keras.layers.Conv2D(1, 3, padding="same")(inputs))
+    model_file = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(model_file)
+    sample = write_sample(tmp_path / "s.tif", (32, 32))
+    with pytest.raises(InputError, match="Lambda.*--trust"):
+        api.package(model_file, tmp_path / "o", sample=sample)
+    assert not (tmp_path / "o").exists()
