@@ -300,22 +300,11 @@ def _make(
 
 def _write(opened: OpenedSource, work: Path, outcomes: list[FormatOutcome], staged_zip: Path) -> None:
     """The rdf at format 0.5 (bioimageio.spec's upgrade), the new weights beside the original ones, zipped."""
-    from bioimageio.spec import ValidationContext, load_model_description
+    from bioimageio.spec import ValidationContext
 
     from zoo.packaging.package import write_package_zip
 
-    rdf_path = work / opened.rdf_path.relative_to(opened.root)
-    try:
-        with warnings.catch_warnings(record=True) as caught:  # the upgrade's doubts: the validation below decides
-            warnings.simplefilter("always")
-            descr = load_model_description(rdf_path, format_version="latest", perform_io_checks=True)
-        for warning in caught:
-            logger.info("bioimageio.spec upgrading %s to format 0.5: %s", opened.source, warning.message)
-    except Exception as e:
-        raise PackageError(
-            f"bioimageio.spec cannot describe {opened.source} at format 0.5 ({type(e).__name__}: "
-            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}): run `zoo validate` on it"
-        ) from e
+    descr = upgraded_description(opened, work / opened.rdf_path.relative_to(opened.root))
     entries: dict[str, Any] = {}
     with ValidationContext(root=work, perform_io_checks=True):
         for outcome in outcomes:
@@ -334,10 +323,29 @@ def _write(opened: OpenedSource, work: Path, outcomes: list[FormatOutcome], stag
         from zoo.packaging.rdf import model_id
 
         descr = descr.model_copy(update={"id": ModelId(model_id(str(descr.name)))})
-    write_package_zip(_without_nulls(_explicit_axis_ids(descr), work), work, staged_zip)
+    write_package_zip(without_nulls(explicit_axis_ids(descr), work), work, staged_zip)
 
 
-def _without_nulls(descr, work: Path):
+def upgraded_description(opened: OpenedSource, rdf_path: Path):
+    """The package's description at format 0.5 (bioimageio.spec's upgrade, files checked against `rdf_path`'s
+    folder), or one PackageError line."""
+    from bioimageio.spec import load_model_description
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # the upgrade's doubts: the validation decides
+            warnings.simplefilter("always")
+            descr = load_model_description(rdf_path, format_version="latest", perform_io_checks=True)
+        for warning in caught:
+            logger.info("bioimageio.spec upgrading %s to format 0.5: %s", opened.source, warning.message)
+    except Exception as e:
+        raise PackageError(
+            f"bioimageio.spec cannot describe {opened.source} at format 0.5 ({type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}): run `zoo validate` on it"
+        ) from e
+    return descr
+
+
+def without_nulls(descr, work: Path):
     """The description built again from what was given, less the nulls that bioimageio.spec's 0.4 → 0.5 upgrade
     writes for every absent field (`torchscript: null` among the weights, which a reader may take for an entry)."""
     from bioimageio.spec import InvalidDescr, ValidationContext, build_description
@@ -350,7 +358,7 @@ def _without_nulls(descr, work: Path):
     return rebuilt
 
 
-def _explicit_axis_ids(descr):
+def explicit_axis_ids(descr):
     """Every axis id marked as given, so that bioimageio.spec writes ids equal to their default too (a space axis
     `x`): deepImageJ cannot name an axis without one (RULES.md DIJ17)."""
 
@@ -416,10 +424,13 @@ __all__ = [
     "choose_parent",
     "convert_package",
     "convertible_tensors",
+    "explicit_axis_ids",
     "open_parent",
     "parse_convert_formats",
     "preprocessed_test_input",
     "proof_inputs",
     "reexport",
+    "upgraded_description",
     "why_not",
+    "without_nulls",
 ]
