@@ -4,7 +4,6 @@ ModelDescr whose axes, sizes and halo are the probe's."""
 
 from __future__ import annotations
 
-import datetime
 import math
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from zoo.config import PackageConfig
 from zoo.model_cards.metadata import PackageMetadata
 from zoo.packaging.export import ExportResult
 from zoo.packaging.foreign import EPSILON, INPUT_ID, OUTPUT_ID, SCALE_RANGE_PERCENTILES, ForeignModel
-from zoo.packaging.rdf import PackageFiles, halo_proof, model_id, weights_descr
+from zoo.packaging.rdf import PackageFiles, described_by, halo_proof, weights_descr
 
 
 def write_foreign_files(
@@ -26,14 +25,7 @@ def write_foreign_files(
     from zoo.model_cards.covers import render_task_cover
     from zoo.model_cards.render import render_foreign_readme
 
-    files = PackageFiles(
-        test_input=Path("test_input.npy"),
-        test_output=Path("test_output.npy"),
-        sample_input=Path("sample_input.tif"),
-        sample_output=Path("sample_output.tif"),
-        cover=Path("cover.png"),
-        documentation=Path("README.md"),
-    )
+    files = PackageFiles()
     probe = model.probe
     np.save(folder / files.test_input, model.raw[None].astype(np.float32))
     np.save(folder / files.test_output, model.output.astype(np.float32))
@@ -97,21 +89,10 @@ def build_foreign_descr(
         ),
     )
     return v0_5.ModelDescr(
-        id=v0_5.ModelId(model_id(metadata.name)),
-        name=metadata.name,
-        description=metadata.description,
-        authors=[v0_5.Author(**a.model_dump(exclude_none=True)) for a in metadata.authors],
-        cite=[v0_5.CiteEntry(**c) for c in metadata.cite],
-        license=metadata.license,
-        tags=list(dict.fromkeys([*metadata.tags, model.source.framework])),
-        **({"git_repo": config.git_repo} if config.git_repo else {}),
-        version=config.version,
-        covers=[v0_5.FileDescr(source=files.cover)],
-        documentation=v0_5.FileDescr(source=files.documentation),
+        **described_by(metadata, config, files, model.source.framework),
         inputs=[input_tensor],
         outputs=[output_tensor],
         weights=weights_descr(exported, v0_5),
-        timestamp=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
         config=v0_5.Config(**_config(model, exported)),
     )
 

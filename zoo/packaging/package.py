@@ -154,14 +154,7 @@ def _write_tensors_and_card(
         sample = np.moveaxis(sample, -1, 0)  # channels first, like the other layouts
     if source.task.dense and sample.shape[0] == 1:
         sample = sample[0]
-    files = PackageFiles(
-        test_input=Path("test_input.npy"),
-        test_output=Path("test_output.npy"),
-        sample_input=Path("sample_input.tif"),
-        sample_output=Path("sample_output.tif"),
-        cover=Path("cover.png"),
-        documentation=Path("README.md"),
-    )
+    files = PackageFiles()
     np.save(folder / files.test_input, test_input)
     np.save(folder / files.test_output, test_output)
     tifffile.imwrite(folder / files.sample_input, raw)

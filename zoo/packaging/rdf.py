@@ -21,12 +21,12 @@ ZMUV_EPSILON = 1e-6
 class PackageFiles:
     """Files written next to the weights, relative to the package folder."""
 
-    test_input: Path
-    test_output: Path
-    sample_input: Path
-    sample_output: Path
-    cover: Path
-    documentation: Path
+    test_input: Path = Path("test_input.npy")
+    test_output: Path = Path("test_output.npy")
+    sample_input: Path = Path("sample_input.tif")
+    sample_output: Path = Path("sample_output.tif")
+    cover: Path = Path("cover.png")
+    documentation: Path = Path("README.md")
     attachments: tuple[Path, ...] = ()  # e.g. the loss plot the README shows
 
 
@@ -96,25 +96,35 @@ def build_model_descr(
         ),
     )
     descr = v0_5.ModelDescr(
+        **described_by(metadata, config, files, checkpoint.framework),
+        inputs=[input_tensor],
+        outputs=[output_tensor],
+        weights=weights_descr(exported, v0_5),
+        config=v0_5.Config(**_config(checkpoint, exported, metadata)),
+    )
+    return descr
+
+
+def described_by(metadata: PackageMetadata, config: PackageConfig, files: PackageFiles, framework: str) -> dict:
+    """The ModelDescr fields every zoo package fills the same way: id, name, description, authors, citations,
+    licence, tags (with the framework), version, covers, documentation, attachments and the timestamp."""
+    from bioimageio.spec.model import v0_5
+
+    return dict(
         id=v0_5.ModelId(model_id(metadata.name)),
         name=metadata.name,
         description=metadata.description,
         authors=[v0_5.Author(**a.model_dump(exclude_none=True)) for a in metadata.authors],
         cite=[v0_5.CiteEntry(**citation) for citation in metadata.cite],
         license=metadata.license,
-        tags=list(dict.fromkeys([*metadata.tags, checkpoint.framework])),
+        tags=list(dict.fromkeys([*metadata.tags, framework])),
         **({"git_repo": config.git_repo} if config.git_repo else {}),
         version=config.version,
         covers=[v0_5.FileDescr(source=files.cover)],
         documentation=v0_5.FileDescr(source=files.documentation),
         **({"attachments": [v0_5.FileDescr(source=a) for a in files.attachments]} if files.attachments else {}),
-        inputs=[input_tensor],
-        outputs=[output_tensor],
-        weights=weights_descr(exported, v0_5),
         timestamp=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0),
-        config=v0_5.Config(**_config(checkpoint, exported, metadata)),
     )
-    return descr
 
 
 def model_id(name: str) -> str:
