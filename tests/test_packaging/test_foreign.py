@@ -313,3 +313,32 @@ def test_keras_lambda_layer_needs_trust_before_any_work(tmp_path):
     with pytest.raises(InputError, match="Lambda.*--trust"):
         api.package(model_file, tmp_path / "o", sample=sample)
     assert not (tmp_path / "o").exists()
+
+
+class OneImageAtATime(torch.nn.Module):
+    """Reshapes to a batch of exactly one: a batch of two fails."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.sigmoid(self.conv(x))
+        return y.reshape(1, 1, y.shape[-2], y.shape[-1])
+
+
+def test_a_model_that_takes_one_image_at_a_time_gets_a_batch_of_one(tmp_path):
+    torch.manual_seed(0)
+    model_file = torchscript(OneImageAtATime().eval(), (1, 1, 32, 32), tmp_path / "single.pt")
+    result = api.package(
+        model_file,
+        tmp_path / "out",
+        "torchscript",
+        sample=write_sample(tmp_path / "s.tif", (40, 40)),
+        target="bioimageio",
+    )
+    assert result.probe.batch_independent is False
+    rdf = rdf_of(result.zip_path)
+    assert (rdf["inputs"][0]["axes"][0]["type"], rdf["inputs"][0]["axes"][0]["size"]) == ("batch", 1)
+    assert result.report.status == "passed"
+    assert all(case.shape[0] == 1 for case in result.exported.weights[0].agreement.cases)

@@ -152,12 +152,15 @@ def export_model(
     geometry: Geometry,
     context: ExportContext,
     progress: Progress | None = None,
+    *,
+    max_batch: int = 2,
 ) -> ExportResult:
     """Write each format (EXPORTERS[source.framework]) into `workdir`, run it on `test_input` (a batch of one in
-    the model's layout, as the model takes it) and on random inputs of other valid sizes, and keep it only when it
-    agrees with the source model. Failures are collected, not raised, unless nothing at all could be exported."""
+    the model's layout, as the model takes it) and on random inputs of other valid sizes (batches up to `max_batch`),
+    and keep it only when it agrees with the source model. Failures are collected, not raised, unless nothing at all
+    could be exported."""
     progress = progress or SilentProgress()
-    inputs = agreement_inputs(test_input, geometry.min_size, geometry.step, source.layout)
+    inputs = agreement_inputs(test_input, geometry.min_size, geometry.step, source.layout, max_batch=max_batch)
     model, reference = source.model, source.predict
 
     result = ExportResult(weights=[], geometry=geometry, layout=source.layout, output_layout=source.output_layout)

@@ -256,6 +256,7 @@ def _export(model: ForeignModel, formats: list[str], folder: Path, progress: Pro
         output_layout=probe.output_layout if probe.output_layout != probe.layout else None,
     )
     test_input = preprocess(model.raw[None], probe.layout, model.preprocessing)
-    result = export_model(source, formats, folder, test_input, geometry, context, progress)
+    max_batch = 2 if probe.batch_independent else 1
+    result = export_model(source, formats, folder, test_input, geometry, context, progress, max_batch=max_batch)
     result.test_image = model.raw
     return result

@@ -62,9 +62,10 @@ def build_foreign_descr(
     def channel(names):
         return v0_5.ChannelAxis(channel_names=[v0_5.Identifier(n) for n in names])
 
-    inputs = {"b": v0_5.BatchAxis(), "c": channel(task.input_channels)}
+    batch = v0_5.BatchAxis() if probe.batch_independent else v0_5.BatchAxis(size=1)  # one image at a time
+    inputs = {"b": batch, "c": channel(task.input_channels)}
     inputs.update({a: v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=size) for a in spatial})
-    outputs = {"b": v0_5.BatchAxis(), "c": channel(task.output_channels)}
+    outputs = {"b": batch, "c": channel(task.output_channels)}
     halo = math.ceil(geometry.halo * probe.scale) if probe.relation == "scaled" else geometry.halo  # output px
     outputs.update({a: _output_axis(v0_5, input_id, a, probe, halo) for a in spatial})
     input_tensor = v0_5.InputTensorDescr(
