@@ -228,11 +228,15 @@ def test_onnx_with_valid_convolutions_declares_the_offset(tmp_path):
 def test_upsampling_network_declares_the_scale(tmp_path):
     model_file = torchscript(foreign_models.upsampling_x2(), (1, 1, 32, 32), tmp_path / "up.pt")
     sample = write_sample(tmp_path / "s.tif", (40, 48))
-    result = api.package(model_file, tmp_path / "out", "torchscript,onnx", sample=sample, target="bioimageio")
+    result = api.package(model_file, tmp_path / "out", sample=sample, target="deepimagej")
     assert (result.probe.relation, result.probe.scale) == ("scaled", 2)
     rdf = rdf_of(result.zip_path)
-    axes = {a["id"]: a for a in rdf["outputs"][0]["axes"] if a.get("type") == "space"}
-    assert axes["y"]["scale"] == pytest.approx(0.5)
+    # input scale 4, output scale 2: the spec's size (in · 4 / 2) and JDLL's (in · 2) agree
+    inputs = {a["id"]: a for a in rdf["inputs"][0]["axes"] if a.get("type") == "space"}
+    outputs = {a["id"]: a for a in rdf["outputs"][0]["axes"] if a.get("type") == "space"}
+    assert (inputs["y"]["scale"], outputs["y"]["scale"]) == (4, 2)
+    assert result.report.deepimagej_verdict == "runs"
+    assert "tensorflow_saved_model_bundle" in rdf["weights"]  # Resize is translated
     reference_test(result.zip_path)
 
 

@@ -64,7 +64,7 @@ def build_foreign_descr(
 
     batch = v0_5.BatchAxis() if probe.batch_independent else v0_5.BatchAxis(size=1)  # one image at a time
     inputs = {"b": batch, "c": channel(task.input_channels)}
-    inputs.update({a: v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=size) for a in spatial})
+    inputs.update({a: v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=size, scale=_input_scale(probe)) for a in spatial})
     outputs = {"b": batch, "c": channel(task.output_channels)}
     halo = math.ceil(geometry.halo * probe.scale) if probe.relation == "scaled" else geometry.halo  # output px
     outputs.update({a: _output_axis(v0_5, input_id, a, probe, halo) for a in spatial})
@@ -102,10 +102,17 @@ def _output_axis(v0_5, input_id, letter: str, probe, halo: int):
     axis_id = v0_5.AxisId(letter)
     offset = probe.offset if probe.relation == "offset" else 0
     size = v0_5.SizeReference(tensor_id=input_id, axis_id=axis_id, offset=offset)
-    scale = 1.0 / probe.scale if probe.relation == "scaled" else 1.0
+    scale = float(probe.scale) if probe.relation == "scaled" else 1.0
     if halo:
         return v0_5.SpaceOutputAxisWithHalo(id=axis_id, halo=halo, size=size, scale=scale)
     return v0_5.SpaceOutputAxis(id=axis_id, size=size, scale=scale)
+
+
+def _input_scale(probe) -> float:
+    """The input axes' scale. An output `s` times larger than its input is written with input scale s² and output
+    scale s: the spec's size (input · input scale / output scale) and JDLL's (input · output scale, DIJ21) are then
+    both s · input, and the physical pixel sizes stay consistent (output pixels s times finer)."""
+    return float(probe.scale) ** 2 if probe.relation == "scaled" else 1.0
 
 
 def _preprocessing(v0_5, method: str, reduced: list[str]) -> list:
