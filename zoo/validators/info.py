@@ -39,7 +39,7 @@ class PackageInfo:
         for kind, specs in (("input", self.inputs), ("output", self.outputs)):
             for spec in specs:
                 lines.append(f"{kind} {spec.id}: axes {''.join(_letter(a) for a in spec.axes)}")
-                lines += [f"  {_axis_text(axis)}" for axis in spec.axes]
+                lines += [f"  {_axis_text(axis, self.inputs)}" for axis in spec.axes]
                 steps = self.processing.get(f"{kind}s.{spec.id}")
                 if steps:
                     lines.append(f"  {'pre' if kind == 'input' else 'post'}-processing: {' → '.join(steps)}")
@@ -56,7 +56,7 @@ def _letter(axis: AxisSpec) -> str:
     return {"batch": "b", "channel": "c", "time": "t", "index": "i"}.get(axis.kind, axis.id[:1])
 
 
-def _axis_text(axis: AxisSpec) -> str:
+def _axis_text(axis: AxisSpec, inputs: list[TensorSpec] = ()) -> str:
     if axis.kind == "batch":
         size = f"fixed {axis.sizes.min}" if axis.sizes is not None and axis.sizes.step == 0 else "free"
         return f"batch: {size}"
@@ -65,7 +65,8 @@ def _axis_text(axis: AxisSpec) -> str:
         count = len(axis.channel_names) or (axis.sizes.min if axis.sizes else "?")
         return f"channel: {count}{names}"
     if axis.reference is not None:
-        scale = f" × {1 / axis.scale:g}" if axis.scale not in (0, 1) else ""
+        factor = _reference_scale(axis.reference, inputs) / axis.scale if axis.scale else 1.0
+        scale = f" × {factor:g}" if factor != 1 else ""
         offset = f" {axis.offset:+d}" if axis.offset else ""
         size = f"size of {axis.reference[0]}.{axis.reference[1]}{scale}{offset}"
     elif axis.sizes is not None:
@@ -74,6 +75,15 @@ def _axis_text(axis: AxisSpec) -> str:
         size = "size set by the data"
     halo = f", halo {axis.halo}" if axis.halo else ""
     return f"{axis.kind} {axis.id}: {size}{halo}"
+
+
+def _reference_scale(reference: tuple[str, str], inputs: list[TensorSpec]) -> float:
+    """The scale of the axis a size refers to (the spec's size is reference · its scale / the axis' scale)."""
+    for spec in inputs:
+        for axis in spec.axes if spec.id == reference[0] else ():
+            if axis.id == reference[1]:
+                return axis.scale or 1.0
+    return 1.0
 
 
 def package_info(source: Path) -> PackageInfo:
