@@ -76,6 +76,9 @@ register_trainer(
     citation=cards.DEEP_LEARNING_PAPER,
 )
 register_trainer("unet3d", "zoo.trainers.unet3d:UNet3dTrainer", card=cards.UNET3D, citation=cards.UNET3D_PAPER)
+register_trainer(
+    "stardist2d", "zoo.trainers.stardist2d:StarDist2dTrainer", card=cards.STARDIST2D, citation=cards.STARDIST_PAPER
+)
 
 
 def get_trainer(name: str) -> Trainer:

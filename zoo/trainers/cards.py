@@ -89,6 +89,10 @@ CARE_PAPER = Citation(
     "15, 1090–1097 (2018).",
     doi="10.1038/s41592-018-0216-7",
 )
+STARDIST_PAPER = Citation(
+    "Schmidt, Weigert, Broaddus, Myers. Cell Detection with Star-Convex Polygons. MICCAI 2018.",
+    doi="10.1007/978-3-030-00934-2_30",
+)
 N2V_PAPER = Citation(
     "Krull, Buchholz, Jug. Noise2Void - Learning Denoising From Single Noisy Images. CVPR 2019.",
     doi="10.1109/CVPR.2019.00223",
@@ -402,6 +406,93 @@ UNET2D_KERAS = replace(
     trainer="unet2d-keras",
     title="2D nuclei segmentation (U-Net, Keras)",
     user_data=_foreground_wording("2D foreground segmentation (U-Net, Keras)"),
+)
+
+_INSTANCE_METRICS = {
+    "test_ap_50": "AP@0.5",
+    "test_ap_60": "AP@0.6",
+    "test_ap_70": "AP@0.7",
+    "test_ap_75": "AP@0.75",
+    "test_ap_80": "AP@0.8",
+    "test_ap_90": "AP@0.9",
+    "test_mean_ap": "mean AP 0.5-0.9",
+    "test_f1_50": "F1@0.5",
+    "test_f1_75": "F1@0.75",
+    "test_f1_90": "F1@0.9",
+    "test_panoptic_quality": "PQ",
+    "test_matched_iou": "matched IoU",
+    "test_objects_true": "objects (true)",
+    "test_objects_found": "objects (found)",
+    "test_count_error": "count error",
+}
+_INSTANCE_DESCRIPTIONS = {
+    **{
+        f"test_ap_{k}": f"average precision at IoU {t}: matched / (matched + missed + spurious) objects, pooled over "
+        "the test images (a predicted and a true object match when their IoU is at least the threshold)"
+        for k, t in (("50", 0.5), ("60", 0.6), ("70", 0.7), ("75", 0.75), ("80", 0.8), ("90", 0.9))
+    },
+    "test_mean_ap": "average precision averaged over the IoU thresholds 0.5, 0.55, ..., 0.9",
+    **{
+        f"test_f1_{k}": f"F1 score of object detection at IoU {t}: 2 matched / (2 matched + missed + spurious)"
+        for k, t in (("50", 0.5), ("75", 0.75), ("90", 0.9))
+    },
+    "test_panoptic_quality": "panoptic quality at IoU 0.5: summed IoU of matched objects / (matched + missed/2 + "
+    "spurious/2)",
+    "test_matched_iou": "mean IoU of the objects matched at IoU 0.5",
+    "test_objects_true": "objects in the true label images of the test split",
+    "test_objects_found": "objects the model found on the test split",
+    "test_count_error": "(found - true) / true objects: how far a count from this model is off",
+}
+
+STARDIST2D = Card(
+    trainer="stardist2d",
+    title="2D nuclei instance segmentation (StarDist, PyTorch)",
+    task="instance segmentation",
+    summary="A StarDist 2D network that outlines every nucleus as a star-convex polygon and gives one label per "
+    "nucleus, so touching nuclei are counted, not merged.",
+    intended_use="Counting and measuring nuclei in 2D fluorescence microscopy images (one channel), touching ones "
+    "included. The package's stardist_postprocessing (run by bioimageio.core with the stardist package installed) "
+    "turns the network's probability and ray distances into a label image: 0 background, one number per nucleus.",
+    inputs="one-channel 2D image, any intensity range (normalised by the pre-processing)",
+    outputs="instance label image, same size as the input (after stardist_postprocessing); the network itself "
+    "gives 1 + n_rays channels: object probability, then the distances to the boundary along each ray",
+    limitations=(
+        "Trained on the data described under Training only.",
+        "Objects are star-convex polygons around their centre: strongly concave shapes (kidney-shaped, branched "
+        "cells) are cut short at the concavity.",
+        "The probability and overlap thresholds were chosen on the validation split; another data set may need "
+        "others (change prob_threshold / nms_threshold in the rdf's post-processing).",
+        "Fiji (deepImageJ) does not run the stardist_postprocessing step: see the deepImageJ verdict of the "
+        "validation below.",
+    ),
+    failure_modes=(
+        DATASET_SHIFT,
+        "Nuclei much larger than the training nuclei, or than the halo, are split or cut short: the rays reach only "
+        "as far as the network has seen.",
+        "Heavily overlapping nuclei: the overlap goes to one of them, and a nucleus mostly hidden can be missed.",
+        "Dim or out-of-focus nuclei fall under the probability threshold and are not counted.",
+    ),
+    metrics=_INSTANCE_METRICS,
+    quality_floor={"test_ap_50": 0.5},
+    metric_descriptions=_INSTANCE_DESCRIPTIONS,
+    architecture="StarDist 2D (U-Net backbone)",
+    architecture_description="U-Net (Ronneberger et al. 2015) with a feature layer and two heads as in StarDist "
+    "(Schmidt et al. 2018): sigmoid object probability and linear distances along 32 rays.",
+    target_structure=("nuclei",),
+    out_of_scope="Cells with strongly concave or branched outlines; 3D stacks (use a 3D model); brightfield or "
+    "electron microscopy images; counting on images unlike the training data without checking a few by hand.",
+    loss="binary cross-entropy on the object probability + 0.2 x distance error weighted by it (StarDist's)",
+    lr_schedule="cosine annealing over the asked epochs",
+    augmentation="random crops, flips, 90° rotations, intensity jitter",
+    user_data={
+        "title": "2D instance segmentation (StarDist, PyTorch)",
+        "summary": "A StarDist 2D network that outlines every object it was trained on as a star-convex polygon "
+        "and gives one label per object.",
+        "intended_use": "Counting and measuring the objects labelled in the training masks, in one-channel 2D "
+        "images like the training images; touching objects get separate labels.",
+        "out_of_scope": "Objects with strongly concave or branched outlines; images unlike the training images "
+        "(another modality, stain or magnification).",
+    },
 )
 
 

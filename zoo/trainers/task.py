@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("segmentation", "multiclass", "restoration", "classification")
+# "instances": the network gives object probability and ray distances, the rdf's stardist_postprocessing turns them
+# into one label per object (extra["stardist"] holds its kwargs)
+KINDS = ("segmentation", "multiclass", "restoration", "classification", "instances")
 
 
 @dataclass(frozen=True)
