@@ -236,3 +236,20 @@ def test_pytorch_bicubic_is_refused_by_name(tmp_path):
     export_onnx(upsample(mode="bicubic")(), (1, 1, 6, 8), tmp_path / "m.onnx")
     with pytest.raises(UnsupportedOp, match="Resize .*mode='cubic' is not supported"):
         onnx_to_saved_model(tmp_path / "m.onnx", tmp_path / "out", ["raw"], ["out"])
+
+
+class FloorScaled(torch.nn.Module):
+    """floor() on the values, as the sizes of an up-sampling computed in the graph use it (a real TorchScript U-Net)."""
+
+    def forward(self, x):
+        return torch.floor(x * 3.0) + x
+
+
+def test_floor_converts_exactly(tmp_path):
+    model = FloorScaled()
+    ops = export_onnx(model, (1, 1, 8, 8), tmp_path / "floor.onnx")
+    assert "Floor" in ops
+    run, tf_ops = convert(tmp_path / "floor.onnx", (1, 1, 8, 8), tmp_path / "saved")
+    x = np.random.default_rng(0).standard_normal((1, 1, 12, 10)).astype(np.float32)
+    assert np.abs(run(x) - model(torch.from_numpy(x)).numpy()).max() <= ATOL
+    assert tf_ops <= set(TF_OPS)

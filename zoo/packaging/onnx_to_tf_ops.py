@@ -472,6 +472,7 @@ OPS: dict[str, Callable] = {
     "Relu": _unary("relu"),
     "Sigmoid": _unary("sigmoid"),
     "Tanh": _unary("tanh"),
+    "Floor": _unary("floor"),  # e.g. an up-sampled size computed in the graph: floor(size · scale)
     "LeakyRelu": _leaky_relu,
     "Add": _binary("add"),
     "Sub": _binary("subtract"),
