@@ -253,3 +253,30 @@ def test_floor_converts_exactly(tmp_path):
     x = np.random.default_rng(0).standard_normal((1, 1, 12, 10)).astype(np.float32)
     assert np.abs(run(x) - model(torch.from_numpy(x)).numpy()).max() <= ATOL
     assert tf_ops <= set(TF_OPS)
+
+
+@pytest.mark.parametrize("opset", [7, 9])
+def test_legacy_upsample_converts_as_onnxruntime_runs_it(tmp_path, opset):
+    """Upsample (opsets 7-9: scales as an attribute, then as an input), as old exports of U-Nets hold it."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("raw", TensorProto.FLOAT, ["b", 1, "y", "x"])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["b", 1, "Y", "X"])
+    if opset == 7:
+        node = helper.make_node("Upsample", ["raw"], ["out"], mode="nearest", scales=[1.0, 1.0, 2.0, 2.0])
+        initializers = []
+    else:
+        node = helper.make_node("Upsample", ["raw", "scales"], ["out"], mode="nearest")
+        initializers = [helper.make_tensor("scales", TensorProto.FLOAT, [4], [1.0, 1.0, 2.0, 2.0])]
+    graph = helper.make_graph([node], "upsample", [x], [y], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7
+    onnx.save(model, tmp_path / "up.onnx")
+    run, _ = convert(tmp_path / "up.onnx", (1, 1, 8, 8), tmp_path / "saved")
+    session = ort.InferenceSession(str(tmp_path / "up.onnx"), providers=["CPUExecutionProvider"])
+    data = np.random.default_rng(0).standard_normal((1, 1, 5, 7)).astype(np.float32)
+    expected = session.run(None, {"raw": data})[0]
+    assert expected.shape == (1, 1, 10, 14)
+    assert np.array_equal(run(data), expected)

@@ -59,6 +59,8 @@ class Translator:
                 self.constants[node.output[0]] = onnx.numpy_helper.to_array(node_attributes(node)["value"])
             elif node.op_type == "Identity" and node.input[0] in self.constants:  # shared parameters
                 self.constants[node.output[0]] = self.constants[node.input[0]]
+            elif node.op_type == "Upsample":
+                self.constants.update(_upsample_as_resize(node))
         self.variables: dict[tuple, object] = {}
         for node in self.graph.node:
             self._check(node)
@@ -253,6 +255,35 @@ def _resize_limit(node, attributes: dict, constants: dict[str, np.ndarray]) -> s
             "is not supported (constant sizes above 1 are)"
         )
     return None
+
+
+def _upsample_as_resize(node) -> dict[str, np.ndarray]:
+    """Rewrite a legacy Upsample (opsets 7-9) in place as the Resize it means: asymmetric coordinates, nearest
+    rounding down (onnxruntime's choice when enlarging); Resize's limits then apply. Returns the constant to add
+    when the scales were an attribute (opset 7)."""
+    import onnx
+
+    attributes = node_attributes(node)
+    mode = text_attribute(attributes, "mode", "nearest")
+    scales = attributes.get("scales")
+    added: dict[str, np.ndarray] = {}
+    if scales is not None:
+        name = f"{node.output[0]}__upsample_scales"
+        added[name] = np.asarray(scales, dtype=np.float32)
+        scales_input = name
+    else:
+        scales_input = node.input[1] if len(node.input) > 1 else ""
+    node.op_type = "Resize"
+    node.input[:] = [node.input[0], "", scales_input]
+    del node.attribute[:]
+    node.attribute.extend(
+        [
+            onnx.helper.make_attribute("mode", mode),
+            onnx.helper.make_attribute("coordinate_transformation_mode", "asymmetric"),
+            onnx.helper.make_attribute("nearest_mode", "floor"),
+        ]
+    )
+    return added
 
 
 LIMITS: dict[str, Callable] = {
