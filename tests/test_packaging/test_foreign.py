@@ -346,3 +346,27 @@ def test_a_model_that_takes_one_image_at_a_time_gets_a_batch_of_one(tmp_path):
     assert (rdf["inputs"][0]["axes"][0]["type"], rdf["inputs"][0]["axes"][0]["size"]) == ("batch", 1)
     assert result.report.status == "passed"
     assert all(case.shape[0] == 1 for case in result.exported.weights[0].agreement.cases)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weights", ["tiktorch_unet2d_torchscript/weights.pt", "tiktorch_unet2d_onnx/weights.onnx"])
+def test_a_real_third_party_unet_file_is_packaged_with_every_format(tmp_path, weights):
+    """The weight files of real third-party packages, packaged as a user would bring them: the probe finds what they
+    accept (the TorchScript 8 + n·8, where its rdf declared only 512; the ONNX graph fixes 512 and batch 1), and TF
+    is translated from both (Floor; the legacy Upsample)."""
+    from tests.conftest import SHARED
+
+    source = SHARED / "real-world" / "packages" / weights
+    if not source.is_file():
+        pytest.skip("../shared/real-world is not present (a user's clone)")
+    sample = tmp_path / "sample.npy"
+    np.save(sample, np.load(source.parent / "test_input.npy")[0, 0])
+    result = api.package(
+        source, tmp_path / "out", sample=sample, preprocessing="zero_mean_unit_variance", target="bioimageio"
+    )
+    probe = result.probe
+    expected = (8, 8) if source.suffix == ".pt" else (512, 0)
+    assert (probe.min_size, probe.step) == expected
+    rdf = rdf_of(result.zip_path)
+    assert "tensorflow_saved_model_bundle" in rdf["weights"]
+    assert result.report.status == "passed" and result.report.deepimagej_verdict == "runs"
