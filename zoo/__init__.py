@@ -26,6 +26,7 @@ API = (
     "demo",
     "fix_deepimagej",
     "convert",
+    "finetune",
 )
 
 

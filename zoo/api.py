@@ -432,3 +432,55 @@ def convert(
         overwrite=overwrite,
         progress=_progress(progress),
     )
+
+
+def finetune(
+    package: Path,
+    data: Path,
+    out_dir: Path,
+    *,
+    epochs: int | None = None,
+    lr: float | None = None,
+    freeze: str | None = None,
+    loss: str | None = None,
+    batch_size: int | None = None,
+    patch_size: int | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    weights: str | None = None,
+    formats: str | list[str] | None = None,
+    trust: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: Progress | bool | None = None,
+):
+    """Fine-tune a package (folder, rdf or zip; never modified) on your images in `data` (a `zoo train --data`
+    layout) and share the result as a new package in `out_dir` with a `parent` link to the original.
+
+    The trainable weights come from what the package has (`weights` to choose: a state dict with `trust`, TorchScript,
+    ONNX, Keras with `trust`), proven equal to it first; the loss from its output (`loss`: bce-dice, cross-entropy or
+    mse; `freeze="encoder"` trains the decoder only). The package's metric is measured on the held-out test split
+    before and after; the new package (`formats`, default every format the trained framework exports to, each proven,
+    the halo re-measured, validated) is written only when it improved. Returns a FinetuneResult (before, after,
+    kept, zip_path, the new package's report). `resume=True` continues the run in `out_dir/training`."""
+    from zoo.finetune import finetune_config, finetune_package
+
+    settings = dict(epochs=epochs, lr=lr, freeze=freeze, loss=loss, batch_size=batch_size, patch_size=patch_size)
+    config = finetune_config(**settings, seed=seed, device=device)
+    chosen = None
+    if formats is not None:
+        from zoo.packaging.convert import parse_convert_formats
+
+        chosen = parse_convert_formats(formats)
+    return finetune_package(
+        Path(package),
+        Path(data),
+        Path(out_dir),
+        config,
+        trust=trust,
+        overwrite=overwrite,
+        resume=resume,
+        formats=chosen,
+        weights=weights,
+        progress=_progress(progress),
+    )

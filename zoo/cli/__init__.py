@@ -11,6 +11,7 @@ the verdicts."""
 from zoo.cli import train_commands  # noqa: F401, I001
 from zoo.cli import package_commands  # noqa: F401
 from zoo.cli import convert_commands  # noqa: F401
+from zoo.cli import finetune_commands  # noqa: F401
 from zoo.cli import validate_commands  # noqa: F401
 from zoo.cli import predict_commands  # noqa: F401
 from zoo.cli.app import app

@@ -90,11 +90,13 @@ def finetune_package(
     overwrite: bool = False,
     resume: bool = False,
     formats: list[str] | None = None,
+    weights: str | None = None,
     progress: Progress | None = None,
 ) -> FinetuneResult:
     """Fine-tune the package at `source` on the folder `data`; the run's state goes to `out/training`, the new zip
-    into `out` (only when the metric improved and the package validates). InputError / DataError lines for what the
-    user must change, raised before any training."""
+    into `out` (only when the metric improved and the package validates). `weights` picks the package's format to
+    train (default: the best trainable one); `formats` the formats to write (default: every one the trained
+    framework exports to). InputError / DataError lines for what the user must change, raised before any training."""
     from zoo.bioimage.devices import resolve_device
     from zoo.finetune.lineage import package_path
     from zoo.trainers.runs import refuse_overwrite
@@ -115,7 +117,7 @@ def finetune_package(
             raise InputError(f"{target} exists already: pass --overwrite to replace it, or choose another --out")
         refuse_overwrite(run, resume=resume, overwrite=overwrite)
         with tempfile.TemporaryDirectory(prefix="zoo-finetune-") as tmp:
-            trainable = choose_trainable(opened, rdf, trust=trust, workdir=Path(tmp))
+            trainable = choose_trainable(opened, rdf, trust=trust, workdir=Path(tmp), weights=weights)
             inputs, outputs, layout, output_layout = convertible_tensors(opened, rdf)
             _check_tensors(trainable, inputs[0], layout, output_layout)
             processing = PackageProcessing(opened, inputs[0], outputs[0], layout)

@@ -77,15 +77,27 @@ class Trainable:
         return inner
 
 
-def choose_trainable(opened: OpenedSource, rdf: dict, *, trust: bool, workdir: Path) -> Trainable:
-    """The first format of TRAINABLE_ORDER that loads, translates and proves equal; InputError (one line) when none
-    does. Package-level problems (several inputs, axes other than batch/channel/z/y/x) are raised first."""
+def choose_trainable(
+    opened: OpenedSource, rdf: dict, *, trust: bool, workdir: Path, weights: str | None = None
+) -> Trainable:
+    """The first format of TRAINABLE_ORDER (or the one asked for as `weights`) that loads, translates and proves
+    equal; InputError (one line) when none does. Package-level problems (several inputs, axes other than
+    batch/channel/z/y/x) are raised first."""
+    from zoo.bioimage.formats import canonical
     from zoo.inference.model import weights_problem
 
     convertible_tensors(opened, rdf)
     present = weight_entries(rdf)
+    order = TRAINABLE_ORDER
+    if weights is not None:
+        weights = canonical(weights)
+        if weights not in present:
+            raise InputError(f"--weights {weights}: {opened.source} has {', '.join(present) or 'no weights'}")
+        if weights not in TRAINABLE_ORDER:
+            raise InputError(f"--weights {weights}: {_untrainable(weights, present[weights], opened)}")
+        order = (weights,)
     passed_over: dict[str, str] = {}
-    for weight_format in TRAINABLE_ORDER:
+    for weight_format in order:
         if weight_format not in present:
             continue
         problem = weights_problem(weight_format, present[weight_format], opened, "cpu", trust)
