@@ -1,6 +1,6 @@
-"""ONNX weights made trainable: the graph run node by node with torch operations (zoo.finetune.onnx_torch_ops), its
-weights (convolution kernels and biases, dense layers, normalisation scales and shifts) as `nn.Parameter`s, and the
-trained values written back into the same graph.
+"""ONNX weights made trainable: the graph run node by node with torch operations (zoo.finetune.onnx_torch_ops and
+onnx_torch_shapes), its weights (convolution kernels and biases, dense layers, normalisation scales and shifts) as
+`nn.Parameter`s, and the trained values written back into the same graph.
 
 Why not onnx2torch: it imports torchvision at import time, and no torchvision build loads beside the CPU build of
 torch 2.13 that zoo pins (the PyPI wheel's extension needs libtorch_cuda), so `import onnx2torch` fails here.
@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import InputError
-from zoo.finetune.onnx_torch_ops import OPS, TRAINABLE_INPUTS, Node, UnsupportedOnnxOp
+from zoo.finetune.onnx_torch_ops import LAYER_OPS, TRAINABLE_INPUTS, Node, UnsupportedOnnxOp
+from zoo.finetune.onnx_torch_shapes import SHAPE_OPS
 
 STANDARD_DOMAINS = ("", "ai.onnx")
+OPS = {**LAYER_OPS, **SHAPE_OPS}
 FINAL_ACTIVATIONS = {"Sigmoid": "sigmoid", "Softmax": "softmax"}
 
 

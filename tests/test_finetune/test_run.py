@@ -1,0 +1,141 @@
+"""A fine-tuning run: refusals before any work, the metric before and after, kept only when it improved, resume; and
+the new package through the CLI as a user runs it (a fresh folder, output to a file), with its parent link, every
+format proven and `zoo validate` passing."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests.conftest import load_rdf
+from zoo import api
+from zoo.errors import DataError, InputError
+from zoo.finetune.run import FinetuneResult
+
+QUICK = dict(epochs=2, batch_size=2, patch_size=48)
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def result_with(before: float, after: float) -> FinetuneResult:
+    return FinetuneResult(
+        source=None, weights="torchscript", why="", loss="bce-dice", loss_why="", metric="IoU", frozen="",
+        data={"split": {"test": 2}}, before={"IoU": before}, after={"IoU": after}, history=[], best_epoch=1,
+        stopped_early=False, resumed_from=0, duration_s=0.0, device="cpu", run_folder=None,
+    )  # fmt: skip
+
+
+def test_kept_only_when_the_metric_improved():
+    assert result_with(0.5, 0.6).kept and result_with(0.5, 0.6).verdict.startswith("kept: IoU 0.5 → 0.6")
+    for after in (0.5, 0.4):
+        worse = result_with(0.5, after)
+        assert not worse.kept and worse.exit_code == 1 and worse.verdict.startswith("not kept")
+    assert result_with(0.5, 0.6).exit_code == 1  # improved, but no package was written (yet)
+
+
+def test_no_improvement_writes_no_package(tiny_package, target_folder, tmp_path):
+    before = sha(tiny_package)
+    result = api.finetune(tiny_package, target_folder, tmp_path / "out", epochs=1, lr=1e-12, device="cpu")
+    assert result.after["IoU"] == pytest.approx(result.before["IoU"], abs=1e-6)
+    assert not result.kept and result.zip_path is None and result.exit_code == 1
+    assert list((tmp_path / "out").glob("*.zip")) == []
+    assert (tmp_path / "out" / "training" / "train_state.pt").is_file()
+    assert sha(tiny_package) == before  # the input is never modified
+
+
+def test_resume_continues_the_run_and_refuses_other_terms(tiny_package, target_folder, tmp_path):
+    out = tmp_path / "out"
+    first = api.finetune(tiny_package, target_folder, out, epochs=2, lr=1e-12, device="cpu")
+    assert first.resumed_from == 0 and len(first.history) == 2
+    with pytest.raises(InputError, match="--resume"):
+        api.finetune(tiny_package, target_folder, out, epochs=3, lr=1e-12, device="cpu")
+    resumed = api.finetune(tiny_package, target_folder, out, epochs=3, lr=1e-12, device="cpu", resume=True)
+    assert resumed.resumed_from == 2 and len(resumed.history) == 3
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    with pytest.raises(InputError, match="freeze"):
+        api.finetune(tiny_package, target_folder, out, epochs=4, freeze="encoder", device="cpu", resume=True)
+
+
+def test_refused_before_any_work(tiny_package, target_folder, one_format, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="--trust"):
+        api.finetune(one_format("pytorch_state_dict"), target_folder, out, **QUICK)
+    assert not out.exists()
+    existing = out / "zoo-u-net-2d-nuclei-segmentation-fine-tuned.zip"
+    existing.parent.mkdir(parents=True)
+    existing.write_bytes(b"mine")
+    with pytest.raises(InputError, match="--overwrite"):
+        api.finetune(tiny_package, target_folder, out, **QUICK)
+    assert existing.read_bytes() == b"mine" and not (out / "training").exists()
+    with pytest.raises(InputError, match="inside"):
+        api.finetune(one_format("torchscript"), target_folder, tmp_path / "package-torchscript" / "out", **QUICK)
+    classes = tmp_path / "classes"
+    for name in ("a", "b"):
+        (classes / name).mkdir(parents=True)
+    with pytest.raises(DataError) as caught:
+        api.finetune(tiny_package, classes, tmp_path / "other", **QUICK)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(InputError, match="--freeze"):
+        api.finetune(tiny_package, target_folder, tmp_path / "other", freeze="decoder")
+
+
+def run_zoo(*args: str, log) -> int:
+    with open(log, "w") as stream:
+        return subprocess.run(
+            [sys.executable, "-m", "zoo", *args], stdout=stream, stderr=subprocess.STDOUT, timeout=1200
+        ).returncode
+
+
+@pytest.mark.slow
+def test_torchscript_through_the_cli_into_a_fresh_folder(tiny_package, target_folder, tmp_path):
+    out, log = tmp_path / "new" / "finetuned", tmp_path / "log.txt"
+    code = run_zoo("finetune", str(tiny_package), "--data", str(target_folder), "--out", str(out), "--epochs", "20",
+                   "--device", "cpu", log=log)  # fmt: skip
+    text = log.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text and "…" not in text  # no cut tables in a file
+    assert "fine-tuning torchscript: " in text and "epoch 1 done" in text
+    (zip_path,) = out.glob("*.zip")
+    folder = tmp_path / "unzipped"
+    zipfile.ZipFile(zip_path).extractall(folder)
+    rdf = load_rdf(folder)
+    base = load_rdf_of_zip(tiny_package, tmp_path / "base")
+    assert rdf["format_version"].startswith("0.5") and rdf["parent"]["id"] == base["id"]
+    assert set(rdf["weights"]) == {"torchscript", "onnx", "tensorflow_saved_model_bundle"}
+    assert "parent" not in rdf["weights"]["torchscript"] and rdf["weights"]["onnx"]["parent"] == "torchscript"
+    finetune = rdf["config"]["zoo"]["finetune"]
+    assert finetune["base"]["weights"] == "torchscript" and finetune["base"]["rdf_sha256"]
+    assert finetune["metrics"]["after"]["IoU"] > finetune["metrics"]["before"]["IoU"]
+    assert finetune["halo"]["halo"] == rdf["outputs"][0]["axes"][2]["halo"]
+    report = api.validate(zip_path)
+    assert report.status == "passed" and report.deepimagej_verdict == "runs"
+    again = run_zoo("finetune", str(tiny_package), "--data", str(target_folder), "--out", str(out), log=log)
+    assert again == 2 and "--overwrite" in log.read_text()
+
+
+def load_rdf_of_zip(path, folder):
+    zipfile.ZipFile(path).extractall(folder)
+    return load_rdf(folder)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("formats", [("pytorch_state_dict",), ("onnx",)])
+def test_state_dict_with_trust_and_onnx_only(one_format, target_folder, tmp_path, formats):
+    source = one_format(*formats)
+    trust = formats == ("pytorch_state_dict",)
+    result = api.finetune(source, target_folder, tmp_path / "out", epochs=20, trust=trust, device="cpu")
+    assert result.weights == formats[0] and result.kept and result.exit_code == 0
+    rdf = load_rdf_of_zip(result.zip_path, tmp_path / "unzipped")
+    expected = {"pytorch_state_dict", "torchscript", "onnx", "tensorflow_saved_model_bundle"} if trust else {
+        "onnx", "tensorflow_saved_model_bundle",
+    }  # fmt: skip
+    assert set(rdf["weights"]) == expected
+    assert rdf["parent"]["id"] == load_rdf(source)["id"]
+    assert all(w.agreement.passed for w in result.lineage.exported.weights)
+    assert api.validate(result.zip_path, trust=trust).status == "passed"
