@@ -1,6 +1,6 @@
-"""zoo's ONNX → PyTorch translator: the module equals onnxruntime on ONNX files PyTorch writes (U-Net parts: convolutions,
-normalisation, pooling, transposed convolutions, resizing, concatenation), its weights train, the trained weights
-written back into the graph run in onnxruntime as in torch, and an op it lacks is named."""
+"""zoo's ONNX → PyTorch translator: the module equals onnxruntime on ONNX files PyTorch writes (U-Net parts:
+convolutions, normalisation, pooling, transposed convolutions, resizing, concatenation), its weights train, the trained
+weights written back into the graph run in onnxruntime as in torch, and an op it lacks is named."""
 
 from __future__ import annotations
 
