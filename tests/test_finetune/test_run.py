@@ -129,7 +129,7 @@ def load_rdf_of_zip(path, folder):
 def test_state_dict_with_trust_and_onnx_only(one_format, target_folder, tmp_path, formats):
     source = one_format(*formats)
     trust = formats == ("pytorch_state_dict",)
-    result = api.finetune(source, target_folder, tmp_path / "out", epochs=20, trust=trust, device="cpu")
+    result = api.finetune(source, target_folder, tmp_path / "out", epochs=20, lr=5e-3, trust=trust, device="cpu")
     assert result.weights == formats[0] and result.kept and result.exit_code == 0
     rdf = load_rdf_of_zip(result.zip_path, tmp_path / "unzipped")
     expected = {"pytorch_state_dict", "torchscript", "onnx", "tensorflow_saved_model_bundle"} if trust else {
@@ -139,3 +139,34 @@ def test_state_dict_with_trust_and_onnx_only(one_format, target_folder, tmp_path
     assert rdf["parent"]["id"] == load_rdf(source)["id"]
     assert all(w.agreement.passed for w in result.lineage.exported.weights)
     assert api.validate(result.zip_path, trust=trust).status == "passed"
+
+
+@pytest.mark.slow
+def test_keras_through_its_onnx_export(tiny_keras_package, target_folder, tmp_path):
+    result = api.finetune(
+        tiny_keras_package, target_folder, tmp_path / "out", weights="keras_v3", trust=True, epochs=15, lr=5e-3,
+        device="cpu",
+    )  # fmt: skip
+    assert result.weights == "keras_v3" and result.kept and result.exit_code == 0
+    assert "onnx" in [w.weight_format for w in result.lineage.exported.weights]
+    assert result.lineage.report.status == "passed"
+
+
+@pytest.mark.slow
+def test_a_third_party_package_from_its_onnx(tmp_path):
+    """unet2d_nuclei_broad: fixed 512×512 input with batch 1, ONNX at opset 20, a sigmoid in its post-processing."""
+    from tests.conftest import copy_real_model
+    from zoo.data.shifted import write_image_mask_folder
+    from zoo.data.synthetic import make_nuclei
+
+    package = copy_real_model("unet2d_nuclei_broad", tmp_path)
+    data = write_image_mask_folder(tmp_path / "data", *make_nuclei(8, (512, 512), seed=3))
+    result = api.finetune(package, data, tmp_path / "out", weights="onnx", epochs=2, device="cpu")
+    assert result.weights == "onnx" and result.loss == "bce-dice" and "post-processing" in result.loss_why
+    assert result.kept and result.exit_code == 0, result.verdict
+    assert result.lineage.halo == {"declared": 32, "halo": 32, "how": result.lineage.halo["how"]}
+    rdf = load_rdf_of_zip(result.zip_path, tmp_path / "unzipped")
+    assert "parent" not in rdf  # the base has no bioimage.io id: its rdf's sha256 is the link
+    assert rdf["config"]["zoo"]["finetune"]["base"]["rdf_sha256"] == sha(package / "rdf.yaml")
+    assert rdf["weights"]["onnx"]["opset_version"] == 17
+    assert result.lineage.report.status == "passed" and result.lineage.report.deepimagej_verdict == "runs"

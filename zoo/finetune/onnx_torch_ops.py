@@ -235,6 +235,24 @@ def _binary(name: str) -> Callable:
     return binary
 
 
+def _variadic(name: str) -> Callable:
+    """Max, Min, Sum, Mean over any number of broadcast operands."""
+
+    def variadic(node: Node, args):
+        import torch
+
+        operands = [a for a in args if a is not None]
+        if name == "mean":
+            return [torch.stack(torch.broadcast_tensors(*operands)).mean(dim=0)]
+        result = operands[0]
+        for operand in operands[1:]:
+            operand = operand.to(result.dtype) if operand.dtype != result.dtype else operand
+            result = {"max": torch.maximum, "min": torch.minimum, "sum": torch.add}[name](result, operand)
+        return [result]
+
+    return variadic
+
+
 def _leaky_relu(node: Node, args):
     import torch.nn.functional as F
 
@@ -295,6 +313,10 @@ LAYER_OPS: dict[str, Callable] = {
     "Mul": _binary("mul"),
     "Div": _binary("div"),
     "Pow": _binary("pow"),
+    "Max": _variadic("max"),
+    "Min": _variadic("min"),
+    "Sum": _variadic("sum"),
+    "Mean": _variadic("mean"),
     "Identity": _identity,
     "Dropout": _identity,
 }
