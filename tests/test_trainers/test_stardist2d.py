@@ -8,6 +8,7 @@ import torch
 
 from tests.conftest import tiny_train_config
 from zoo import api
+from zoo.bioimage.instances import instance_scores
 from zoo.bioimage.star_convex import StarConvexParams, labels_from_prob_dist
 from zoo.config import DataConfig
 from zoo.data.instances import make_instances
@@ -33,6 +34,7 @@ def test_the_loss_is_lowest_for_the_targets_themselves():
     perfect[:, :1] = torch.logit(target[:, :1].clamp(1e-4, 1 - 1e-4))
     wrong = perfect.clone()
     wrong[:, 1:] += 2.0
+    perfect, wrong = perfect.movedim(1, -1), wrong.movedim(1, -1)  # the network gives channels last
     assert float(star_loss(perfect, target)) < float(star_loss(wrong, target))
 
 
@@ -45,12 +47,17 @@ def test_thresholds_are_chosen_where_the_validation_score_is_best():
         prob = edt_prob(truth) * 0.7  # a network that is never sure: a threshold of 0.8 finds nothing
         outputs.append(np.concatenate([prob[None], np.moveaxis(star_dist(truth, N_RAYS), -1, 0)]).astype(np.float32))
 
-    def to_labels(output, prob, nms):
-        return labels_from_prob_dist(output, StarConvexParams(N_RAYS, prob, nms))
-
-    choice = choose_thresholds(outputs, list(labels), to_labels, prob_thresholds=(0.4, 0.8), nms_thresholds=(0.4,))
+    choice = choose_thresholds(outputs, list(labels), N_RAYS, prob_thresholds=(0.4, 0.8), nms_thresholds=(0.4,))
     assert (choice.prob_threshold, choice.nms_threshold, choice.tried) == (0.4, 0.4, 2)
     assert choice.mean_ap > 0.5
+    direct = [labels_from_prob_dist(o, StarConvexParams(N_RAYS, 0.4, 0.4)) for o in outputs]
+    assert instance_scores(zip(labels, direct)).mean_average_precision == pytest.approx(choice.mean_ap)
+
+
+def test_thresholds_that_make_most_pixels_candidates_are_skipped():
+    flat = np.full((1 + N_RAYS, 32, 32), 0.5, np.float32)  # an untrained network: probability 0.5 everywhere
+    choice = choose_thresholds([flat], [np.zeros((32, 32), np.int32)], N_RAYS, (0.3, 0.6), (0.4,))
+    assert choice.skipped == (0.3,) and choice.prob_threshold == 0.6 and choice.tried == 1
 
 
 @pytest.mark.slow
@@ -70,7 +77,7 @@ def test_a_run_records_instance_metrics_thresholds_and_the_task(tmp_path):
     )
     assert checkpoint.metrics["test_objects_true"] > 0
     output = checkpoint.build_model()(torch.zeros(1, 1, 32, 32))
-    assert tuple(output.shape) == (1, 1 + N_RAYS, 32, 32)
+    assert tuple(output.shape) == (1, 32, 32, 1 + N_RAYS)
 
 
 def test_metric_names_cover_the_card():

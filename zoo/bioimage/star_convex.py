@@ -142,6 +142,19 @@ def render(candidates: Candidates, shape: tuple[int, int], origin=(0, 0), ids: n
     return lookup[local].astype(np.int32)
 
 
+def channels_before_postprocessing(postprocessing) -> int | None:
+    """How many channels the model itself gives an output whose post-processing changes their number, as
+    bioimageio.core counts them: 1 + n_rays before `stardist_postprocessing`, 3 (flows and probability) before
+    `cellpose_flow_dynamics`; None when the post-processing keeps them. `postprocessing`: bioimageio.spec's steps."""
+    for step in postprocessing or ():
+        op = getattr(step, "id", None)
+        if op == STARDIST_OP:
+            return 1 + int(step.kwargs.n_rays)
+        if op == "cellpose_flow_dynamics":
+            return 3
+    return None
+
+
 def labels_from_prob_dist(prob_dist: np.ndarray, params: StarConvexParams) -> np.ndarray:
     """The instance label image (int32) of one channels-first (1 + n_rays, Y, X) output, as bioimageio.core's
     `stardist_postprocessing` computes it."""
@@ -156,6 +169,7 @@ __all__ = [
     "STARDIST_OP",
     "Candidates",
     "StarConvexParams",
+    "channels_before_postprocessing",
     "find_candidates",
     "labels_from_prob_dist",
     "render",

@@ -47,9 +47,25 @@ def _bars(probabilities: np.ndarray, height: int) -> np.ndarray:
     return panel
 
 
+def _outlines(grey: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The grey image with every object's outline drawn in a colour of PALETTE (one per label, cycling): the
+    pixels of an object that touch another label or the background."""
+    labels = np.asarray(labels, dtype=np.int64)
+    padded = np.pad(labels, 1, mode="edge")
+    centre = padded[1:-1, 1:-1]
+    edge = np.zeros(labels.shape, bool)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        edge |= padded[dy : dy + labels.shape[0], dx : dx + labels.shape[1]] != centre
+    edge &= labels > 0
+    shown = grey.copy()
+    shown[edge] = PALETTE[1 + (labels[edge] - 1) % (len(PALETTE) - 1)]
+    return shown
+
+
 def render_task_cover(kind: str, raw: np.ndarray, output: np.ndarray, path: Path) -> Path:
     """`raw`: the input image (2D or 3D); `output`: the model's output for it without batch axis — channels
-    first for dense tasks, the class probabilities for classification."""
+    first for dense tasks, the class probabilities for classification, the label image for instances (shown as
+    outlines on the input)."""
     import imageio.v3 as iio
 
     image = _middle_plane(raw)
@@ -63,6 +79,8 @@ def render_task_cover(kind: str, raw: np.ndarray, output: np.ndarray, path: Path
             right = PALETTE[np.argmax(channels, axis=0) % len(PALETTE)]
         elif kind == "restoration":
             right = _grey(channels[0])
+        elif kind == "instances":
+            right = _outlines(left, channels[0])
         else:
             right = _grey(channels[0], 0.0, 1.0)
     gap = np.full((left.shape[0], max(2, left.shape[1] // 32), 3), 255, np.uint8)

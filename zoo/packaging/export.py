@@ -55,7 +55,7 @@ class Geometry:
         if source is not None:
             core = 8 * step if len(source.spatial) == 2 else 4 * step  # a 3D window grows with the cube
             # a 10x margin below the tiling tolerance: runtimes' float noise must not push a tile over it
-            options = dict(atol=TILING_ATOL / 10, core=core)
+            options = dict(atol=TILING_ATOL / 10, core=core, output_layout=source.output_layout)
             measurement = measure_halo(source.predict, source.layout, step, bound, **options)
             if image is not None:
                 size = core + 2 * (bound + 2 * step)

@@ -15,6 +15,7 @@ import numpy as np
 from zoo.config import PackageConfig
 from zoo.errors import InputError, PackageError
 from zoo.model_cards.metadata import PackageMetadata, package_metadata
+from zoo.packaging import instances
 from zoo.packaging.export import ExportResult, export_checkpoint, refuse_existing
 from zoo.packaging.metadata import check_package_config
 from zoo.packaging.rdf import PackageFiles, build_model_descr, model_id
@@ -149,6 +150,7 @@ def _write_tensors_and_card(
 
     test_input = source.batch_of_one(raw)
     test_output = source.predict(source.batch_of_one(normalize_image(raw))).astype(np.float32)
+    test_output = instances.described_output(source.task, test_output, source.output_layout)  # labels, for instances
     sample = test_output[0]
     if source.task.dense and source.output_layout[-1] == "c":
         sample = np.moveaxis(sample, -1, 0)  # channels first, like the other layouts

@@ -10,6 +10,7 @@ from typing import Any
 
 from zoo.config import PackageConfig
 from zoo.model_cards.metadata import PackageMetadata, package_metadata
+from zoo.packaging import instances
 from zoo.packaging.export import ExportResult
 from zoo.trainers.cards import without_data_claims
 from zoo.trainers.checkpoint import Checkpoint
@@ -91,9 +92,8 @@ def build_model_descr(
         axes=axes(exported.output_layout, {a: space_out(a) for a in spatial}, task.output_channels),
         test_tensor=v0_5.FileDescr(source=files.test_output),
         sample_tensor=v0_5.FileDescr(source=files.sample_output),
-        data=v0_5.IntervalOrRatioDataDescr(
-            type="float32", **({"range": task.output_range} if task.output_range else {})
-        ),
+        data=instances.output_data(task, v0_5),  # int32 labels for instance segmentation
+        **instances.postprocessing(task, v0_5),  # stardist_postprocessing for instance segmentation
     )
     descr = v0_5.ModelDescr(
         **described_by(metadata, config, files, checkpoint.framework),

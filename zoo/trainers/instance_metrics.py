@@ -4,12 +4,13 @@ checkpoint records, and the post-processing thresholds chosen on the validation 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from zoo.bioimage.instances import IOU_THRESHOLDS, InstanceScores, instance_scores
+from zoo.bioimage.star_convex import StarConvexParams, find_candidates, render
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ REPORTED_AP = {"50": 0.5, "60": 0.6, "70": 0.7, "75": 0.75, "80": 0.8, "90": 0.9
 REPORTED_F1 = {"50": 0.5, "75": 0.75, "90": 0.9}
 PROB_THRESHOLDS = tuple(round(float(t), 3) for t in np.linspace(0.3, 0.8, 11))
 NMS_THRESHOLDS = (0.3, 0.4, 0.5)
+MAX_CANDIDATE_FRACTION = 0.5
 
 
 def instance_metrics(scores: InstanceScores, prefix: str = "test_") -> dict[str, float]:
@@ -49,6 +51,7 @@ class ThresholdChoice:
     nms_threshold: float
     mean_ap: float  # on the validation split, averaged over IOU_THRESHOLDS
     tried: int
+    skipped: tuple[float, ...] = ()  # probability thresholds that made over MAX_CANDIDATE_FRACTION of pixels candidates
 
     def to_dict(self) -> dict[str, float]:
         return {
@@ -56,35 +59,49 @@ class ThresholdChoice:
             "nms_threshold": self.nms_threshold,
             "validation_mean_ap": self.mean_ap,
             "combinations_tried": self.tried,
+            **({"prob_thresholds_skipped": list(self.skipped)} if self.skipped else {}),
         }
 
 
 def choose_thresholds(
     outputs: Sequence[np.ndarray],
     truths: Sequence[np.ndarray],
-    to_labels: Callable[[np.ndarray, float, float], np.ndarray],
+    n_rays: int,
     prob_thresholds: Sequence[float] = PROB_THRESHOLDS,
     nms_thresholds: Sequence[float] = NMS_THRESHOLDS,
 ) -> ThresholdChoice:
-    """The probability and NMS thresholds with the best mean average precision (IoU 0.5-0.9, pooled) of
-    `to_labels(output, prob, nms)` against `truths` over the (validation) outputs; ties go to the first tried."""
-    best: ThresholdChoice | None = None
-    tried = 0
+    """The probability and NMS thresholds with the best mean average precision (IoU 0.5-0.9, pooled) on the
+    (validation) outputs, channels first (1 + n_rays, y, x), against `truths`; among equal scores (an untrained
+    network scores 0 everywhere) the one whose object count is nearest the true count, then the first tried.
+
+    Non-maximum suppression keeps candidates in order of probability, so its survivors at a higher probability
+    threshold are those at a lower one that lie above it: one suppression per image and NMS threshold, at the lowest
+    probability threshold tried, serves them all. Probability thresholds that make more than MAX_CANDIDATE_FRACTION
+    of an image's pixels candidates (an untrained network's flat probability) are skipped: no useful model needs
+    them, and suppressing that many polygons takes minutes."""
+    usable = [
+        p for p in sorted(prob_thresholds) if all(_fraction_above(o, p) <= MAX_CANDIDATE_FRACTION for o in outputs)
+    ]
+    skipped = tuple(float(p) for p in sorted(prob_thresholds) if p not in usable)
+    usable = usable or [max(prob_thresholds)]
+    best, best_key, tried = None, None, 0
     for nms in nms_thresholds:
-        for prob in prob_thresholds:
-            labels = [to_labels(output, prob, nms) for output in outputs]
-            score = instance_scores(zip(truths, labels), IOU_THRESHOLDS).mean_average_precision
+        found = [find_candidates(o, StarConvexParams(n_rays, usable[0], nms)) for o in outputs]
+        for prob in usable:
+            labels = [render(c.take(c.prob > prob), o.shape[1:]) for c, o in zip(found, outputs)]
+            scores = instance_scores(zip(truths, labels), IOU_THRESHOLDS)
             tried += 1
-            if best is None or score > best.mean_ap:
-                best = ThresholdChoice(float(prob), float(nms), float(score), 0)
+            key = (scores.mean_average_precision, -abs(scores.n_pred - scores.n_true))  # ties: the better count
+            if best_key is None or key > best_key:
+                best, best_key = (float(prob), float(nms), float(scores.mean_average_precision)), key
     logger.info(
-        "thresholds chosen on %d validation images: probability %.3f, NMS %.2f (mean AP %.3f)",
-        len(outputs),
-        best.prob_threshold,
-        best.nms_threshold,
-        best.mean_ap,
+        "thresholds chosen on %d validation images: probability %.3f, NMS %.2f (mean AP %.3f)", len(outputs), *best
     )
-    return ThresholdChoice(best.prob_threshold, best.nms_threshold, best.mean_ap, tried)
+    return ThresholdChoice(*best, tried, skipped)
+
+
+def _fraction_above(output: np.ndarray, threshold: float) -> float:
+    return float((np.asarray(output[0]) > threshold).mean())
 
 
 __all__ = ["NMS_THRESHOLDS", "PROB_THRESHOLDS", "ThresholdChoice", "choose_thresholds", "instance_metrics"]

@@ -42,6 +42,8 @@ class Task:
         return "b" + self.spatial + "c" if framework == "keras" else "bc" + self.spatial
 
     def output_layout(self, framework: str = "pytorch") -> str:
+        if self.kind == "instances":  # channels last: the axes bioimage.io's stardist_postprocessing returns
+            return "b" + self.spatial + "c"
         return self.input_layout(framework) if self.dense else "bc"
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bioimage.star_convex import channels_before_postprocessing
+
 MAX_PROBE_ELEMENTS = 1 << 20  # inputs of other sizes stay below this many elements (fewer sizes are run)
 SIZE_PARAMETERS = (0, 1, 2)  # n in min + n·step, as the reference validator runs them
 
@@ -64,8 +66,17 @@ def shapes(descr5, n: int = 0, batch: int = 1) -> tuple[dict[str, tuple], dict[s
     ns = {(TensorId(t), AxisId(a)): n for t, a in parameterized_axes(descr5)}
     sizes = descr5.get_axis_sizes(ns, batch_size=batch)
     inputs = {str(t.id): tuple(sizes.inputs[(t.id, a.id)] for a in t.axes) for t in descr5.inputs}
-    outputs = {str(t.id): tuple(sizes.outputs[(t.id, a.id)] for a in t.axes) for t in descr5.outputs}
+    outputs = {str(t.id): _model_output_shape(t, sizes.outputs) for t in descr5.outputs}
     return inputs, outputs
+
+
+def _model_output_shape(tensor, sizes) -> tuple:
+    """An output's shape as the model gives it, before a post-processing step that changes the number of channels
+    (stardist_postprocessing: 1 + n_rays channels become one label channel)."""
+    channels = channels_before_postprocessing(getattr(tensor, "postprocessing", ()))
+    return tuple(
+        channels if channels is not None and a.type == "channel" else sizes[(tensor.id, a.id)] for a in tensor.axes
+    )
 
 
 def size_parameters(descr5) -> list[int]:

@@ -3,8 +3,8 @@ feed two heads, the probability that a pixel is inside an object (weighted towar
 from the pixel to the object's boundary along `n_rays` equally spaced rays.
 
 Self-contained: imports only torch, because bioimage.io packages ship this file as the architecture of their
-`pytorch_state_dict` weights. The output has 1 + n_rays channels, probability first, as bioimage.io's
-`stardist_postprocessing` reads it; spatial sizes must be multiples of 2**depth.
+`pytorch_state_dict` weights. The output is (batch, y, x, 1 + n_rays), channels last with the probability first,
+as bioimage.io's `stardist_postprocessing` reads it; spatial sizes must be multiples of 2**depth.
 """
 
 from __future__ import annotations
@@ -70,4 +70,5 @@ class StarDist2d(nn.Module):
         prob = self.prob(x)
         if self.final_activation == "sigmoid":
             prob = torch.sigmoid(prob)
-        return torch.cat([prob, self.dist(x)], dim=1)
+        # channels last (b, y, x, c): the axes bioimage.io's stardist_postprocessing reads and returns its labels in
+        return torch.cat([prob, self.dist(x)], dim=1).permute(0, 2, 3, 1)
