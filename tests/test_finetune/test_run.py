@@ -144,7 +144,7 @@ def test_state_dict_with_trust_and_onnx_only(one_format, target_folder, tmp_path
 @pytest.mark.slow
 def test_keras_through_its_onnx_export(tiny_keras_package, target_folder, tmp_path):
     result = api.finetune(
-        tiny_keras_package, target_folder, tmp_path / "out", weights="keras_v3", trust=True, epochs=15, lr=5e-3,
+        tiny_keras_package, target_folder, tmp_path / "out", weights="keras_v3", trust=True, epochs=15, lr=2e-2,
         device="cpu",
     )  # fmt: skip
     assert result.weights == "keras_v3" and result.kept and result.exit_code == 0
