@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.bioimage.tensors import TensorSpec
+from zoo.bioimage.tensors import TensorSpec, ValidSizes
 from zoo.config import DataConfig
 from zoo.data.checks import MinSize
 from zoo.errors import DataError, InputError
@@ -22,42 +22,38 @@ from zoo.trainers.datasets import split_indices
 
 @dataclass(frozen=True)
 class Sizes:
-    """The spatial sizes the package's input takes (min + n·step per axis; step 0: exactly min) and its batch."""
+    """The spatial sizes the package's input takes (zoo.bioimage.tensors.ValidSizes per axis letter) and its batch."""
 
     spatial: str  # "yx" or "zyx", in the input's order
-    minimum: dict[str, int]
-    step: dict[str, int]
+    valid: dict[str, ValidSizes]
     batch: int | None  # a batch fixed by the rdf (1), or None when free
 
     @classmethod
     def of(cls, spec: TensorSpec, layout: str) -> Sizes:
-        minimum, step = {}, {}
+        valid = {}
         for axis, letter in zip(spec.axes, layout):
             if letter in "zyx":
                 if axis.sizes is None:
                     raise InputError(f"input {spec.id} axis {axis.id} has no size zoo can read: run `zoo validate`")
-                minimum[letter], step[letter] = int(axis.sizes.min), int(axis.sizes.step)
+                valid[letter] = axis.sizes
         batch = spec.of_kind("batch")
         fixed = batch[0].sizes.min if batch and batch[0].sizes is not None and batch[0].sizes.step == 0 else None
-        return cls("".join(a for a in layout if a in "zyx"), minimum, step, fixed)
+        return cls("".join(a for a in layout if a in "zyx"), valid, fixed)
 
-    def accepts(self, letter: str, size: int) -> bool:
-        low, step = self.minimum[letter], self.step[letter]
-        return size == low if step == 0 else size >= low and (size - low) % step == 0
+    @property
+    def minimum(self) -> dict[str, int]:
+        return {letter: sizes.min for letter, sizes in self.valid.items()}
 
-    def largest(self, letter: str, size: int) -> int | None:
-        """The largest valid size ≤ `size` along `letter`, or None."""
-        low, step = self.minimum[letter], self.step[letter]
-        if size < low:
-            return None
-        return low if step == 0 else size - (size - low) % step
+    @property
+    def step(self) -> dict[str, int]:
+        return {letter: sizes.step for letter, sizes in self.valid.items()}
 
     def side(self, wanted: int, smallest_image: int) -> int:
         """The side of the square training crops: the largest size every spatial axis accepts, ≤ both limits (the
         rdf's minimum when it fixes the size)."""
         limit = max(min(wanted, smallest_image), max(self.minimum.values()))
         for side in range(limit, 0, -1):
-            if all(self.accepts(a, side) for a in self.spatial):
+            if all(sizes.is_valid(side) for sizes in self.valid.values()):
                 return side
         raise InputError(f"the package's input takes no square size up to {limit} px: zoo finetune trains on squares")
 
@@ -142,7 +138,7 @@ def windows(
     for image, target in zip(images, targets):
         grids = []
         for letter, length in zip(natural, image.shape):
-            side = sizes.largest(letter, length)
+            side = sizes.valid[letter].at_most(length)
             if side is None:
                 raise DataError(f"an image of {image.shape} px is smaller than the package's input takes")
             if sizes.step[letter] == 0:
