@@ -16,6 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 
 IOU_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+# bioimage.io post-processing ops whose result is an instance label image
+INSTANCE_OPS = ("stardist_postprocessing", "cellpose_flow_dynamics")
+
+
+def is_instance_output(tensor) -> bool:
+    """Whether an output (bioimageio.spec's description of it) is an instance label image: its post-processing
+    has an op that makes one."""
+    return any(getattr(step, "id", None) in INSTANCE_OPS for step in getattr(tensor, "postprocessing", None) or ())
 
 
 @dataclass(frozen=True)
@@ -205,11 +213,13 @@ def relabel_sequential(labels: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "INSTANCE_OPS",
     "IOU_THRESHOLDS",
     "InstanceScores",
     "MatchCounts",
     "Overlaps",
     "instance_scores",
+    "is_instance_output",
     "match_counts",
     "overlaps",
     "relabel_sequential",

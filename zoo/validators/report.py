@@ -9,9 +9,10 @@ print what it returns.
 Statuses and exit codes (exit 2 is the CLI's usage or input error, never a verdict):
 
 - `passed` (0): nothing fails for the target and a model ran and reproduced its test outputs (a passed
-  REP001 finding); with target deepimagej the deepImageJ verdict is also *runs* or *runs with risks*. When
-  the package records poor quality of its own (QUA002/QUA003 warnings, a `--quick` smoke test) the reason
-  says so and `quality` repeats it: a package that reproduces useless outputs is never a plain "passed".
+  REP001 finding, or REP002 for instance label images); with target deepimagej the deepImageJ verdict is also
+  *runs* or *runs with risks*. When the package records poor quality of its own (QUA002/QUA003 warnings, a
+  `--quick` smoke test) the reason says so and `quality` repeats it: a package that reproduces useless outputs
+  is never a plain "passed".
 - `failed` (1): a finding fails for the target (a failed bioimage.io rule; with target deepimagej also a
   failed deepImageJ rule: *will not run* or *runs but gives different numbers*).
 - `not verified` (3): nothing failed, but nothing was verified either: no weight format could be run
@@ -249,7 +250,7 @@ class ValidationReport:
         from zoo.bioimage.formats import CODE_EXECUTING_FORMATS
 
         reproduction = self.by_id("REP001")
-        if any(f.status == "passed" for f in reproduction):
+        if any(f.status == "passed" for f in [*reproduction, *self.by_id("REP002")]):  # REP002: instance labels
             return {}
         if not reproduction:
             return {"": "no_model_run"}

@@ -7,6 +7,7 @@ from zoo.validators.checks import (  # noqa: F401
     determinism,
     devices,
     files,
+    instances,
     outputs,
     performance,
     quality,

@@ -8,15 +8,27 @@ import logging
 from collections.abc import Iterator
 from itertools import combinations
 
+from zoo.validators.checks.instances import compare_instances, instance_output_ids
 from zoo.validators.checks.reproduction import compare_reproduction, tolerance
 from zoo.validators.checks.runtime import error_text, probe_outputs
 from zoo.validators.context import PackageUnderTest
-from zoo.validators.probes import shape_text
+from zoo.validators.probes import as_arrays, shape_text, tensor_axes
 from zoo.validators.registry import Finding, failed, passed, rule, skipped
 
 logger = logging.getLogger(__name__)
 
 NOISE_CASE = "noise probe"
+
+
+def instance_axes(pkg: PackageUnderTest, descr5, formats: list[str], cases: dict) -> dict[str, tuple[str, ...]]:
+    """{output id: axis types} of the instance label outputs; their test-input arrays put in the described axis
+    order (the post-processing may return its own)."""
+    if descr5 is None:
+        return {}
+    axes = {t.tensor_id: t for t in tensor_axes(descr5, "outputs") if t.tensor_id in instance_output_ids(descr5)}
+    for wf in formats:
+        cases["test input"][wf].update(as_arrays(pkg.test_outputs[wf], list(axes.values())))
+    return {output_id: t.types for output_id, t in axes.items()}
 
 
 @rule(
@@ -44,6 +56,7 @@ def check_formats_agree(pkg: PackageUnderTest) -> Iterator[Finding]:
         except Exception as e:
             logger.debug("the noise probe failed", exc_info=True)
             yield failed(rule_, f"a weight format failed on a noise input of the smallest valid size ({error_text(e)})")
+    labels = instance_axes(pkg, descr5, formats, cases)  # instance label images are compared object by object
     for first, second in combinations(formats, 2):
         worst, problems = 0.0, 0
         for case, outputs in cases.items():
@@ -56,6 +69,12 @@ def check_formats_agree(pkg: PackageUnderTest) -> Iterator[Finding]:
                     yield failed(
                         rule_, f"{case}: shapes {a.shape} and {None if b is None else b.shape} differ", where, case=case
                     )
+                    continue
+                if member_id in labels:
+                    result = compare_instances(b, a, labels[member_id])
+                    if not result["reproduced"]:
+                        problems += 1
+                        yield failed(rule_, f"{case}: {result['first_problem']}", where, case=case, **result)
                     continue
                 result = compare_reproduction(b, a, rtol, atol)
                 worst = max(worst, result["max_abs"])
