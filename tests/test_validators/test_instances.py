@@ -109,3 +109,39 @@ def test_renumbered_test_labels_pass_and_a_lost_object_fails(package, tmp_path):
     failed = [f for f in report.by_id("REP002") if f.status == "failed"]
     assert {f.location.split("/")[0] for f in failed} == {"weights.torchscript", "weights.onnx"}  # no --trust
     assert all(f.details["objects_lost"] == 1 and f.details["objects_extra"] == 1 for f in failed)
+
+
+STARDIST_STEP = {
+    "id": "stardist_postprocessing",
+    "kwargs": {"prob_threshold": 0.5, "nms_threshold": 0.4, "n_rays": 32, "grid": [1, 1], "b": 2},
+}
+
+
+def test_deepimagej_stops_at_stardist_postprocessing_and_floors_nothing(package_folder):
+    from tests.test_validators.deepimagej_packages import dij_report, edit_rdf, problems, statuses
+
+    folder = package_folder()
+
+    def label_output(rdf):
+        rdf["outputs"][0].update(postprocessing=[STARDIST_STEP], data={"type": "int32"})
+
+    edit_rdf(folder, label_output)
+    report = dij_report(folder)
+    [stop] = problems(report, "DIJ27")
+    assert stop.details == {
+        "op": "stardist_postprocessing",
+        "kwargs": ["b", "grid", "n_rays", "nms_threshold", "prob_threshold"],
+    }
+    assert stop.location == "outputs.0.postprocessing.0"
+    assert statuses(report, "DIJ30") == {"passed"}  # no output to floor: the run stops first
+    assert report.deepimagej_verdict == "will not run"
+
+
+@pytest.mark.slow
+def test_a_stardist_package_will_not_run_in_fiji_and_is_not_sent_to_jdlls_stardist_runner(package):
+    from tests.test_validators.deepimagej_packages import dij_report, problems, statuses
+
+    report = dij_report(package)
+    assert [f.details["op"] for f in problems(report, "DIJ27")] == ["stardist_postprocessing"]
+    assert statuses(report, "DIJ15") == {"passed"}
+    assert report.deepimagej_verdict == "will not run"

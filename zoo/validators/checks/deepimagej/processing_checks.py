@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from zoo.bioimage.instances import INSTANCE_OPS
 from zoo.bioimage.rdf import deepimagej_config, spec_version
 from zoo.bioimage.rdf_tensors import TensorView, tensors
 from zoo.validators.checks.deepimagej.common import dij
@@ -42,6 +43,10 @@ def check_processing_ops_implemented(pkg: PackageUnderTest) -> Iterator[Finding]
         problem = None
         if name == "None":  # neither `id` nor `name`: e.g. `- scale_range: {kwargs: ...}`
             problem = "a step without id or name is not an op"
+        elif name in INSTANCE_OPS:
+            problems += 1
+            yield failed(rule_, _instance_op_problem(tensor, name, kwargs), location, op=name, kwargs=sorted(kwargs))
+            continue
         elif name not in IMPLEMENTED_OPS:
             problem = f"{name} is not implemented"
         elif name == "binarize" and v05 and ("axis" in kwargs or isinstance(kwargs.get("threshold"), list)):
@@ -62,6 +67,26 @@ def check_processing_ops_implemented(pkg: PackageUnderTest) -> Iterator[Finding]
             )
     if not problems:
         yield passed(rule_, "processing ops implemented")
+
+
+def _instance_op_problem(tensor: TensorView, name: str, kwargs: dict) -> str:
+    """What JDLL (0.6.1-0.6.3 and main, 2026-07) does with an op that makes instance labels: `Processing.init` looks
+    for a Java class named after the op (`StardistPostprocessingTransformation`), finds none and raises before the
+    input is pre-processed, so the network never runs. Only a model whose name says "stardist" and that has
+    `config.stardist` takes JDLL's StarDist route instead (DIJ15), which loads a CSBDeep/Keras StarDist model."""
+    where = f"{tensor.kind}[{tensor.tensor_id}] {tensor.processing_key}"
+    message = (
+        f'{where}: {name} has no Java implementation in deepImageJ (JDLL): the run stops with "Invalid method '
+        f"'{name}' in the specs file\" before the network runs, so Fiji gives no output at all"
+    )
+    if name == "stardist_postprocessing":
+        thresholds = f"probability {kwargs.get('prob_threshold')}, overlap {kwargs.get('nms_threshold')}"
+        message += (
+            "; in Fiji, run the network without this step (its output: channel 0 the object probability, channels "
+            "1.. the ray distances) and StarDist's Plugins > StarDist > Other > StarDist 2D NMS (postprocessing "
+            f"only) on them with thresholds {thresholds}, or predict in Python (zoo predict, bioimageio.core)"
+        )
+    return message
 
 
 NUMERIC_KWARGS = ("threshold", "min", "max", "gain", "offset", "min_percentile", "max_percentile", "eps", "mean", "std")
@@ -178,6 +203,8 @@ def check_processing_per_channel_faithful(pkg: PackageUnderTest) -> Iterator[Fin
     for tensor in tensors(pkg.rdf, "outputs"):
         dtype = tensor.data_type() or "float32"
         ops = [name for _, name, _ in tensor.processing() if name != "ensure_dtype"]
+        if set(ops) & set(INSTANCE_OPS):  # the run stops at such an op (DIJ27): there is no output to floor
+            continue
         if set(ops) - {"binarize"} and not dtype.startswith("float"):  # binarize gives exact 0/1, flooring is moot
             problems += 1
             yield failed(
