@@ -15,6 +15,7 @@ from zoo.errors import InputError, ZooError
 from zoo.inference.discovery import Job
 from zoo.inference.engine import TileEngine, TileTarget
 from zoo.inference.image_io import write_csv, write_tiff
+from zoo.inference.instances import instance_sinks
 from zoo.inference.model import PredictionModel
 from zoo.inference.outputs import (
     MemorySink,
@@ -104,8 +105,11 @@ class JobRun:
                 held = sum(i.nbytes for i in job.images.values() if i.nbytes <= self.budget // 4)
                 in_memory = min(in_memory, max(0, self.budget - self.pipeline.bytes - held))
             self.sinks = {
-                o.id: MemorySink(o.axis_ids, plan.blended, scratch_file(job, o.id), in_memory) for o in model.outputs
+                o.id: MemorySink(o.axis_ids, plan.blended, scratch_file(job, o.id), in_memory)
+                for o in model.outputs
+                if o.id not in model.instance_outputs
             }
+            self.sinks.update(instance_sinks(model, plan))  # objects found tile by tile, not the network's output
         self.item.tiles = len(tiles)
         stats = (
             compute_statistics(model.input_measures, {k: [v] for k, v in job.mapped.items()}, self.budget)
@@ -224,7 +228,9 @@ def plan_runs(
     """A tile plan for every job, before any compute: an image the model cannot take stops the run here."""
     runs = []
     for job in jobs:
-        streaming = job.zarr and not model.deferred_post_ops and not model.geometry.non_spatial_outputs
+        streaming = (
+            job.zarr and not model.deferred_post_ops and not model.geometry.non_spatial_outputs
+        ) and not model.instance_outputs  # instance labels are rendered once every tile's objects are in
         if job.zarr and model.deferred_post_ops:
             warnings.append(
                 f"{job.stem}: post-processing needs the whole output; it is assembled in memory and "

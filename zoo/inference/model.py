@@ -25,6 +25,7 @@ from zoo.bioimage.source import OpenedSource, open_source, path_in_package
 from zoo.bioimage.tensors import TensorSpec, tensor_specs
 from zoo.errors import PredictionError, SourceError, WeightsError
 from zoo.inference.geometry import Geometry, derive_geometry
+from zoo.inference.instances import context_margin, split_instance_ops, widen_for_instances
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class PredictionModel:
     not_used: dict[str, str] = field(default_factory=dict)  # weight format (or "cuda") -> why not used
     sha256: str = ""  # of the rdf: identifies the model in resume records
     workers: int = 1  # model calls that may run at the same time (the runtime is thread-safe)
+    # outputs whose star-convex post-processing runs tile by tile (zoo.inference.instances), and the context margin
+    # their tiles' halo was widened by
+    instance_outputs: dict = field(default_factory=dict)
+    instance_margin: int = 0
 
     @property
     def name(self) -> str:
@@ -96,6 +101,9 @@ def load_model(
             not_used["cuda"] = str(e)
         pre_ops, post_ops, measures = processing_ops(descr)
         tile_post, deferred = _split_post(post_ops)
+        deferred, instance_outputs = split_instance_ops(outputs, deferred)  # found tile by tile, kept whole
+        margin = context_margin(geometry) if instance_outputs else 0
+        geometry = widen_for_instances(geometry, instance_outputs)
         return PredictionModel(
             opened=opened,
             descr=descr,
@@ -112,6 +120,8 @@ def load_model(
             not_used=not_used,
             sha256=hashlib.sha256(opened.rdf_path.read_bytes()).hexdigest(),
             workers=workers,
+            instance_outputs=instance_outputs,
+            instance_margin=margin,
         )
     except BaseException:
         opened.close()

@@ -26,6 +26,7 @@ from zoo.errors import InputError
 from zoo.inference.axes import ArrayImage
 from zoo.inference.discovery import Job, plan_jobs
 from zoo.inference.engine import run_tiles
+from zoo.inference.instances import instance_sinks
 from zoo.inference.jobs import ItemResult, nan_warnings, plan_runs, run_jobs
 from zoo.inference.model import PredictionModel, load_model
 from zoo.inference.options import parse_memory, parse_tile
@@ -151,6 +152,7 @@ def predict_arrays(
     )
     stats = compute_statistics(model.input_measures, {k: [v] for k, v in images.items()}, budget)
     sinks = {spec.id: MemorySink(spec.axis_ids, plan.blended) for spec in model.outputs}
+    sinks.update(instance_sinks(model, plan))  # instance labels: objects found tile by tile
     per_call = tiles_per_call(model, batch_size, plan)
     pipeline = plan_pipeline(model, plan, budget, per_call, warnings if warnings is not None else [])
     run_tiles(model, images, plan, stats, sinks, plan.tiles(), per_call, pipeline=pipeline)
