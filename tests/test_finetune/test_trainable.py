@@ -21,11 +21,13 @@ def test_torchscript_without_trust_the_state_dict_with_it(tiny_package, tmp_path
     assert (untrusted.weight_format, untrusted.framework) == ("torchscript", "torchscript")
     assert "pytorch_state_dict" in untrusted.passed_over and "--trust" in untrusted.passed_over["pytorch_state_dict"]
     assert untrusted.proof.passed and untrusted.proof.max_abs == 0.0
+    assert untrusted.normalisation.startswith("fixed")  # traced: batch normalisation runs as exported
     trusted = trainable_of(tiny_package, tmp_path, trust=True)
     assert (trusted.weight_format, trusted.framework, trusted.final_activation) == (
         "pytorch_state_dict", "pytorch", "sigmoid",
     )  # fmt: skip
     assert trusted.trains_on_logits and trusted.proof.passed
+    assert trusted.normalisation.startswith("adapts")
 
 
 def test_onnx_translated_and_proven_before_training(one_format, tmp_path):

@@ -133,7 +133,11 @@ def print_finetuning(result) -> None:
 
     console = common.console
     console.print(f"weights trained: [bold]{result.weights}[/bold] ({escape(result.why)})", highlight=False)
-    console.print(f"loss: {escape(result.loss_why)}; {escape(result.frozen)}", highlight=False)
+    console.print(
+        f"loss: {escape(result.loss_why)}; {escape(result.frozen)}; normalisation statistics "
+        f"{escape(result.normalisation)}",
+        highlight=False,
+    )
     split = result.data["split"]
     console.print(
         f"data: {result.data['n_files']} images in {escape(result.data['folder_name'])}: {split['train']} train, "

@@ -49,7 +49,7 @@ def write_card(work: Path, base, lineage, result, facts: dict[str, Any], exporte
         f"- Data: folder `{data['folder_name']}`, {data['n_files']} image pairs (sha256 `{data['sha256'][:16]}…`), "
         f"split {data['split']['train']} / {data['split']['validation']} / {data['split']['test']} "
         f"(train / validation / test, seed {data['seed']}); licence unknown.",
-        f"- Settings: {_settings_text(settings)}; {facts['frozen']}.",
+        f"- Settings: {_settings_text(settings)}; {facts['frozen']}; normalisation statistics {result.normalisation}.",
         f"- Run: {len(result.history)} epochs (best {result.best_epoch}"
         f"{', stopped early' if result.stopped_early else ''}), {result.duration_s:.0f} s on {result.device}, "
         f"PyTorch {facts['versions']['torch']}.",
@@ -118,6 +118,7 @@ def finetune_config(base, lineage, result, facts: dict[str, Any], exported: Expo
             "data": result.data,
             "settings": facts["settings"],
             "frozen": facts["frozen"],
+            "normalisation": result.normalisation,
             "metrics": {"before": result.before, "after": result.after, "headline": result.metric},
             "kept": result.kept,
             "epochs_run": len(result.history),

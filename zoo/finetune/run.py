@@ -44,6 +44,7 @@ class FinetuneResult:
     loss_why: str
     metric: str  # the headline metric, higher is better
     frozen: str
+    normalisation: str  # whether the normalisation statistics adapted to the user's images
     data: dict[str, Any]  # provenance: folder name, file count, checksum, split
     before: dict[str, float]  # on the held-out test split, the package as it was
     after: dict[str, float]  # the same, fine-tuned
@@ -151,6 +152,7 @@ def finetune_package(
                 loss_why=objective.why,
                 metric=objective.metric,
                 frozen=frozen.text(),
+                normalisation=trainable.normalisation,
                 data=loaded.provenance,
                 before=before,
                 after=after,

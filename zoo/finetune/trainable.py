@@ -36,7 +36,6 @@ WHY = {
 }
 FREEZE_CHOICES = ("none", "encoder")
 ENCODER_NAMES = re.compile(r"enc|down|contract|backbone", re.IGNORECASE)
-NORM_TYPES = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm")
 
 
 @dataclass
@@ -49,6 +48,7 @@ class Trainable:
     framework: str  # the exporter table the result goes through: "pytorch", "torchscript" or "onnx"
     parent: ParentModel  # the package's weights as zoo runs them: example, proof inputs, export context
     proof: Agreement  # the module against the package's weights, before training
+    normalisation: str = ""  # whether its normalisation statistics adapt to the new images (normalisation())
     passed_over: dict[str, str] = field(default_factory=dict)  # better formats the package has, and why not them
 
     @property
@@ -158,7 +158,9 @@ def _load(opened: OpenedSource, weight_format: str, trust: bool, workdir: Path) 
             f"the trainable module differs from the {weight_format} weights by max |Δ| {proof.max_abs:.2e} (case "
             f"{worst.case!r}, shape {worst.shape}), expected ≤ {AGREEMENT_ATOL:g}: not fine-tuned from them"
         )
-    return Trainable(weight_format, WHY[weight_format], module, framework, parent, proof)
+    return Trainable(
+        weight_format, WHY[weight_format], module, framework, parent, proof, normalisation(module, parent.example)
+    )
 
 
 def _onnx_module(path: Path):
@@ -185,10 +187,8 @@ def _module_base():
 
 
 class _Training(_module_base()):
-    """The module that trains: normalisation layers keep their exported statistics in training mode (a traced
-    TorchScript has them frozen anyway; a batch of a few crops would spoil them), and where the model's final
-    sigmoid or softmax can be left out (zoo's architectures, ONNX graphs ending in one), `logits` leaves it out so
-    that the loss works on logits."""
+    """The module that trains, and where the model's final sigmoid or softmax can be left out (zoo's architectures,
+    ONNX graphs ending in one), `logits` leaves it out so that the loss works on logits."""
 
     def __init__(self, inner):
         import torch
@@ -212,13 +212,24 @@ class _Training(_module_base()):
     def forward(self, x):
         return self.inner(x)
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in self.inner.modules():
-            name = getattr(module, "original_name", type(module).__name__)
-            if name in NORM_TYPES:
-                module.eval()
-        return self
+
+def normalisation(module, example: np.ndarray) -> str:
+    """Whether the model's normalisation statistics adapt to the new images while it trains, found by running it once
+    in training mode (and putting everything back): a state dict's architecture and scripted TorchScript compute them
+    in training mode; a traced TorchScript or an ONNX graph has them fixed as exported."""
+    import torch
+
+    statistics = {k: v for k, v in module.state_dict().items() if k.endswith(("running_mean", "running_var"))}
+    if not statistics:
+        return "none in the model"
+    saved = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    module.train()
+    with torch.no_grad():
+        module(torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32)))
+    changed = any(not torch.equal(module.state_dict()[k], saved[k]) for k in statistics)
+    module.load_state_dict(saved)
+    module.eval()
+    return "adapts to your images while training" if changed else "fixed as exported (a traced or ONNX graph)"
 
 
 @dataclass(frozen=True)
