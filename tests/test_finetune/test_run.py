@@ -27,7 +27,8 @@ def result_with(before: float, after: float) -> FinetuneResult:
     return FinetuneResult(
         source=None, weights="torchscript", why="", loss="bce-dice", loss_why="", metric="IoU", frozen="",
         normalisation="",
-        data={"split": {"test": 2}}, before={"IoU": before}, after={"IoU": after}, history=[], best_epoch=1,
+        data={"split": {"test": 2}}, before={"IoU": before}, after={"IoU": after}, history=[], steps_per_epoch=16,
+        batch_size=4, best_epoch=1,
         stopped_early=False, resumed_from=0, duration_s=0.0, device="cpu", run_folder=None,
     )  # fmt: skip
 

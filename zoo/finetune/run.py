@@ -27,7 +27,7 @@ from zoo.errors import InputError
 from zoo.finetune.data import FinetuneData, Sizes, load_finetune_data, training_batch
 from zoo.finetune.losses import Objective, choose_objective
 from zoo.finetune.processing import PackageProcessing
-from zoo.finetune.settings import RUN_FOLDER, FinetuneConfig, check_record
+from zoo.finetune.settings import MIN_STEPS_PER_EPOCH, RUN_FOLDER, FinetuneConfig, check_record
 from zoo.finetune.trainable import Frozen, Trainable, choose_trainable, freeze
 from zoo.packaging.parent import convertible_tensors, read_package_rdf
 from zoo.progress import Progress, SilentProgress
@@ -49,6 +49,8 @@ class FinetuneResult:
     before: dict[str, float]  # on the held-out test split, the package as it was
     after: dict[str, float]  # the same, fine-tuned
     history: list[dict[str, float]]
+    steps_per_epoch: int  # batches of `batch_size` crops per epoch
+    batch_size: int
     best_epoch: int
     stopped_early: bool
     resumed_from: int
@@ -141,7 +143,8 @@ def finetune_package(
             before = evaluate(trainable, objective, loaded)
             frozen = freeze(trainable.module, config.freeze)
             device = resolve_device(config.device)
-            fitted = _fit(trainable, objective, loaded, sizes, layout, output_layout, config, data_config, run, device,
+            budget = _budget(config, sizes, loaded)
+            fitted = _fit(trainable, objective, loaded, budget, layout, output_layout, config, data_config, run, device,
                           resume, progress)  # fmt: skip
             after = evaluate(trainable, objective, loaded)
             result = FinetuneResult(
@@ -157,6 +160,8 @@ def finetune_package(
                 before=before,
                 after=after,
                 history=fitted.history,
+                steps_per_epoch=budget.steps,
+                batch_size=budget.batch_size,
                 best_epoch=fitted.best_epoch,
                 stopped_early=fitted.stopped_early,
                 resumed_from=fitted.resumed_from,
@@ -213,18 +218,32 @@ def evaluate(trainable: Trainable, objective: Objective, data: FinetuneData) -> 
     return objective.score(outputs, [w.target for w in data.test])
 
 
-def _fit(trainable, objective, data, sizes, layout, output_layout, config, data_config, run, device, resume, progress):
+@dataclass(frozen=True)
+class Budget:
+    side: int  # of the square training crops
+    batch_size: int
+    steps: int  # per epoch
+
+
+def _budget(config: FinetuneConfig, sizes: Sizes, data: FinetuneData) -> Budget:
+    """Crops of a size the rdf takes, a batch the rdf allows, and an epoch of as many crop pixels as the training split
+    has (at least MIN_STEPS_PER_EPOCH batches)."""
+    side = sizes.side(config.patch_size, min(min(image.shape) for image in data.train_images))
+    batch_size = min(config.batch_size, sizes.batch) if sizes.batch else config.batch_size
+    pixels = sum(image.size for image in data.train_images)
+    return Budget(
+        side, batch_size, max(MIN_STEPS_PER_EPOCH, math.ceil(pixels / (side ** len(sizes.spatial) * batch_size)))
+    )
+
+
+def _fit(trainable, objective, data, budget, layout, output_layout, config, data_config, run, device, resume, progress):
     import torch
 
     from zoo.trainers.loop import fit
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    smallest = min(min(image.shape) for image in data.train_images)
-    side = sizes.side(config.patch_size, smallest)
-    batch_size = min(config.batch_size, sizes.batch) if sizes.batch else config.batch_size
-    pixels = sum(image.size for image in data.train_images)  # an epoch: as many crop pixels as the training split has
-    steps = max(1, math.ceil(pixels / (side ** len(sizes.spatial) * batch_size)))
+    side, batch_size, steps = budget.side, budget.batch_size, budget.steps
     train_config = TrainConfig(
         trainer="finetune",
         data=data_config,

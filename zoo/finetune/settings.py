@@ -15,6 +15,9 @@ from zoo.errors import InputError
 
 RUN_FOLDER = "training"  # inside --out: the resumable state and the run's record
 RECORD_NAME = "finetune.json"
+# an epoch: as many crop pixels as the training split has, and at least this many batches (a folder of a dozen
+# images would otherwise make an epoch of three steps)
+MIN_STEPS_PER_EPOCH = 16
 
 
 class FinetuneConfig(StrictConfig):
@@ -68,4 +71,4 @@ def check_record(run: Path, record: dict[str, Any], resume: bool) -> None:
         Path(tmp).write_text(json.dumps(record, indent=2))
 
 
-__all__ = ["RECORD_NAME", "RUN_FOLDER", "FinetuneConfig", "check_record", "finetune_config"]
+__all__ = ["MIN_STEPS_PER_EPOCH", "RECORD_NAME", "RUN_FOLDER", "FinetuneConfig", "check_record", "finetune_config"]
