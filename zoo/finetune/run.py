@@ -116,6 +116,8 @@ def finetune_package(
     with open_source(source) as opened:
         rdf = read_package_rdf(opened)
         target = package_path(rdf, out)
+        if target.resolve() == source.resolve():
+            raise InputError(f"--out {out} would replace the input {source}, which is never changed: choose another")
         if target.exists() and not overwrite:
             raise InputError(f"{target} exists already: pass --overwrite to replace it, or choose another --out")
         refuse_overwrite(run, resume=resume, overwrite=overwrite)
