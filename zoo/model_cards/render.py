@@ -258,10 +258,22 @@ def _usage_section(checkpoint: Checkpoint, exported: ExportSummary, facts: RunFa
         f"- Input `{input_id}`: {facts.card.inputs}; axes {', '.join(exported.layout)}; {_sizes(exported.geometry)}. "
         f"Pre-processing (in the rdf): {facts.card.preprocessing}.",
         f"- Output `{output_id}`: {facts.card.outputs}; axes {', '.join(output_layout)}.",
-        "- Run it with `zoo predict <package>.zip <images> --out <folder>`, in Fiji with deepImageJ, or with "
-        "bioimageio.core.",
+        _where_it_runs(facts.task.get("kind")),
         "",
     ]
+
+
+def _where_it_runs(kind: str | None) -> str:
+    if kind == "instances":  # JDLL has no stardist_postprocessing (the deepImageJ verdict, DIJ27)
+        return (
+            "- Run it with `zoo predict <package>.zip <images> --out <folder>` (uint16 label images, any size) or "
+            "with bioimageio.core and the `stardist` package installed; deepImageJ (Fiji) stops at the "
+            "stardist_postprocessing step (see the validation's deepImageJ verdict)."
+        )
+    return (
+        "- Run it with `zoo predict <package>.zip <images> --out <folder>`, in Fiji with deepImageJ, or with "
+        "bioimageio.core."
+    )
 
 
 def _sizes(geometry) -> str:

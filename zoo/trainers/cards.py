@@ -462,8 +462,8 @@ STARDIST2D = Card(
         "cells) are cut short at the concavity.",
         "The probability and overlap thresholds were chosen on the validation split; another data set may need "
         "others (change prob_threshold / nms_threshold in the rdf's post-processing).",
-        "Fiji (deepImageJ) does not run the stardist_postprocessing step: see the deepImageJ verdict of the "
-        "validation below.",
+        "Fiji (deepImageJ) stops at the stardist_postprocessing step, which JDLL does not implement: `zoo validate "
+        "--target deepimagej` says so (DIJ27) and how to get the labels in Fiji instead.",
     ),
     failure_modes=(
         DATASET_SHIFT,
