@@ -9,7 +9,8 @@
    base model fine-tuned with `zoo finetune`'s default budget, from its TorchScript (no --trust: batch normalisation
    stays as traced) and from its state dict (--trust: the statistics adapt); and the same `unet2d` trained from
    scratch on the same folder with the same budget (the same number of optimiser steps on batches of the same size
-   and crop size). Also the base model on its own domain (an independent source-domain test set).
+   and crop size, and early stopping after the same number of steps without a better validation loss). Also the
+   base model on its own domain (an independent source-domain test set).
 
 Targets: fine-tuning recovers at least 90 % of the IoU the base model has on its own domain, and beats from-scratch.
 
@@ -18,6 +19,7 @@ Targets: fine-tuning recovers at least 90 % of the IoU the base model has on its
    packages zoo did not make work.
 
     python benchmarks/finetune_domain_shift.py [--out runs/finetune-bench] [--target-images 16,40] [--base ZIP]
+        [--threads 1]
 
 Prints one line per model and the machine's load; writes nothing outside --out."""
 
@@ -52,18 +54,21 @@ def iou_of_package(package: Path, folder: Path, out: Path) -> float:
     return float(np.logical_and(p, t).sum() / max(np.logical_or(p, t).sum(), 1))
 
 
-def from_scratch(train: Path, steps: int, batch_size: int, patch: int, out: Path):
-    """`zoo train --trainer unet2d --data train` for `steps` optimiser steps (its epochs are ceil(train split / batch)
-    steps), packaged; returns (package, epochs, seconds of training)."""
+def from_scratch(train: Path, steps: int, patience_steps: int, batch_size: int, patch: int, out: Path):
+    """`zoo train --trainer unet2d --data train` for `steps` optimiser steps, with early stopping after as many steps
+    without a better validation loss as the fine-tuning allows (its epochs are ceil(train split / batch) steps),
+    packaged; returns (package, epochs, seconds of training)."""
     from zoo import api
     from zoo.config import DataConfig
     from zoo.trainers.datasets import split_indices
 
     n_train = len(split_indices(len(list((train / "images").glob("*.tif"))), DataConfig())[0])
-    epochs = math.ceil(steps / math.ceil(n_train / batch_size))
+    per_epoch = math.ceil(n_train / batch_size)
+    epochs, patience = math.ceil(steps / per_epoch), math.ceil(patience_steps / per_epoch)
     config = api.training_config(
-        "unet2d", data=train, epochs=epochs, batch_size=batch_size, patch_size=patch, out=out / "training"
-    )
+        "unet2d", data=train, epochs=epochs, batch_size=batch_size, patch_size=patch, early_stopping_patience=patience,
+        out=out / "training",
+    )  # fmt: skip
     started = time.perf_counter()
     run = api.train(config, overwrite=True)
     seconds = time.perf_counter() - started
@@ -80,8 +85,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="side of the target images")
     parser.add_argument("--broad-epochs", type=int, default=2)
     parser.add_argument("--skip-broad", action="store_true")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: on a busy machine, more threads are much slower)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import torch
+
+    torch.set_num_threads(args.threads)
     from zoo import api
     from zoo.data.shifted import make_shifted_nuclei, write_image_mask_folder
     from zoo.data.synthetic import make_nuclei
@@ -126,8 +137,9 @@ def main() -> None:
             loads.append(os.getloadavg()[0])
         result = tuned["torchscript"][0]
         steps = budget.epochs * result.steps_per_epoch
+        patience = budget.early_stopping_patience * result.steps_per_epoch
         package, epochs, seconds = from_scratch(
-            train, steps, result.batch_size, min(budget.patch_size, args.size), out / f"scratch-{n}"
+            train, steps, patience, result.batch_size, min(budget.patch_size, args.size), out / f"scratch-{n}"
         )
         scratch = iou_of_package(package, target_test, out / "pred" / f"scratch-{n}")
         label = f"{n} images: from scratch, same budget ({steps} steps)"
