@@ -17,6 +17,7 @@ from zoo.errors import DataError, InputError
 from zoo.finetune.run import FinetuneResult
 
 QUICK = dict(epochs=2, batch_size=2, patch_size=48)
+FAST = dict(lr=1e-12, batch_size=2, patch_size=32, device="cpu")  # nothing learnt: no package is built
 
 
 def sha(path) -> str:
@@ -43,7 +44,7 @@ def test_kept_only_when_the_metric_improved():
 
 def test_no_improvement_writes_no_package(tiny_package, target_folder, tmp_path):
     before = sha(tiny_package)
-    result = api.finetune(tiny_package, target_folder, tmp_path / "out", epochs=1, lr=1e-12, device="cpu")
+    result = api.finetune(tiny_package, target_folder, tmp_path / "out", epochs=1, **FAST)
     assert result.after["IoU"] == pytest.approx(result.before["IoU"], abs=1e-6)
     assert not result.kept and result.zip_path is None and result.exit_code == 1
     assert list((tmp_path / "out").glob("*.zip")) == []
@@ -53,15 +54,15 @@ def test_no_improvement_writes_no_package(tiny_package, target_folder, tmp_path)
 
 def test_resume_continues_the_run_and_refuses_other_terms(tiny_package, target_folder, tmp_path):
     out = tmp_path / "out"
-    first = api.finetune(tiny_package, target_folder, out, epochs=2, lr=1e-12, device="cpu")
-    assert first.resumed_from == 0 and len(first.history) == 2
+    first = api.finetune(tiny_package, target_folder, out, epochs=1, **FAST)
+    assert first.resumed_from == 0 and len(first.history) == 1
     with pytest.raises(InputError, match="--resume"):
-        api.finetune(tiny_package, target_folder, out, epochs=3, lr=1e-12, device="cpu")
-    resumed = api.finetune(tiny_package, target_folder, out, epochs=3, lr=1e-12, device="cpu", resume=True)
-    assert resumed.resumed_from == 2 and len(resumed.history) == 3
-    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+        api.finetune(tiny_package, target_folder, out, epochs=2, **FAST)
+    resumed = api.finetune(tiny_package, target_folder, out, epochs=2, resume=True, **FAST)
+    assert resumed.resumed_from == 1 and [h["epoch"] for h in resumed.history] == [1, 2]
+    assert resumed.history[0] == first.history[0]
     with pytest.raises(InputError, match="freeze"):
-        api.finetune(tiny_package, target_folder, out, epochs=4, freeze="encoder", device="cpu", resume=True)
+        api.finetune(tiny_package, target_folder, out, epochs=3, freeze="encoder", resume=True, **FAST)
 
 
 def test_refused_before_any_work(tiny_package, target_folder, one_format, tmp_path):
