@@ -3,8 +3,8 @@
 1. The default `unet2d` demo model (what `zoo demo` trains: 240 synthetic 128×128 images, 40 epochs) is trained and
    packaged (or an earlier such package is reused: --base).
 2. A target domain it was not trained on (zoo.data.shifted: larger, dimmer nuclei, fewer per image, a brighter uneven
-   background, more blur and read noise) gives training folders in the `--data` layout (--target-images, one run per
-   count) and one independent test set.
+   background, more blur and read noise; --shift moderate or severe) gives training folders in the `--data` layout
+   (--target-images, one run per count) and one independent test set.
 3. On the target test set, measured through the packages as users run them (`zoo.api.predict`): the base model; the
    base model fine-tuned with `zoo finetune`'s default budget, from its TorchScript (no --trust: batch normalisation
    stays as traced) and from its state dict (--trust: the statistics adapt); and the same `unet2d` trained from
@@ -19,6 +19,7 @@ Targets: fine-tuning recovers at least 90 % of the IoU the base model has on its
    images, --broad-epochs), to show that packages zoo did not make work.
 
     python benchmarks/finetune_domain_shift.py [--out runs/finetune-bench] [--target-images 16,40] [--base ZIP]
+        [--shift moderate|severe]
         [--threads 1]
 
 Prints one line per model and the machine's load; writes nothing outside --out."""
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--target-images", default="16,40", help="images in the target training folder(s)")
     parser.add_argument("--test-images", type=int, default=30, help="images in each independent test set")
     parser.add_argument("--size", type=int, default=128, help="side of the target images")
+    parser.add_argument("--shift", choices=("moderate", "severe"), default="moderate", help="zoo.data.shifted.SHIFTS")
     parser.add_argument("--broad-epochs", type=int, default=3)
     parser.add_argument("--skip-broad", action="store_true")
     parser.add_argument(
@@ -94,7 +96,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from zoo import api
-    from zoo.data.shifted import make_shifted_nuclei, write_image_mask_folder
+    from zoo.data.shifted import SHIFTS, make_shifted_nuclei, write_image_mask_folder
     from zoo.data.synthetic import make_nuclei
     from zoo.finetune import FinetuneConfig
     from zoo.trainers import default_config
@@ -113,13 +115,17 @@ def main() -> None:
     loads.append(os.getloadavg()[0])
 
     source_test = write_image_mask_folder(out / "source-test", *make_nuclei(args.test_images, shape, seed=1001))
-    target_test = write_image_mask_folder(out / "target-test", *make_shifted_nuclei(args.test_images, shape, seed=3003))
+    target_test = write_image_mask_folder(
+        out / "target-test", *make_shifted_nuclei(args.test_images, shape, seed=3003, shift=SHIFTS[args.shift])
+    )
     base_own = iou_of_package(base, source_test, out / "pred" / "base-source")
     base_target = iou_of_package(base, target_test, out / "pred" / "base-target")
     print(f"{'base, its own domain (source test set)':<58} IoU {base_own:.3f}")
     print(f"{'base, target test set':<58} IoU {base_target:.3f}")
     for n in [int(k) for k in args.target_images.split(",")]:
-        train = write_image_mask_folder(out / f"target-train-{n}", *make_shifted_nuclei(n, shape, seed=2002))
+        train = write_image_mask_folder(
+            out / f"target-train-{n}", *make_shifted_nuclei(n, shape, seed=2002, shift=SHIFTS[args.shift])
+        )
         tuned = {}
         for route, trust in (("torchscript", False), ("pytorch_state_dict", True)):
             started = time.perf_counter()
@@ -152,7 +158,9 @@ def main() -> None:
         )
         loads.append(os.getloadavg()[0])
     if not args.skip_broad and BROAD.is_dir():
-        broad_data = write_image_mask_folder(out / "broad-data", *make_shifted_nuclei(8, (512, 512), seed=4004))
+        broad_data = write_image_mask_folder(
+            out / "broad-data", *make_shifted_nuclei(8, (512, 512), seed=4004, shift=SHIFTS[args.shift])
+        )
         for weights in ("torchscript", "onnx"):
             started = time.perf_counter()
             result = api.finetune(

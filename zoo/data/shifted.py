@@ -18,16 +18,22 @@ from zoo.data.synthetic import add_camera_noise, render_nuclei_scene, sample_nuc
 class DomainShift:
     """How the target domain differs from the generator's own (factors apply to its values)."""
 
-    size: float = 1.6  # nucleus semi-axes ×
-    keep: float = 0.45  # share of the nuclei kept (larger nuclei, fewer of them)
-    brightness: float = 0.3  # nucleus photons above background ×
-    background: tuple[float, float] = (90.0, 140.0)  # photons at the image centre
-    ramp: float = 60.0  # photons across the image, each direction
-    blur: tuple[float, float] = (1.6, 2.4)  # pixels
-    read_noise: float = 12.0  # photons, standard deviation
+    size: float = 1.5  # nucleus semi-axes ×
+    keep: float = 0.5  # share of the nuclei kept (larger nuclei, fewer of them)
+    brightness: float = 0.5  # nucleus photons above background ×
+    background: tuple[float, float] = (80.0, 120.0)  # photons at the image centre
+    ramp: float = 40.0  # photons across the image, each direction
+    blur: tuple[float, float] = (1.4, 2.0)  # pixels
+    read_noise: float = 9.0  # photons, standard deviation
 
 
+# another microscope: about 2.6 times the nucleus area, less than half the contrast over the background's spread
 TARGET_DOMAIN = DomainShift()
+# a harsher one: contrast about a seventh of the source's (nuclei barely above a bright, uneven background)
+SEVERE_SHIFT = DomainShift(
+    size=1.6, keep=0.45, brightness=0.3, background=(90.0, 140.0), ramp=60.0, blur=(1.6, 2.4), read_noise=12.0
+)
+SHIFTS = {"moderate": TARGET_DOMAIN, "severe": SEVERE_SHIFT}
 
 
 def make_shifted_nuclei_image(
