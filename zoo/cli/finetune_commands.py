@@ -114,7 +114,8 @@ def finetune(
         if lineage.exported is not None:
             show.print_exported(lineage.exported)
         halo = lineage.halo
-        common.console.print(f"halo: {halo['halo']} px ({escape(halo['how'])}; {halo['declared']} px before)")
+        if halo:
+            common.console.print(f"halo: {halo['halo']} px ({escape(halo['how'])}; {halo['declared']} px before)")
         if lineage.report is not None:
             show.print_report(lineage.report, verbose=verbose)
         if lineage.not_written:

@@ -95,13 +95,13 @@ def build_lineage(
         base = upgraded_description(opened, opened.rdf_path)  # before any export: the base must read at format 0.5
         source = _source_model(trainable, objective, made / "trained")
         exported = _export(trainable, source, formats, made, progress)
-        declared = max((a.halo for a in processing.output_spec.axes), default=0)
-        geometry, lineage.halo = remeasure_halo(source, sizes, declared, parent.example)
-        exported.geometry = geometry
         lineage.exported = exported
         if not exported.weights:
             lineage.not_written = "no weight format could be exported: " + "; ".join(exported.failures.values())
             return lineage
+        declared = max((a.halo for a in processing.output_spec.axes), default=0)
+        geometry, lineage.halo = remeasure_halo(source, sizes, declared, parent.example)
+        exported.geometry = geometry
         work = Path(tmp) / "package"
         _stage_files(opened, rdf, exported, work)
         files = _write_tensors(base, source, processing, parent.example, work, objective)
