@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=30, help="images in each independent test set")
     parser.add_argument("--size", type=int, default=128, help="side of the target images")
     parser.add_argument("--shift", choices=("moderate", "severe"), default="moderate", help="zoo.data.shifted.SHIFTS")
+    parser.add_argument("--epochs", type=int, default=None, help="a budget other than zoo finetune's default")
     parser.add_argument("--broad-epochs", type=int, default=3)
     parser.add_argument("--skip-broad", action="store_true")
     parser.add_argument(
@@ -102,7 +103,7 @@ def main() -> None:
     from zoo.trainers import default_config
 
     out, shape, loads = args.out, (args.size, args.size), [os.getloadavg()[0]]
-    budget = FinetuneConfig()
+    budget = FinetuneConfig(**({"epochs": args.epochs} if args.epochs else {}))
     print(
         f"zoo finetune's default budget: {budget.epochs} epochs, batch {budget.batch_size}, crops {budget.patch_size}"
     )
@@ -129,7 +130,10 @@ def main() -> None:
         tuned = {}
         for route, trust in (("torchscript", False), ("pytorch_state_dict", True)):
             started = time.perf_counter()
-            result = api.finetune(base, train, out / f"tuned-{n}-{route}", trust=trust, overwrite=True, progress=False)
+            result = api.finetune(
+                base, train, out / f"tuned-{n}-{route}", epochs=budget.epochs, trust=trust, overwrite=True,
+                progress=False,
+            )  # fmt: skip
             seconds = time.perf_counter() - started
             predictions = out / "pred" / f"tuned-{n}-{route}"
             iou = iou_of_package(result.zip_path, target_test, predictions) if result.kept else float("nan")
