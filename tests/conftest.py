@@ -122,3 +122,26 @@ def copy_real_model(name: str, tmp_path: Path) -> Path:
     target = tmp_path / name
     shutil.copytree(REAL_MODELS / name, target)
     return target
+
+
+HANGING_ARCHITECTURE = """
+
+def _hanging_init(self, *args, **kwargs):  # leaves a temporary folder, then hangs until it is killed
+    import tempfile
+    import time
+
+    tempfile.mkdtemp(prefix="zoo-probe-")
+    time.sleep(600)
+
+
+UNet2d.__init__ = _hanging_init
+"""
+
+
+def hanging_package(package_folder) -> Path:
+    """A package whose pytorch_state_dict architecture makes a temporary folder, then hangs when built."""
+    folder = package_folder()
+    with (folder / "unet2d.py").open("a") as f:
+        f.write(HANGING_ARCHITECTURE)
+    rehash(folder, "unet2d.py")
+    return folder

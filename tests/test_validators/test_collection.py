@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import REAL_MODELS, copy_real_model, rehash
+from tests.conftest import REAL_MODELS, copy_real_model, hanging_package, rehash
 from zoo import api
 from zoo.cli import app
 
@@ -206,17 +206,16 @@ def test_text_file_of_paths_and_a_missing_package(tmp_path):
     assert "does not exist" in entries["models/missing.zip"].error
 
 
-def test_a_model_run_over_its_time_limit_does_not_stop_the_others(tiny_package, tmp_path):
+def test_a_model_run_over_its_time_limit_does_not_stop_the_others(package_folder, tmp_path):
     folder = tmp_path / "collection"
     folder.mkdir()
-    shutil.copy(tiny_package, folder / "a-slow.zip")
+    shutil.move(hanging_package(package_folder), folder / "a-hanging")  # its model never gets built
     write_garbage(folder / "b-garbage")
-    result = api.validate_collection(folder, tmp_path / "out", time_limit_s=0.5)  # isolated, as by default
-    slow, garbage = result.entries
-    # stopped by the time limit: the model run (REP001), and when that came before the static answer, reading
-    # (SAF006, never re-read outside the limit)
-    assert "REP001" in slow.failed_rules and set(slow.failed_rules) <= {"REP001", "SAF006"}
-    report = json.loads((tmp_path / "out" / slow.report_json).read_text())
+    # a limit that reading either package keeps easily, even on a busy machine; only the model run goes over it
+    result = api.validate_collection(folder, tmp_path / "out", trust=True, time_limit_s=10)  # isolated by default
+    hanging, garbage = result.entries
+    assert "REP001" in hanging.failed_rules and "SAF006" not in hanging.failed_rules
+    report = json.loads((tmp_path / "out" / hanging.report_json).read_text())
     [stopped] = [c for c in report["checks"] if c["id"] == "REP001"]
     assert stopped["details"]["reason"] == "time"
     assert garbage.failed_rules == ["FMT001"]

@@ -18,24 +18,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import rehash
+from tests.conftest import hanging_package, rehash
 from zoo.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-
-HANGING_ARCHITECTURE = """
-
-def _hanging_init(self, *args, **kwargs):  # leaves a temporary folder, then hangs until it is killed
-    import tempfile
-    import time
-
-    tempfile.mkdtemp(prefix="zoo-probe-")
-    time.sleep(600)
-
-
-UNet2d.__init__ = _hanging_init
-"""
 
 
 def tree_state(path: Path) -> dict[str, str]:
@@ -61,15 +48,6 @@ def last_line(stderr: str) -> str:
 
 def leftovers(tmp: Path) -> list[str]:
     return sorted(str(p.relative_to(tmp)) for p in tmp.rglob("zoo-*"))
-
-
-def hanging_package(package_folder) -> Path:
-    """A package whose pytorch_state_dict architecture makes a temporary folder, then hangs when built."""
-    folder = package_folder()
-    with (folder / "unet2d.py").open("a") as f:
-        f.write(HANGING_ARCHITECTURE)
-    rehash(folder, "unet2d.py")
-    return folder
 
 
 # ------------------------------------------------------------------------------------- the input is never changed
