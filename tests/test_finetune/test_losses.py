@@ -37,6 +37,13 @@ def test_the_loss_follows_the_output():
         choose_objective("bce-dice", softmax, "bcyx", [], None)
 
 
+@pytest.mark.parametrize("op", ["stardist_postprocessing", "cellpose_flow_dynamics"])
+def test_a_network_behind_an_instance_label_post_processing_is_refused_in_one_line(op):
+    prob_and_distances = np.random.default_rng(0).random((1, 64, 64, 33), dtype=np.float32)
+    with pytest.raises(InputError, match=f"instance labels made by {op}.*zoo train --trainer stardist2d"):
+        choose_objective("auto", prob_and_distances, "byxc", ["zero_mean_unit_variance", op], None)
+
+
 def test_losses_and_scores_have_their_values():
     target = np.zeros((1, 1, 8, 8), dtype=np.float32)
     target[..., 2:6, 2:6] = 1

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zoo.bioimage.instances import INSTANCE_OPS
 from zoo.errors import InputError
 from zoo.trainers.metrics import class_ious, iou, psnr, ssim
 
@@ -92,6 +93,13 @@ def choose_objective(
     """The loss for a model whose shipped output on the test input is `output` (in `output_layout`), whose rdf
     post-processes with `postprocessing` (operator ids) and whose own final activation can be left out
     (`model_activation`); `requested` ("auto" or one of LOSSES) overrides the choice."""
+    instance_op = next((p for p in postprocessing if p in INSTANCE_OPS), None)
+    if instance_op is not None:
+        raise InputError(
+            f"the package's output is instance labels made by {instance_op}: zoo finetune trains models whose output "
+            "is the image it is scored on (probabilities, classes, a restored image), not the network behind a label "
+            "post-processing; train one on your labelled images with `zoo train --trainer stardist2d --data FOLDER`"
+        )
     if "c" not in output_layout or not {"y", "x"} <= set(output_layout):
         raise InputError(
             f"the output has axes {output_layout}: zoo finetune trains models whose output is an image (channel, y, x)"
