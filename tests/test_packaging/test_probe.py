@@ -12,6 +12,7 @@ from tests.foreign_models import as_predict
 from zoo.bioimage.halo import TILING_ATOL, centre_tile_difference
 from zoo.errors import InputError
 from zoo.packaging.probe import Probe, ProbeError, probe_model, sizes_that_work
+from zoo.packaging.source_model import SourceModel
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -206,6 +207,29 @@ def test_no_reading_that_runs_names_the_shape_and_the_readings():
     message = str(raised.value)
     assert "(2, 64, 64)" in message and all(f"{axes} as" in message for axes in ("cyx", "yxc", "zyx"))
     assert "\n" not in message
+
+
+class _TwoOutputs(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, 2 * x
+
+
+def test_a_model_with_several_outputs_is_one_line_whatever_the_reading():
+    model = SourceModel("torchscript", "bcyx", torch.jit.script(_TwoOutputs()))
+    with pytest.raises(InputError, match="returns 2 outputs: zoo packages models with one") as raised:
+        probe_model(model.predict, image(64, 64))
+    assert "\n" not in str(raised.value)
+
+
+def test_an_output_with_nan_or_inf_on_the_sample_is_refused_naming_preprocessing():
+    model = torch.nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.fill_(0.0)
+    sample = image(64, 64)
+    sample[10, 10] = np.inf  # the model passes it on
+    with pytest.raises(ProbeError, match=r"NaN or Inf on the sample \(1 of 4096 output values\).*--preprocessing"):
+        probe_model(as_predict(model), sample)
 
 
 def test_sizes_that_run_with_a_wrong_output_size_are_not_valid():

@@ -218,6 +218,8 @@ class _Runs:
     def attempt(self, x: np.ndarray) -> np.ndarray | Exception:
         try:
             return self(x)
+        except InputError:  # about the model itself (several outputs), whatever the size or reading
+            raise
         except Exception as e:  # whatever the model raises, the size or reading does not work
             return e
 
@@ -661,6 +663,12 @@ def probe_model(
             raise ProbeError(f"the model fails on the sample fitted to {sample_input.shape}: {_first_line(output)}")
         output_layout = _output_layout(output.ndim, reading.layout)
         finite = output[np.isfinite(output)]
+        if finite.size < output.size:
+            raise ProbeError(
+                f"the model gives NaN or Inf on the sample ({output.size - finite.size} of {output.size} output "
+                "values): no package can reproduce such an output; check the sample's values and --preprocessing "
+                "(a model trained on normalised images may need zero_mean_unit_variance)"
+            )
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)
         progress.advance(1, stage="output")
 

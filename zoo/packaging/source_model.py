@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.errors import InputError
 from zoo.trainers.checkpoint import Checkpoint
 from zoo.trainers.task import Task
 
@@ -49,7 +50,17 @@ class SourceModel:
         import torch
 
         with torch.no_grad():
-            return self.model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+            output = self.model(torch.from_numpy(np.ascontiguousarray(x)))
+        if isinstance(output, dict):
+            output = list(output.values())
+        if isinstance(output, (tuple, list)):
+            if len(output) != 1:
+                raise InputError(
+                    f"the model returns {len(output)} outputs: zoo packages models with one image input and one "
+                    "output; wrap it in a module that returns the output to share"
+                )
+            (output,) = output
+        return output.numpy()
 
     def batch_of_one(self, image: np.ndarray) -> np.ndarray:
         """A one-channel spatial image (2D or 3D) as a batch of one in the model's layout."""
