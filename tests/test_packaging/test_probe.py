@@ -221,6 +221,18 @@ def test_a_model_with_several_outputs_is_one_line_whatever_the_reading():
     assert "\n" not in str(raised.value)
 
 
+class _Raises(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("the weights are not loaded")
+
+
+def test_a_torchscript_model_that_raises_is_named_by_its_own_error_not_the_interpreters_traceback():
+    model = SourceModel("torchscript", "bcyx", torch.jit.script(_Raises()))
+    with pytest.raises(ProbeError, match="RuntimeError: the weights are not loaded") as raised:
+        probe_model(model.predict, image(64, 64))
+    assert "\n" not in str(raised.value)
+
+
 def test_an_output_with_nan_or_inf_on_the_sample_is_refused_naming_preprocessing():
     model = torch.nn.Conv2d(1, 1, 1)
     with torch.no_grad():

@@ -227,7 +227,9 @@ class _Runs:
 def _first_line(failure: np.ndarray | Exception) -> str:
     if isinstance(failure, np.ndarray):
         return f"an output of shape {failure.shape}, not an image or a vector of classes"
-    line = (str(failure).strip().splitlines() or [""])[0][:200]
+    lines = str(failure).strip().splitlines() or [""]
+    # TorchScript's interpreter puts its traceback first and the error the model raised last
+    line = (lines[-1] if "TorchScript interpreter" in lines[0] else lines[0])[:200]
     return f"{type(failure).__name__}: {line}" if line else type(failure).__name__
 
 
