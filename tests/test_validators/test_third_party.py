@@ -216,6 +216,15 @@ def test_folder_with_two_descriptors_is_refused(package_folder):
         validate_source(folder, isolate=False)
 
 
+def test_a_folder_whose_descriptor_has_another_name_lists_its_yaml_files(package_folder):
+    from zoo.errors import SourceError
+
+    folder = package_folder()
+    (folder / "rdf.yaml").rename(folder / "Dummy.model_param.yaml")
+    with pytest.raises(SourceError, match=r"holds no rdf\.yaml.*but Dummy\.model_param\.yaml: .*give the path"):
+        validate_source(folder, isolate=False)
+
+
 @needs_real_world
 def test_legacy_model_yaml_is_found_in_its_folder():
     from zoo.bioimage.source import find_rdf

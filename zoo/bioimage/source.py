@@ -93,6 +93,13 @@ def find_rdf(folder: Path) -> Path:
             )
         if candidates:
             return candidates[0]
+    others = sorted(p.name for p in (*folder.glob("*.yaml"), *folder.glob("*.yml")) if p.is_file())
+    if others:
+        listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise SourceError(
+            f"{folder} holds no rdf.yaml, bioimageio.yaml, *.bioimageio.yaml or *.model.yaml, but {listed}: if one of "
+            "them describes the package, give the path of that yaml file"
+        )
     raise SourceError(f"{folder} holds no rdf.yaml (nor bioimageio.yaml): give a package folder, its rdf.yaml or a zip")
 
 
