@@ -1,7 +1,7 @@
 """ONNX Resize in the ONNX→TensorFlow translator: PyTorch's upsampling layers (nn.Upsample, F.interpolate with
 scale_factor or size) exported at opset 17 with dynamic batch and spatial axes, converted and run in TensorFlow on
 two input sizes against torch; every coordinate and rounding mode of nearest against onnxruntime; what the
-translation cannot reproduce is refused by name."""
+translation cannot reproduce is refused by name. Also Transpose, as a head that returns channels last has it."""
 
 from __future__ import annotations
 
@@ -280,3 +280,39 @@ def test_legacy_upsample_converts_as_onnxruntime_runs_it(tmp_path, opset):
     expected = session.run(None, {"raw": data})[0]
     assert expected.shape == (1, 1, 10, 14)
     assert np.array_equal(run(data), expected)
+
+
+class Permuted(torch.nn.Module):
+    """A convolution, then its output permuted: channels last (StarDist's head) or any other order."""
+
+    def __init__(self, perm: tuple[int, ...]):
+        super().__init__()
+        self.perm = perm
+        self.conv = (torch.nn.Conv2d if len(perm) == 4 else torch.nn.Conv3d)(1, 3, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x).permute(*self.perm)
+
+
+@pytest.mark.parametrize(
+    "perm, shapes",
+    [
+        ((0, 2, 3, 1), [(1, 1, 16, 24), (2, 1, 20, 12)]),
+        ((0, 1, 3, 2), [(1, 1, 16, 24), (2, 1, 20, 12)]),
+        ((0, 2, 3, 4, 1), [(1, 1, 8, 12, 16), (1, 1, 12, 8, 8)]),
+    ],
+    ids=["channels-last-2d", "swap-yx", "channels-last-3d"],
+)
+def test_transpose_converts_exactly_on_two_sizes(perm, shapes, tmp_path):
+    torch.manual_seed(0)
+    model = Permuted(perm).eval()
+    assert "Transpose" in export_onnx(model, shapes[0], tmp_path / "t.onnx")
+    run, tf_ops = convert(tmp_path / "t.onnx", shapes[0], tmp_path / "saved")
+    assert tf_ops <= set(TF_OPS)
+    for shape in shapes:
+        x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        actual = run(x)
+        assert actual.shape == expected.shape
+        assert float(np.abs(actual - expected).max()) <= ATOL

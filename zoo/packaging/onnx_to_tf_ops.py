@@ -265,6 +265,17 @@ def _concat(t: Translator, node, attributes, operands):
     return [Value(t.tf.concat(tensors, axis=axis), channels_last)]
 
 
+def _transpose(t: Translator, node, attributes, operands):
+    """Transpose by `perm` (default: the axes reversed) in the ONNX layout. A channels-last operand whose `perm`
+    moves the channels last (a head that returns channels last, as StarDist's does) is that tensor already."""
+    x = operands[0]
+    rank = rank_of(x)
+    perm = tuple(int(p) % rank for p in attributes.get("perm", range(rank - 1, -1, -1)))
+    if isinstance(x, Value) and x.channels_last and perm == to_channels_last(rank):
+        return [Value(x.tensor, False)]
+    return [Value(t.tf.transpose(t.channels_first(x), perm), False)]
+
+
 def _softmax(t: Translator, node, attributes, operands):
     x = operands[0]
     rank = rank_of(x)
@@ -483,6 +494,7 @@ OPS: dict[str, Callable] = {
     "Cast": _cast,
     "Resize": _resize,
     "Softmax": _softmax,
+    "Transpose": _transpose,
     "Identity": _identity,
     "BatchNormalization": _batch_norm,
     "Constant": _identity,

@@ -60,7 +60,7 @@ class SourceModel:
                     "output; wrap it in a module that returns the output to share"
                 )
             (output,) = output
-        return output.numpy()
+        return output.detach().numpy()
 
     def batch_of_one(self, image: np.ndarray) -> np.ndarray:
         """A one-channel spatial image (2D or 3D) as a batch of one in the model's layout."""
