@@ -80,7 +80,7 @@ def test_each_package_gets_its_verdict(collection):
     assert entries["tiny.zip"].deepimagej == entries["unzipped"].deepimagej == "runs"
     assert entries["nested/broken"].deepimagej == "runs but gives different numbers"  # Fiji's numbers differ too
     assert entries["garbage"].deepimagej is None  # no deepImageJ rule could run
-    assert "neither a folder, a yaml file nor a zip" in entries["not-a-package.zip"].error
+    assert "is named .zip but is not a zip archive" in entries["not-a-package.zip"].error
     assert result.exit_code == 1
     summary = json.loads((out / "summary.json").read_text())
     assert [p["path"] for p in summary["packages"]] == sorted(entries)

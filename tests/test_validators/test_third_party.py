@@ -191,6 +191,20 @@ def test_real_state_dict_with_an_invalid_architecture_is_named_without_trust():
     assert finding.location == "source"
 
 
+def test_a_truncated_zip_is_called_damaged_and_a_text_named_zip_is_not_a_zip(tiny_package, tmp_path):
+    from zoo.errors import SourceError
+
+    data = tiny_package.read_bytes()
+    truncated = tmp_path / "downloaded.zip"
+    truncated.write_bytes(data[: len(data) // 2])  # the table of contents sits at the end
+    with pytest.raises(SourceError, match="damaged zip archive .*fetch or copy it again"):
+        validate_source(truncated, isolate=False)
+    text = tmp_path / "notes.zip"
+    text.write_text("not a zip")
+    with pytest.raises(SourceError, match="is named .zip but is not a zip archive"):
+        validate_source(text, isolate=False)
+
+
 def test_zip_with_two_descriptors_is_refused(package_folder, tmp_path):
     import warnings
     import zipfile

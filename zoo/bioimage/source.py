@@ -130,7 +130,22 @@ def open_source(source: Path, extract_time_limit_s: float | None = None) -> Open
             raise
     if source.suffix.lower() in (".yaml", ".yml"):
         return OpenedSource(source, source.parent, source)
+    if _starts_like_a_zip(source):
+        raise SourceError(
+            f"{source} is a damaged zip archive (its table of contents cannot be read: truncated by an interrupted "
+            "download or copy?): fetch or copy it again"
+        )
+    if source.suffix.lower() == ".zip":
+        raise SourceError(f"{source} is named .zip but is not a zip archive: give a bioimage.io package")
     raise SourceError(f"{source} is neither a folder, a yaml file nor a zip archive: give a bioimage.io package")
+
+
+def _starts_like_a_zip(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def package_extent(source: Path) -> Path:
