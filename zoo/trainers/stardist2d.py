@@ -119,6 +119,7 @@ class StarDist2dTrainer(TorchTrainer):
             }
         else:
             from zoo.data.instances import make_instances
+            from zoo.data.synthetic import MEAN_RADIUS
 
             images, labels = make_instances(data.n_images, (data.image_size, data.image_size), data.seed)
             provenance = {
@@ -130,7 +131,8 @@ class StarDist2dTrainer(TorchTrainer):
                 "name": "zoo synthetic nuclei instances",
                 "description": f"Synthetic fluorescence images, {data.n_images} of {data.image_size}x"
                 f"{data.image_size} px from zoo.data.instances.make_instances with seed {data.seed}; touching and "
-                "overlapping nuclei of varied size and shape, each with its own exact label.",
+                f"overlapping nuclei of varied size (mean radius {MEAN_RADIUS[0]:g}-{MEAN_RADIUS[1]:g} px: images "
+                "whose nuclei are much larger should be scaled down first) and shape, each with its own exact label.",
                 "tags": ["nuclei", "fluorescence-light-microscopy", "2d", "instance-segmentation"],
             }
         splits = make_splits(
