@@ -211,6 +211,17 @@ def test_a_format_that_cannot_be_made_is_listed_and_the_others_ship(onnx_package
     assert set(rdf["weights"]) == {"onnx"} and str(rdf["format_version"]).startswith("0.5")
 
 
+def test_a_changed_weights_file_is_named_and_no_output_folder_is_left(package_folder, tmp_path):
+    folder = package_folder()
+    (folder / "weights_torchscript.pt").write_bytes(b"not the file the rdf's sha256 describes")
+    out = tmp_path / "new" / "out"
+    result = runner.invoke(app, ["convert", str(folder), "--formats", "onnx", "--out", str(out)])
+    assert result.exit_code == 2
+    message = result.output.strip().splitlines()[-1]
+    assert "weights.torchscript" in message and "SHA256 mismatch" in message and "zoo validate" in message
+    assert not out.exists()
+
+
 def test_a_model_with_two_inputs_is_refused_in_one_line(tmp_path):
     from tests.conftest import copy_real_model
 

@@ -145,33 +145,38 @@ def convert_package(
         plan = _plan(rdf, opened, formats, parent)
         work_to_do = any(step.action in ("make", "rewrite") for step in plan)
         loaded = open_parent(opened, parent.weight_format, trust=trust) if work_to_do else None
+        created = not out_dir.exists()
         out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".zoo-convert-") as tmp:
-            work = Path(tmp) / "package"
-            shutil.copytree(opened.root, work)
-            outcomes = _make(loaded, plan, opened, Path(tmp) / "made", trust, progress)
-            result = ConvertResult(source, parent, outcomes)
-            if not [o for o in outcomes if o.status in ("added", "re-written", "kept")]:
-                result.not_written = "no requested format could be made; nothing was written"
-                return result
-            staged = Path(tmp) / target.name
-            _write(opened, work, outcomes, staged)
-            report = _validate(staged, trust, progress)
-            report.source = str(target)
-            result.report = report
-            if report.status != "passed":
-                failed = sorted({f.id for f in report.failed()})
-                result.not_written = (
-                    f"the converted package failed validation ({report.status}: {', '.join(failed) or 'no rule'})"
-                    f" and was not written"
-                )
-                return result
-            from zoo.packaging.export import ExportResult
-            from zoo.packaging.package import move_into_place, point_into_zip
+        try:
+            with tempfile.TemporaryDirectory(dir=out_dir, prefix=".zoo-convert-") as tmp:
+                work = Path(tmp) / "package"
+                shutil.copytree(opened.root, work)
+                outcomes = _make(loaded, plan, opened, Path(tmp) / "made", trust, progress)
+                result = ConvertResult(source, parent, outcomes)
+                if not [o for o in outcomes if o.status in ("added", "re-written", "kept")]:
+                    result.not_written = "no requested format could be made; nothing was written"
+                    return result
+                staged = Path(tmp) / target.name
+                _write(opened, work, outcomes, staged)
+                report = _validate(staged, trust, progress)
+                report.source = str(target)
+                result.report = report
+                if report.status != "passed":
+                    failed = sorted({f.id for f in report.failed()})
+                    result.not_written = (
+                        f"the converted package failed validation ({report.status}: {', '.join(failed) or 'no rule'})"
+                        f" and was not written"
+                    )
+                    return result
+                from zoo.packaging.export import ExportResult
+                from zoo.packaging.package import move_into_place, point_into_zip
 
-            move_into_place(staged, target, overwrite)
-            point_into_zip(ExportResult(weights=result.added), work, target)
-            result.zip_path = target
+                move_into_place(staged, target, overwrite)
+                point_into_zip(ExportResult(weights=result.added), work, target)
+                result.zip_path = target
+        finally:
+            if created and not any(out_dir.iterdir()):  # nothing written: no empty folder left behind either
+                out_dir.rmdir()
     return result
 
 
@@ -338,9 +343,11 @@ def upgraded_description(opened: OpenedSource, rdf_path: Path):
         for warning in caught:
             logger.info("bioimageio.spec upgrading %s to format 0.5: %s", opened.source, warning.message)
     except Exception as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [""]
+        first = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]  # the heading
         raise PackageError(
-            f"bioimageio.spec cannot describe {opened.source} at format 0.5 ({type(e).__name__}: "
-            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}): run `zoo validate` on it"
+            f"bioimageio.spec cannot describe {opened.source} at format 0.5 ({type(e).__name__}: {first[:300]}): "
+            "run `zoo validate` on it"
         ) from e
     return descr
 
