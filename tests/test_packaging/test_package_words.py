@@ -222,6 +222,25 @@ def test_an_existing_zip_is_refused_before_any_work_and_left_untouched(folder_ch
     assert sorted(p.name for p in out.iterdir()) == ["my-lab-model.zip"]
 
 
+def test_a_package_that_fails_validation_leaves_no_output_folder_it_made(tiny_checkpoint, tmp_path, monkeypatch):
+    from zoo.errors import PackageError
+    from zoo.packaging import package
+
+    def failing(staged_zip, target, config, **kwargs):
+        assert staged_zip.is_file() and staged_zip.parent.parent == target.parent  # staged inside --out
+        raise PackageError(f"the package for {target.name} failed validation and was not written: TEST")
+
+    monkeypatch.setattr(package, "validate_staged", failing)
+    with pytest.raises(PackageError, match="failed validation"):
+        api.package(tiny_checkpoint, tmp_path / "new" / "out", "pytorch_state_dict")
+    assert not (tmp_path / "new" / "out").exists()
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    with pytest.raises(PackageError, match="failed validation"):
+        api.package(tiny_checkpoint, existing, "pytorch_state_dict")
+    assert existing.is_dir() and list(existing.iterdir()) == []  # the user's folder stays
+
+
 def test_export_refuses_existing_weights_before_any_work(folder_checkpoint, tmp_path, monkeypatch):
     from zoo.packaging.export import write_export
     from zoo.trainers.checkpoint import load_checkpoint

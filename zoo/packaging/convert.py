@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -145,38 +144,33 @@ def convert_package(
         plan = _plan(rdf, opened, formats, parent)
         work_to_do = any(step.action in ("make", "rewrite") for step in plan)
         loaded = open_parent(opened, parent.weight_format, trust=trust) if work_to_do else None
-        created = not out_dir.exists()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with tempfile.TemporaryDirectory(dir=out_dir, prefix=".zoo-convert-") as tmp:
-                work = Path(tmp) / "package"
-                shutil.copytree(opened.root, work)
-                outcomes = _make(loaded, plan, opened, Path(tmp) / "made", trust, progress)
-                result = ConvertResult(source, parent, outcomes)
-                if not [o for o in outcomes if o.status in ("added", "re-written", "kept")]:
-                    result.not_written = "no requested format could be made; nothing was written"
-                    return result
-                staged = Path(tmp) / target.name
-                _write(opened, work, outcomes, staged)
-                report = _validate(staged, trust, progress)
-                report.source = str(target)
-                result.report = report
-                if report.status != "passed":
-                    failed = sorted({f.id for f in report.failed()})
-                    result.not_written = (
-                        f"the converted package failed validation ({report.status}: {', '.join(failed) or 'no rule'})"
-                        f" and was not written"
-                    )
-                    return result
-                from zoo.packaging.export import ExportResult
-                from zoo.packaging.package import move_into_place, point_into_zip
+        from zoo.packaging.package import move_into_place, point_into_zip, staging_folder
 
-                move_into_place(staged, target, overwrite)
-                point_into_zip(ExportResult(weights=result.added), work, target)
-                result.zip_path = target
-        finally:
-            if created and not any(out_dir.iterdir()):  # nothing written: no empty folder left behind either
-                out_dir.rmdir()
+        with staging_folder(out_dir, ".zoo-convert-") as tmp:
+            work = tmp / "package"
+            shutil.copytree(opened.root, work)
+            outcomes = _make(loaded, plan, opened, tmp / "made", trust, progress)
+            result = ConvertResult(source, parent, outcomes)
+            if not [o for o in outcomes if o.status in ("added", "re-written", "kept")]:
+                result.not_written = "no requested format could be made; nothing was written"
+                return result
+            staged = tmp / target.name
+            _write(opened, work, outcomes, staged)
+            report = _validate(staged, trust, progress)
+            report.source = str(target)
+            result.report = report
+            if report.status != "passed":
+                failed = sorted({f.id for f in report.failed()})
+                result.not_written = (
+                    f"the converted package failed validation ({report.status}: {', '.join(failed) or 'no rule'})"
+                    f" and was not written"
+                )
+                return result
+            from zoo.packaging.export import ExportResult
+
+            move_into_place(staged, target, overwrite)
+            point_into_zip(ExportResult(weights=result.added), work, target)
+            result.zip_path = target
     return result
 
 

@@ -6,7 +6,6 @@ output relates to the input, halo), exported to every format its framework allow
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from zoo.packaging.package import (
     describe_in,
     move_into_place,
     point_into_zip,
+    staging_folder,
     validate_staged,
     write_package_zip,
 )
@@ -97,16 +97,15 @@ def package_model(
     formats = parse_formats(formats, opened.framework)
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".zoo-package-") as tmp:
-        folder = Path(tmp) / "package"
+    with staging_folder(out_dir, ".zoo-package-") as tmp:
+        folder = tmp / "package"
         folder.mkdir()
         exported = _export(model, formats, folder, progress)
         from zoo.packaging.foreign_rdf import build_foreign_descr, write_foreign_files
 
         files = write_foreign_files(model, exported, metadata, folder)
         descr = describe_in(folder, config, lambda: build_foreign_descr(model, exported, files, config, metadata))
-        staged_zip = Path(tmp) / target.name
+        staged_zip = tmp / target.name
         write_package_zip(descr, folder, staged_zip)
         report = validate_staged(staged_zip, target, config, trust=trust, progress=progress)
         move_into_place(staged_zip, target, overwrite)

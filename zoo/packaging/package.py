@@ -70,9 +70,8 @@ def build_package(
     refuse_existing([target], overwrite)
     for warning in metadata.warnings:
         logger.warning("%s", warning)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".zoo-package-") as tmp:
-        folder = Path(tmp) / "package"
+    with staging_folder(out_dir, ".zoo-package-") as tmp:
+        folder = tmp / "package"
         folder.mkdir()
         source = SourceModel.from_checkpoint(checkpoint)
         exported = export_checkpoint(checkpoint, formats, folder, checkpoint.sample["image"], progress, source)
@@ -81,7 +80,7 @@ def build_package(
         descr = describe_in(
             folder, config, lambda: build_model_descr(checkpoint, exported, files, config, folder, metadata)
         )
-        staged_zip = Path(tmp) / target.name
+        staged_zip = tmp / target.name
         write_package_zip(descr, folder, staged_zip)
 
         report = validate_staged(staged_zip, target, config, trust=True, progress=progress)  # our own package
@@ -121,6 +120,20 @@ def point_into_zip(exported, folder: Path, target: Path) -> None:
             weights.details["architecture_file"] = zipfile.Path(
                 target, Path(architecture).relative_to(folder).as_posix()
             )
+
+
+@contextmanager
+def staging_folder(out_dir: Path, prefix: str):
+    """A temporary folder inside `out_dir` (so that the finished zip moves into place in one step, on one file
+    system), with `out_dir` made when needed; `out_dir` goes again when this made it and nothing was written."""
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=prefix) as tmp:
+            yield Path(tmp)
+    finally:
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
 
 
 def move_into_place(staged: Path, target: Path, overwrite: bool) -> None:
