@@ -88,6 +88,28 @@ def test_refused_before_any_work(tiny_package, target_folder, one_format, tmp_pa
         api.finetune(tiny_package, target_folder, tmp_path / "other", freeze="decoder")
 
 
+def test_an_image_classifier_is_refused_in_one_line(target_folder, tmp_path):
+    import numpy as np
+    import torch
+
+    from tests import packages as rp
+
+    classifier = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Softmax(dim=1)
+    )
+    package = rp.write_package(
+        tmp_path / "classifier",
+        classifier,
+        np.random.default_rng(0).standard_normal((1, 1, 32, 32)),
+        rp.image_axes("yx", 32),
+        [rp.batch(), rp.channel("a", "b", "c")],
+    )
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"the output has axes bc \(no y, x\).*not image classifiers") as caught:
+        api.finetune(package, target_folder, out, **QUICK)
+    assert "\n" not in str(caught.value) and not out.exists()
+
+
 def run_zoo(*args: str, log) -> int:
     with open(log, "w") as stream:
         return subprocess.run(

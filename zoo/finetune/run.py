@@ -192,6 +192,12 @@ def _check_tensors(trainable: Trainable, spec, layout: str, output_layout: str) 
         raise InputError(
             f"input {spec.id} takes {channels} channels: zoo finetune reads one-channel images (the --data layouts)"
         )
+    missing = [letter for letter in "zyx" if letter in layout and letter not in output_layout]
+    if missing:
+        raise InputError(
+            f"the output has axes {output_layout} (no {', '.join(missing)}): zoo finetune trains models whose output "
+            "is an image of the input's size (segmentation, restoration), not image classifiers"
+        )
     shipped = trainable.predict(example)
     for letter in "zyx":
         if letter in layout and shipped.shape[output_layout.index(letter)] != example.shape[layout.index(letter)]:
