@@ -225,7 +225,7 @@ def _check_labels(path: Path, labels: np.ndarray, n_classes: int | None) -> None
         if n_classes is not None:
             raise DataError(
                 f"{path} holds the label {high}, but n_classes={n_classes} allows only 0..{n_classes - 1}; "
-                "relabel the mask or raise n_classes"
+                "relabel the mask (or, when training a new model, raise n_classes)"
             )
         raise DataError(
             f"{path} holds the label {high}: more than {MAX_CLASSES} classes; if its labels number objects "
