@@ -62,6 +62,26 @@ def test_info_describes_a_package_without_running_it(tiny_package):
     assert "halo" in text and "pre-processing" in text
 
 
+def test_info_names_the_parent_and_the_base_of_a_fine_tuning(package_folder):
+    from tests.conftest import load_rdf, save_rdf
+
+    folder = package_folder()
+    assert zoo.info(folder).lineage == ""
+    rdf = load_rdf(folder)
+    rdf["parent"] = {"id": "affable-shark", "version": "1.2"}
+    rdf.setdefault("config", {}).setdefault("zoo", {})["finetune"] = {
+        "base": {"name": "Shark nuclei", "rdf_sha256": "ab" * 32, "weights": "torchscript"},
+        "data": {"folder_name": "my-images", "n_files": 24},
+    }
+    save_rdf(folder, rdf)
+    facts = zoo.info(folder)
+    assert facts.lineage == (
+        "parent affable-shark (version 1.2); fine-tuned with zoo from 'Shark nuclei' (its rdf's sha256 abababababab…), "
+        "its torchscript weights, on 24 files of my-images"
+    )
+    assert f"lineage: {facts.lineage}" in facts.text()
+
+
 @pytest.mark.slow
 def test_package_result_points_at_files_that_exist(tiny_checkpoint, tmp_path):
     """The export happens in a temporary folder that is gone afterwards: the result names files in the zip."""

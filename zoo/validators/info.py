@@ -30,6 +30,7 @@ class PackageInfo:
     recorded_quality: str  # QUA001's message, "" when the package records none
     quality_note: str  # what the package records about poor quality (Verdict.quality), "" when none
     deepimagej: str | None  # deepImageJ's verdict from the static rules
+    lineage: str = ""  # the parent model, and the base a zoo fine-tuning started from; "" when none is named
     warnings: list[str] = field(default_factory=list)
 
     def text(self) -> str:
@@ -44,6 +45,8 @@ class PackageInfo:
                 if steps:
                     lines.append(f"  {'pre' if kind == 'input' else 'post'}-processing: {' → '.join(steps)}")
         lines.append(f"weights: {', '.join(self.weight_formats) or 'none'}")
+        if self.lineage:
+            lines.append(f"lineage: {self.lineage}")
         lines.append(f"recorded quality: {self.recorded_quality or 'none recorded'}")
         if self.quality_note:
             lines.append(f"  poor: {self.quality_note}")
@@ -118,5 +121,34 @@ def package_info(source: Path) -> PackageInfo:
         recorded_quality=recorded[0] if recorded else "",
         quality_note=report.quality_note(),
         deepimagej=report.deepimagej_verdict,
+        lineage=_lineage(rdf),
         warnings=failed[:5],
     )
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _lineage(rdf: dict) -> str:
+    """The rdf's `parent` (format 0.5: id and version; earlier: a text) and, for a package zoo fine-tuned, the base
+    model and the data it was fine-tuned on (config.zoo.finetune)."""
+    parts = []
+    parent = rdf.get("parent")
+    if isinstance(parent, dict) and parent.get("id"):
+        version = f" (version {parent['version']})" if parent.get("version") else ""
+        parts.append(f"parent {parent['id']}{version}")
+    elif isinstance(parent, str) and parent.strip():
+        parts.append(f"parent {parent.strip()}")
+    finetune = _mapping(_mapping(_mapping(rdf.get("config")).get("zoo")).get("finetune"))
+    base, data = _mapping(finetune.get("base")), _mapping(finetune.get("data"))
+    if base:
+        text = f"fine-tuned with zoo from '{base.get('name') or base.get('id') or 'a package'}'"
+        if base.get("rdf_sha256"):
+            text += f" (its rdf's sha256 {str(base['rdf_sha256'])[:12]}…)"
+        if base.get("weights"):
+            text += f", its {base['weights']} weights"
+        if data.get("n_files"):
+            text += f", on {data['n_files']} files of {data.get('folder_name') or 'a folder'}"
+        parts.append(text)
+    return "; ".join(parts)
