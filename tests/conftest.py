@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,17 @@ def hanging_package(package_folder) -> Path:
         f.write(HANGING_ARCHITECTURE)
     rehash(folder, "unet2d.py")
     return folder
+
+
+@contextmanager
+def one_torch_thread():
+    """Torch on one thread, for tests that run tiny models many times: on cores that other work shares, more
+    threads only contend."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

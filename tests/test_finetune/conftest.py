@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_rdf, save_rdf
+from tests.conftest import load_rdf, one_torch_thread, save_rdf
 
 
 def package_with(tiny_package: Path, folder: Path, formats: tuple[str, ...]) -> Path:
@@ -38,12 +38,8 @@ def one_format(tiny_package, tmp_path):
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny models train fastest on one thread, and far faster than on two when other work shares the cores."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

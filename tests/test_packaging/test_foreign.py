@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tests import foreign_models
+from tests.conftest import one_torch_thread
 from zoo import api
 from zoo.cli import app
 from zoo.errors import InputError
@@ -23,12 +24,10 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
+def one_thread():
     """Probing runs the model many times on tiny inputs: threads only contend on the 2 shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 def write_sample(path: Path, shape: tuple[int, ...], seed: int = 0) -> Path:

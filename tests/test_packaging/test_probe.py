@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests import foreign_models
+from tests.conftest import one_torch_thread
 from tests.foreign_models import as_predict
 from zoo.bioimage.halo import TILING_ATOL, centre_tile_difference
 from zoo.errors import InputError
@@ -18,10 +19,8 @@ from zoo.packaging.source_model import SourceModel
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny models run faster on one thread than on cores shared with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 def image(*shape: int, seed: int = 1) -> np.ndarray:

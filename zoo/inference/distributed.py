@@ -103,12 +103,7 @@ def predict_distributed(
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         client, cluster = _client(scheduler)
         options = dict(request=request, budget=budget, batch_size=batch_size, blend=blend)
-        file_jobs = [
-            j
-            for j in jobs
-            if not (j.zarr and not model.deferred_post_ops and not model.geometry.non_spatial_outputs)
-            or model.instance_outputs
-        ]
+        file_jobs = [j for j in jobs if not (j.zarr and model.streams_zarr)]
         futures = {
             client.submit(_predict_file, key, dict(j.paths), Path(out_dir), axes, options, pure=False): j
             for j in file_jobs

@@ -228,9 +228,7 @@ def plan_runs(
     """A tile plan for every job, before any compute: an image the model cannot take stops the run here."""
     runs = []
     for job in jobs:
-        streaming = (
-            job.zarr and not model.deferred_post_ops and not model.geometry.non_spatial_outputs
-        ) and not model.instance_outputs  # instance labels are rendered once every tile's objects are in
+        streaming = job.zarr and model.streams_zarr
         if job.zarr and model.deferred_post_ops:
             warnings.append(
                 f"{job.stem}: post-processing needs the whole output; it is assembled in memory and "

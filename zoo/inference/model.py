@@ -57,6 +57,12 @@ class PredictionModel:
     instance_margin: int = 0
 
     @property
+    def streams_zarr(self) -> bool:
+        """Whether a Zarr image's outputs can stream tile by tile into Zarr: no post-processing that needs the whole
+        output, no output without spatial axes, no instance labels (rendered once every tile's objects are in)."""
+        return not self.deferred_post_ops and not self.geometry.non_spatial_outputs and not self.instance_outputs
+
+    @property
     def name(self) -> str:
         return str(self.descr.name)
 

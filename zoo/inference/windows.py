@@ -144,11 +144,10 @@ def store_tile(
     """Crop entry `j` of the outputs to what `tile` owns and write it into `sinks`."""
     by_axis = {a.axis: (i, a) for i, a in enumerate(plan.axes)}
     for spec, data in zip(model.outputs, outputs):
-        if hasattr(
-            sinks[spec.id], "write_window"
-        ):  # instance labels: the tile's whole window (zoo.inference.instances)
+        sink = sinks[spec.id]
+        if hasattr(sink, "write_window"):  # instance labels: the tile's whole window (zoo.inference.instances)
             batch = spec.axis_ids.index(spec.of_kind("batch")[0].id)
-            sinks[spec.id].write_window(tile, np.take(data, [j], axis=batch))
+            sink.write_window(tile, np.take(data, [j], axis=batch))
             continue
         index: list = [slice(None)] * data.ndim
         region: dict[str, tuple[int, int]] = {}

@@ -477,8 +477,8 @@ STARDIST2D = Card(
     metric_descriptions=_INSTANCE_DESCRIPTIONS,
     architecture="StarDist 2D (U-Net backbone)",
     architecture_description="U-Net (Ronneberger et al. 2015) with a feature layer and two heads as in StarDist "
-    "(Schmidt et al. 2018): a 3x3 layer of 128 features (8 x the base filters), then a sigmoid object probability "
-    "and linear distances along 32 rays.",
+    "(Schmidt et al. 2018): a 3x3 feature layer of 8 x the base filters (128 with the default 16), then a sigmoid "
+    "object probability and linear distances along 32 rays.",
     target_structure=("nuclei",),
     out_of_scope="Cells with strongly concave or branched outlines; 3D stacks (use a 3D model); brightfield or "
     "electron microscopy images; counting on images unlike the training data without checking a few by hand.",

@@ -69,7 +69,7 @@ class StarDist2dTrainer(TorchTrainer):
     architecture_class = "StarDist2d"
     final_activation = "sigmoid"
     n_rays: ClassVar[int] = N_RAYS
-    # measured (benchmarks/stardist_quality.py): AP@0.5 0.925, AP@0.75 0.81 on the synthetic test split in 7.6 min;
+    # measured (benchmarks/stardist_quality.py): AP@0.5 0.925, AP@0.75 0.81 on the synthetic test split in 6.6 min;
     # StarDist's own default of 32 base filters costs about twice the time per step
     defaults: ClassVar[dict[str, Any]] = {"base_channels": 16, "depth": 3, "epochs": 40, "lr": 2e-3}
     # a smoke test still has to find some nuclei: the package's test output must hold objects (bioimageio.spec
